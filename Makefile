@@ -1,0 +1,26 @@
+# Two commands: `make repro` (pipeline) and `make test` (test suite). Both set up .venv once.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup repro test lint
+
+setup: $(STAMP)
+
+# torch first, pinned: the CPU build on disk; an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+repro: $(STAMP)
+	dvc pull data/raw/goemotions.dvc
+	dvc repro
+
+test: $(STAMP)
+	pytest -q
+
+lint: $(STAMP)
+	ruff check src stages tests benchmarks

@@ -1,0 +1,11 @@
+"""Multilabel emotion classification on GoEmotions."""
+
+import os
+
+# Offline by default: a hub lookup would stall ~30-50 s on a machine without internet.
+# Set HF_HUB_OFFLINE=0 (and HF_DATASETS_OFFLINE=0) to use hub ids online.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+__version__ = "0.1.0"

