@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test lint
+.PHONY: setup repro test lint plots
 
 setup: $(STAMP)
 
@@ -24,3 +24,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	ruff check src stages tests benchmarks
+
+# dvc plots show as one self-contained page (vega inlined from npm: works offline). REVS="exp-a exp-b" to diff.
+plots: $(STAMP)
+	python -m emotion_classifier.offline_plots $(REVS)

@@ -43,3 +43,76 @@ def copy_repo(dst: Path) -> Path:
                                     "dvclive", ".ruff_cache")
     shutil.copytree(ROOT, dst, ignore=ignore)
     return dst
+
+
+# ---------------------------------------------------------------- tiny models and data for training tests
+
+WORDS = ["happy", "glad", "joy", "great", "love", "angry", "mad", "hate", "awful", "rage", "the", "a", "is",
+         "it", "so", "very", "this", "was", "ok", "fine", "meh", "day", "thing", "movie", "food"]
+TINY_LABELS = ["joy", "anger", "neutral"]
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory):
+    """A 2-layer, 32-hidden BERT with its own 40-token vocabulary, saved like a hub model dir."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny_encoder")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s", "##ly", ".", "!", ","]
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(str(d))
+    torch_seed = __import__("torch").manual_seed(0)  # noqa: F841
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(str(d))
+    return d
+
+
+def tiny_rows(n: int, seed: int, prefix: str) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = rng.randrange(3)
+        words = {0: WORDS[:5], 1: WORDS[5:10], 2: WORDS[17:25]}[label]
+        filler = [rng.choice(WORDS[10:17]) for _ in range(rng.randrange(1, 6))]
+        toks = [rng.choice(words) for _ in range(rng.randrange(1, 4))] + filler
+        rng.shuffle(toks)
+        if rng.random() < 0.2:
+            toks.append("[NAME]")
+        labels = str(label) if rng.random() > 0.15 else f"{label},{(label + 1) % 3}"
+        rows.append(f"{' '.join(toks)}\t{labels}\t{prefix}{i}")
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory):
+    from emotion_classifier.data import prepare
+
+    d = tmp_path_factory.mktemp("tiny_data")
+    rows = {"train": tiny_rows(96, 1, "tr"), "dev": tiny_rows(32, 2, "dv"), "test": tiny_rows(32, 3, "te")}
+    write_raw(d / "raw", rows, TINY_LABELS)
+    prepare(d / "raw", d / "prepared")
+    return d / "prepared"
+
+
+def tiny_params(encoder_dir, name: str, **train) -> dict:
+    import copy
+
+    import yaml
+
+    p = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    p["model"]["name"] = name
+    p["model"]["encoder"] = str(encoder_dir)
+    p["model"]["max_length"] = 16
+    for arch in ("bilstm_lasttoken", "bilstm_maxpool"):
+        p["model"][arch].update(embedding_dim=32, hidden_size=16)
+    p["model"]["transformer_featureextract"].update(head_hidden=16, feature_batch_size=16)
+    p["model"]["transformer_finetune"].update(encoder_lr=1e-3)
+    p["train"].update(epochs=2, batch_size=8, lr=5e-3, patience=5, warmup_ratio=0.0, scheduler="none",
+                      precision="fp32", device="cpu")
+    p["train"].update(train)
+    from emotion_classifier.params import validate
+
+    return validate(p)

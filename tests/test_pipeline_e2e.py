@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import SHARED, copy_repo
+from .conftest import SHARED, copy_repo, tiny_params
 
 
 def dvc(args, cwd, **kw):
@@ -24,6 +24,8 @@ def repo(tmp_path_factory):
         pytest.skip("../shared/dvc-storage is not beside the project")
     d = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
     subprocess.run(["git", "init", "-q"], cwd=d, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=d, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], cwd=d, check=True)
     # ../shared is not beside the temp copy: point the remote at it by absolute path.
     assert dvc(["remote", "modify", "--local", "storage", "url", str(SHARED / "dvc-storage")], d).returncode == 0
     r = dvc(["pull", "data/raw/goemotions.dvc"], d)
@@ -45,7 +47,7 @@ def test_prepare_and_analyze(repo):
     for kind in ("counts", "conditional", "jaccard"):
         assert (repo / f"plots/dataset/cooccurrence_{kind}.png").stat().st_size > 10_000
 
-    r = dvc(["status"], repo)
+    r = dvc(["status", "prepare", "analyze_dataset"], repo)
     assert "up to date" in r.stdout, r.stdout
 
     shown = json.loads(dvc(["plots", "show", "--json"], repo).stdout)["data"]
@@ -57,11 +59,39 @@ def test_bad_row_fails_and_keeps_previous_output(repo):
     before = (repo / "data/prepared/train.parquet").read_bytes()
     raw = repo / "data/raw/goemotions/train.tsv"
     raw.chmod(0o644)
-    lines = raw.read_text().splitlines()
+    original = raw.read_text()
+    lines = original.splitlines()
     lines[9] = "bad label\t28\tzzz1"
     lines[19] = "\t3\tzzz2"
     raw.write_text("\n".join(lines) + "\n")
-    r = dvc(["repro", "prepare"], repo)
+    try:
+        r = dvc(["repro", "prepare"], repo)
+    finally:
+        raw.write_text(original)
     assert r.returncode != 0
     assert "train.tsv:10: label id 28 is outside 0..27" in r.stdout + r.stderr
     assert (repo / "data/prepared/train.parquet").read_bytes() == before
+
+
+def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
+    """All six stages through dvc, as a user runs them: dvc.yaml's deps, outs, metrics and plots."""
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    tiny = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
+    p["model"] = tiny["model"]
+    p["train"] = tiny["train"]
+    p["compare"]["tfidf_max_features"] = 2000
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    r = dvc(["repro"], repo)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    shown = json.loads(dvc(["metrics", "show", "--json"], repo).stdout)
+    files = next(iter(shown.values()))["data"]
+    ev = files["metrics/eval.json"]["data"]
+    assert {"test_micro_f1", "test_macro_f1", "test_roc_auc_macro", "dev_macro_f1"} <= set(ev)
+    assert "model_minus_baseline_macro_f1" in files["metrics/compare.json"]["data"]
+    assert "epochs_run" in files["metrics/train.json"]["data"]
+    plots = json.loads(dvc(["plots", "show", "--json"], repo).stdout)["data"]
+    for name in ("Training curves", "Dev F1 vs global threshold", "Test F1 per label", "precision-recall",
+                 "ROC", "model vs TF-IDF", "confusion_matrices.png", "reliability.png"):
+        assert any(name in k for k in plots), (name, list(plots))
+    assert "TF-IDF" in (repo / "reports/compare.md").read_text()
+    assert "up to date" in dvc(["status"], repo).stdout

@@ -9,3 +9,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):  # lazy: `import emotion_classifier` stays light; torch loads on first use
+    if name == "EmotionClassifier":
+        from .inference import EmotionClassifier
+
+        return EmotionClassifier
+    raise AttributeError(name)

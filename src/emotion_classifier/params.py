@@ -117,6 +117,7 @@ SCHEMA: dict[str, Any] = {
         "transformer_finetune": {
             "pooling": _choice("cls", "mean"),
             "dropout": _num(0, 0.95),
+            "encoder_dropout": _num(0, 0.95),
             "encoder_lr": _num(0, 1, lo_open=True),
             "layer_lr_decay": _num(0, 1, lo_open=True),
             "unfreeze_layers_per_epoch": _int(0),
@@ -139,6 +140,18 @@ SCHEMA: dict[str, Any] = {
         "monitor": _choice("dev_macro_f1", "dev_micro_f1", "dev_loss"),
         "patience": _int(0),
         "bucket_chunk": _int(1),
+    },
+    "thresholds": {
+        "metric": _choice("micro_f1", "macro_f1"),
+        "min_positives": _int(0),
+    },
+    "evaluate": {
+        "thresholds": _choice("per_label", "global", "fixed"),
+    },
+    "compare": {
+        "tfidf_max_features": _int(100),
+        "tfidf_ngram_max": _int(1, 3),
+        "C": _num(0, lo_open=True),
     },
 }
 

@@ -18,11 +18,11 @@ def resolve_encoder(encoder: str) -> str:
     return str(encoder)
 
 
-def _from_pretrained(cls, encoder: str):
+def _from_pretrained(cls, encoder: str, **kw):
     import os
 
     try:
-        return cls.from_pretrained(resolve_encoder(encoder))
+        return cls.from_pretrained(resolve_encoder(encoder), **kw)
     except OSError as e:
         hint = ""
         if not Path(encoder).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
@@ -39,11 +39,18 @@ def load_tokenizer(encoder: str):
     return tok
 
 
-def load_encoder(encoder: str, vocab_size: int):
-    """The pretrained encoder with its embeddings resized for the mask tokens."""
+def attention_for(device_type: str) -> str:
+    # On CPU the eager attention measured ~10% faster than SDPA for these short, padded batches.
+    return "eager" if device_type == "cpu" else "sdpa"
+
+
+def load_encoder(encoder: str, vocab_size: int, device_type: str = "cpu", dropout: float | None = None):
+    """The pretrained encoder with its embeddings resized for the mask tokens.
+    `dropout` overrides the encoder's own hidden and attention dropout (None keeps its config)."""
     from transformers import AutoModel
 
-    model = _from_pretrained(AutoModel, encoder)
+    kw = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    model = _from_pretrained(AutoModel, encoder, attn_implementation=attention_for(device_type), **kw)
     if model.get_input_embeddings().num_embeddings != vocab_size:
         model.resize_token_embeddings(vocab_size)
     return model

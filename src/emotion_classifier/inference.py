@@ -1,0 +1,97 @@
+"""Inference: a trained model directory -> probabilities and labels, fast on CPU.
+
+    from emotion_classifier import EmotionClassifier
+    clf = EmotionClassifier.load("models")
+    clf.predict(["Thank you so much!"])      # labels above their tuned thresholds, with scores
+    clf.predict_proba(texts)                 # (n, 28) numpy array
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import models
+from .train import TokenData, autocast, n_cores, resolve_precision
+
+
+class ThresholdsError(RuntimeError):
+    pass
+
+
+def read_thresholds(model_dir: str | Path, strategy: str = "per_label") -> np.ndarray:
+    """The tuned thresholds of `strategy`, refused unless they were tuned for these exact weights."""
+    model_dir = Path(model_dir)
+    path = model_dir / "thresholds.json"
+    if not path.exists():
+        raise ThresholdsError(f"{path}: no tuned thresholds; run `dvc repro tune_thresholds` first")
+    th = json.loads(path.read_text())
+    actual = models.weights_hash(model_dir)
+    if th.get("weights_sha256") != actual:
+        raise ThresholdsError(
+            f"{path}: tuned for other weights (sha256 {str(th.get('weights_sha256'))[:12]}..., the model in "
+            f"{model_dir} has {actual[:12]}...); re-tune them: `dvc repro tune_thresholds`")
+    if strategy not in th["strategies"]:
+        raise ThresholdsError(f"{path}: no strategy {strategy!r}; it has {', '.join(th['strategies'])}")
+    return np.asarray(th["strategies"][strategy], dtype=np.float32)
+
+
+class EmotionClassifier:
+    def __init__(self, model, config: dict, tokenizer, thresholds: np.ndarray | None = None,
+                 precision: str = "auto", batch_size: int = 64):
+        self.model, self.config, self.tokenizer = model.eval(), config, tokenizer
+        self.labels: list[str] = config["labels"]
+        self.max_length: int = config["max_length"]
+        self.thresholds = thresholds if thresholds is not None else np.full(len(self.labels), 0.5, np.float32)
+        self.device = torch.device("cpu")
+        self.precision = resolve_precision(precision, self.device)
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, model_dir: str | Path = "models", strategy: str = "per_label", require_thresholds: bool = False,
+             **kw) -> EmotionClassifier:
+        model, cfg, tok = models.load(model_dir)
+        try:
+            th = read_thresholds(model_dir, strategy)
+        except ThresholdsError:
+            if require_thresholds:
+                raise
+            th = None  # an untuned model predicts at 0.5
+        return cls(model, cfg, tok, th, **kw)
+
+    def _ids(self, texts) -> list[list[int]]:
+        # An empty text still yields [CLS] [SEP]: a defined (if uninformative) prediction.
+        texts = ["" if t is None else str(t) for t in texts]
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+
+    def logits(self, texts, progress: bool = False) -> np.ndarray:
+        from .train import sorted_batches
+
+        torch.set_num_threads(n_cores())
+        data = TokenData(self._ids(texts), self.tokenizer.pad_token_id)
+        out = np.zeros((len(data.ids), len(self.labels)), dtype=np.float32)
+        batches = sorted_batches(data.lengths, self.batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="predict", unit="batch")
+        with torch.inference_mode():
+            for idx in batches:
+                with autocast(self.device, self.precision):
+                    out[idx] = self.model(**data.batch(idx)).float().numpy()
+        return out
+
+    def predict_proba(self, texts, progress: bool = False) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logits(texts, progress)))
+
+    def predict(self, texts, all_scores: bool = False) -> list[list[tuple[str, float]]]:
+        """Per text, (label, score) pairs above the tuned thresholds (all 28 with `all_scores`), best first."""
+        probs = self.predict_proba(texts)
+        out = []
+        for p in probs:
+            keep = range(len(p)) if all_scores else np.flatnonzero(p >= self.thresholds)
+            out.append(sorted(((self.labels[i], float(p[i])) for i in keep), key=lambda x: -x[1]))
+        return out

@@ -1,0 +1,127 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from emotion_classifier import models
+from emotion_classifier.data import load_prepared
+from emotion_classifier.params import ARCHITECTURES, ParamsError, validate
+from emotion_classifier.train import TokenData, bucket_batches, fit, pad, predict_logits
+
+from .conftest import tiny_params
+
+
+def _fit(tmp_path, params, **kw):
+    splits, names = load_prepared(params["data"]["prepared_dir"])
+    return fit(params, splits, names, model_dir=tmp_path / "models", metrics_path=tmp_path / "train.json",
+               live_dir=tmp_path / "dvclive", checkpoint_root=tmp_path / "ckpt", feature_cache=tmp_path / "feat",
+               **kw)
+
+
+@pytest.fixture
+def params_for(tiny_encoder, tiny_prepared):
+    def make(name, **train):
+        p = tiny_params(tiny_encoder, name, **train)
+        p["data"]["prepared_dir"] = str(tiny_prepared)
+        return p
+    return make
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_each_architecture_trains_and_reloads(tmp_path, params_for, name):
+    p = params_for(name, epochs=3)
+    result = _fit(tmp_path, p)
+    summary = json.loads((tmp_path / "dvclive/metrics.json").read_text())
+    assert summary["step"] == 2 and "dev_macro_f1" in summary
+    plots = (tmp_path / "dvclive/plots/metrics/train_loss.tsv").read_text().splitlines()
+    losses = [float(line.split("\t")[-1]) for line in plots[1:]]
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
+    m = json.loads((tmp_path / "train.json").read_text())
+    assert m["epochs_run"] == 3 and m["params_total"] > 0 and m["train_examples_per_s"] > 0
+    assert result["best_epoch"] >= 1
+
+    # save -> load gives identical logits
+    model, cfg, tok = models.load(tmp_path / "models")
+    assert cfg["name"] == name and tok.convert_tokens_to_ids("[NAME]") != tok.unk_token_id
+    splits, _ = load_prepared(p["data"]["prepared_dir"])
+    ids = tok(list(splits["dev"]["text"]), truncation=True, max_length=16)["input_ids"]
+    data = TokenData(ids, tok.pad_token_id)
+    a = predict_logits(model, data, 8, torch.device("cpu"), "fp32")
+    model2, _, _ = models.load(tmp_path / "models")
+    b = predict_logits(model2, data, 5, torch.device("cpu"), "fp32")  # other batching, same logits
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not (tmp_path / "ckpt").exists() or not any((tmp_path / "ckpt").iterdir())
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, params_for):
+    p = params_for("transformer_finetune", epochs=3, scheduler="linear", warmup_ratio=0.2)
+    full = _fit(tmp_path / "a", p)
+    assert _fit(tmp_path / "b", p, stop_after_epochs=1) == {"stopped_after_epoch": 1}
+    resumed = _fit(tmp_path / "b", p)
+    for k in ("dev_loss", "dev_micro_f1", "dev_macro_f1", "best_epoch", "epochs_run"):
+        assert resumed[k] == pytest.approx(full[k], abs=1e-4), k
+    live = (tmp_path / "b/dvclive/plots/metrics/dev_loss.tsv").read_text().splitlines()
+    assert len(live) == 1 + 3  # the replayed epoch and the two new ones
+
+
+def test_same_seed_same_dev_metrics(tmp_path, params_for):
+    p = params_for("bilstm_maxpool")
+    a, b = _fit(tmp_path / "a", p), _fit(tmp_path / "b", p)
+    assert (a["dev_loss"], a["dev_macro_f1"]) == (b["dev_loss"], b["dev_macro_f1"])
+
+
+@pytest.mark.parametrize("loss", ["weighted_bce", "focal"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_losses_and_optimizers_run(tmp_path, params_for, loss, optimizer):
+    r = _fit(tmp_path, params_for("bilstm_lasttoken", epochs=1, loss=loss, optimizer=optimizer, scheduler="cosine"))
+    assert np.isfinite(r["dev_loss"])
+
+
+def test_finetune_layer_decay_and_unfreezing(tmp_path, params_for):
+    p = params_for("transformer_finetune", epochs=2)
+    p["model"]["transformer_finetune"].update(layer_lr_decay=0.8, unfreeze_layers_per_epoch=1)
+    r = _fit(tmp_path, p)
+    assert r["epochs_run"] == 2
+
+
+def test_bad_name_and_negative_lr_fail_clearly(params_for):
+    p = params_for("bilstm_maxpool")
+    p["model"]["name"] = "cnn"
+    with pytest.raises(ParamsError, match="'model.name' is 'cnn'; expected one of bilstm_lasttoken"):
+        validate(p)
+    with pytest.raises(ValueError, match="unknown model.name 'cnn'; choose one of: bilstm_lasttoken"):
+        models.check_name("cnn")
+    p["model"]["name"] = "bilstm_maxpool"
+    p["train"]["lr"] = -1e-3
+    with pytest.raises(ParamsError, match="'train.lr' is -0.001; expected a number in"):
+        validate(p)
+
+
+def test_encoder_init_needs_matching_dim(tmp_path, params_for):
+    p = params_for("bilstm_maxpool")
+    p["model"]["bilstm_maxpool"]["embedding_dim"] = 20
+    with pytest.raises(ValueError, match="init_embeddings: encoder needs embedding_dim = 32"):
+        _fit(tmp_path, p)
+
+
+def test_bucket_batches_cover_all_and_group_lengths():
+    lengths = np.random.default_rng(0).integers(1, 60, size=1000)
+    batches = bucket_batches(lengths, 10, 20, np.random.default_rng(1))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 6  # random batches of 10 would spread ~45
+    again = bucket_batches(lengths, 10, 20, np.random.default_rng(1))
+    assert all((a == b).all() for a, b in zip(batches, again))
+
+
+def test_lasttoken_ignores_padding(tiny_encoder):
+    m = models.BiLSTM(50, 0, 3, "last", 8, 4, 1, 0.0, True).eval()
+    mm = models.BiLSTM(50, 0, 3, "max", 8, 4, 1, 0.0, True).eval()
+    short = pad([[5, 6, 7]], 0)
+    padded = pad([[5, 6, 7], [1] * 9], 0)
+    for model in (m, mm):
+        with torch.no_grad():
+            a = model(**short)[0]
+            b = model(**{k: v[:1] for k, v in padded.items()})[0]
+        torch.testing.assert_close(a, b)
