@@ -95,3 +95,26 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
         assert any(name in k for k in plots), (name, list(plots))
     assert "TF-IDF" in (repo / "reports/compare.md").read_text()
     assert "up to date" in dvc(["status"], repo).stdout
+
+
+def test_offline_plots_render_in_headless_chromium(repo):
+    """`make plots` output in a real browser: the vega charts must draw offline, not a blank page."""
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("npm")):
+        pytest.skip("needs Debian's chromium and npm (apt-get install chromium npm)")
+    if not (repo / "metrics/eval.json").exists():
+        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder")
+    from matplotlib.image import imread
+
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    shot = repo / "shot.png"
+    r = subprocess.run([sys.executable, "-m", "emotion_classifier.offline_plots", "--screenshot", str(shot)],
+                       cwd=repo, env=env, capture_output=True, text=True, check=False, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    html = (repo / "dvc_plots/index.html").read_text()
+    assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
+    img = imread(str(shot))[:2500, :, :3]
+    # the first screenful holds the vega charts (bars, curves): plenty of coloured, non-white pixels
+    coloured = ((img.max(axis=2) - img.min(axis=2)) > 0.2).mean()
+    assert coloured > 0.01, coloured

@@ -10,9 +10,18 @@ from .inference import ThresholdsError
 from .models import ModelDirError
 from .params import ParamsError, load_params
 
+STAGES = {
+    "prepare": "Validate raw GoEmotions and write data/prepared/.",
+    "analyze_dataset": "Dataset statistics, label distribution and co-occurrence heatmaps.",
+    "train": "Train the architecture named by model.name; resumes an interrupted run.",
+    "tune_thresholds": "Tune decision thresholds on dev for the model in models/.",
+    "evaluate": "Score the model on the test split with its tuned thresholds.",
+    "compare": "The model beside a TF-IDF baseline and the published references.",
+}
 
-def _run(stage: str, description: str, argv=None) -> int:
-    parser = argparse.ArgumentParser(prog=f"emotion-{stage.replace('_', '-')}", description=description)
+
+def run(stage: str, argv=None) -> int:
+    parser = argparse.ArgumentParser(prog=f"emotion-{stage.replace('_', '-')}", description=STAGES[stage])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     from . import pipeline
@@ -26,25 +35,17 @@ def _run(stage: str, description: str, argv=None) -> int:
     return 0
 
 
-def prepare_main(argv=None) -> None:
-    sys.exit(_run("prepare", "Validate raw GoEmotions and write data/prepared/.", argv))
+def _main(stage: str):
+    def main(argv=None) -> None:
+        sys.exit(run(stage, argv))
+
+    main.__doc__ = STAGES[stage]
+    return main
 
 
-def analyze_main(argv=None) -> None:
-    sys.exit(_run("analyze_dataset", "Dataset statistics, label distribution and co-occurrence heatmaps.", argv))
-
-
-def train_main(argv=None) -> None:
-    sys.exit(_run("train", "Train the architecture named by model.name; resumes an interrupted run.", argv))
-
-
-def tune_thresholds_main(argv=None) -> None:
-    sys.exit(_run("tune_thresholds", "Tune decision thresholds on dev for the model in models/.", argv))
-
-
-def evaluate_main(argv=None) -> None:
-    sys.exit(_run("evaluate", "Score the model on the test split with its tuned thresholds.", argv))
-
-
-def compare_main(argv=None) -> None:
-    sys.exit(_run("compare", "The model beside a TF-IDF baseline and the published references.", argv))
+prepare_main = _main("prepare")
+analyze_main = _main("analyze_dataset")
+train_main = _main("train")
+tune_thresholds_main = _main("tune_thresholds")
+evaluate_main = _main("evaluate")
+compare_main = _main("compare")

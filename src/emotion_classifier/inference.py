@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import models
-from .train import TokenData, autocast, n_cores, resolve_precision
+from .train import TokenData, autocast, n_cores, resolve_precision, sorted_batches
 
 
 class ThresholdsError(RuntimeError):
@@ -41,10 +41,18 @@ def read_thresholds(model_dir: str | Path, strategy: str = "per_label") -> np.nd
 
 class EmotionClassifier:
     def __init__(self, model, config: dict, tokenizer, thresholds: np.ndarray | None = None,
-                 precision: str = "auto", batch_size: int = 64):
+                 precision: str = "auto", batch_size: int = 64, quantize: bool = False):
+        if quantize:  # int8 weights for the linear (and LSTM) layers, activations quantized on the fly
+            import warnings
+
+            with warnings.catch_warnings():  # deprecated for torchao, which is not a dependency; still works
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.LSTM},
+                                                               dtype=torch.qint8)
         self.model, self.config, self.tokenizer = model.eval(), config, tokenizer
         self.labels: list[str] = config["labels"]
         self.max_length: int = config["max_length"]
+        self.tuned = thresholds is not None
         self.thresholds = thresholds if thresholds is not None else np.full(len(self.labels), 0.5, np.float32)
         self.device = torch.device("cpu")
         self.precision = resolve_precision(precision, self.device)
@@ -68,8 +76,6 @@ class EmotionClassifier:
         return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
 
     def logits(self, texts, progress: bool = False) -> np.ndarray:
-        from .train import sorted_batches
-
         torch.set_num_threads(n_cores())
         data = TokenData(self._ids(texts), self.tokenizer.pad_token_id)
         out = np.zeros((len(data.ids), len(self.labels)), dtype=np.float32)
@@ -89,7 +95,9 @@ class EmotionClassifier:
 
     def predict(self, texts, all_scores: bool = False) -> list[list[tuple[str, float]]]:
         """Per text, (label, score) pairs above the tuned thresholds (all 28 with `all_scores`), best first."""
-        probs = self.predict_proba(texts)
+        return self.decide(self.predict_proba(texts), all_scores)
+
+    def decide(self, probs: np.ndarray, all_scores: bool = False) -> list[list[tuple[str, float]]]:
         out = []
         for p in probs:
             keep = range(len(p)) if all_scores else np.flatnonzero(p >= self.thresholds)

@@ -91,7 +91,11 @@ class FeatureExtract(nn.Module):
 
 
 class FineTune(nn.Module):
-    """Encoder (all weights trained) -> pooled -> dropout -> linear."""
+    """Encoder (all weights trained) -> pooled -> dropout -> linear.
+
+    pooling `pooler` is BERT's own head (dense + tanh on [CLS]), exactly what
+    BertForSequenceClassification computes, so the model exports to it (`emotion-export`).
+    """
 
     def __init__(self, encoder: nn.Module, n_labels: int, pooling: str, dropout: float, **_):
         super().__init__()
@@ -101,8 +105,12 @@ class FineTune(nn.Module):
         self.classifier = nn.Linear(encoder.config.hidden_size, n_labels)
 
     def forward(self, input_ids, attention_mask):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.classifier(self.dropout(pool(hidden, attention_mask, self.pooling)))
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        if self.pooling == "pooler":
+            pooled = out.pooler_output
+        else:
+            pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
+        return self.classifier(self.dropout(pooled))
 
 
 def encoder_layers(encoder: nn.Module) -> list[nn.Module]:
@@ -167,6 +175,9 @@ def build(name: str, model_params: dict, tokenizer, labels: list[str], device_ty
     if uses_encoder(name) or arch.get("init_embeddings") == "encoder":
         encoder = load_encoder(model_params["encoder"], len(tokenizer), device_type, arch.get("encoder_dropout"))
         cfg["encoder_config"] = encoder.config.to_dict()
+    if arch.get("pooling") == "pooler" and getattr(encoder, "pooler", None) is None:
+        raise ValueError(f"model.{name}.pooling: pooler needs an encoder with a pooler layer (BERT-like); "
+                         f"{model_params['encoder']} has none: use cls or mean")
     if not uses_encoder(name):
         model = REGISTRY[name](cfg, None)
         if arch["init_embeddings"] == "encoder":

@@ -115,7 +115,7 @@ SCHEMA: dict[str, Any] = {
             "feature_batch_size": _int(1),
         },
         "transformer_finetune": {
-            "pooling": _choice("cls", "mean"),
+            "pooling": _choice("pooler", "cls", "mean"),
             "dropout": _num(0, 0.95),
             "encoder_dropout": _num(0, 0.95),
             "encoder_lr": _num(0, 1, lo_open=True),

@@ -129,15 +129,13 @@ def _call(module: nn.Module, batch: dict, device):
 def predict_logits(module: nn.Module, data, batch_size: int, device, precision: str) -> np.ndarray:
     """Logits in the original order, computed over length-sorted batches."""
     module.eval()
-    out = np.zeros((len(data.lengths), 0), dtype=np.float32)
-    chunks, order = [], []
+    out = None
     for idx in sorted_batches(data.lengths, batch_size):
         with autocast(device, precision):
-            chunks.append(_call(module, data.batch(idx), device).float().cpu().numpy())
-        order.append(idx)
-    if chunks:
-        out = np.empty((len(data.lengths), chunks[0].shape[1]), dtype=np.float32)
-        out[np.concatenate(order)] = np.concatenate(chunks)
+            logits = _call(module, data.batch(idx), device).float().cpu().numpy()
+        if out is None:
+            out = np.empty((len(data.lengths), logits.shape[1]), dtype=np.float32)
+        out[idx] = logits
     return out
 
 

@@ -1,0 +1,143 @@
+"""emotion-predict, the Python API and the Hugging Face export, on a tiny fine-tuned model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from emotion_classifier import EmotionClassifier, pipeline
+from emotion_classifier.predict import main as predict_main
+
+from .conftest import tiny_params
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
+    d = tmp_path_factory.mktemp("predict")
+    p = tiny_params(tiny_encoder, "transformer_finetune", epochs=2)
+    p["data"]["prepared_dir"] = str(tiny_prepared)
+    old = os.getcwd()
+    os.chdir(d)
+    try:
+        pipeline.train(p)
+        pipeline.tune_thresholds(p)
+    finally:
+        os.chdir(old)
+    return d / "models"
+
+
+def test_python_api(model_dir):
+    clf = EmotionClassifier.load(model_dir)
+    assert clf.labels == ["joy", "anger", "neutral"] and clf.tuned
+    probs = clf.predict_proba(["so happy glad", "angry mad", "the day was ok"])
+    assert probs.shape == (3, 3) and ((probs >= 0) & (probs <= 1)).all()
+    out = clf.predict(["so happy glad"], all_scores=True)
+    assert [label for label, _ in out[0]] != [] and len(out[0]) == 3
+    above = clf.predict(["so happy glad"])[0]
+    assert all(score >= clf.thresholds[clf.labels.index(label)] for label, score in above)
+
+
+def test_empty_and_huge_texts(model_dir):
+    clf = EmotionClassifier.load(model_dir)
+    probs = clf.predict_proba(["", "   ", "happy " * 20_000, "happy " * 30])
+    assert np.isfinite(probs).all()
+    np.testing.assert_allclose(probs[2], probs[3], atol=1e-5)  # both truncated to max_length tokens
+
+
+def test_cli_text_prints_json_lines_when_piped(model_dir, capsys):
+    predict_main(["--model-dir", str(model_dir), "--text", "so happy", "--text", "mad angry", "--all-scores"])
+    lines = capsys.readouterr().out.splitlines()
+    recs = [json.loads(line) for line in lines]
+    assert [r["text"] for r in recs] == ["so happy", "mad angry"] and len(recs[0]["scores"]) == 3
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".jsonl"])
+def test_cli_file_in_file_out(model_dir, tmp_path, suffix):
+    texts = [f"happy day {i}" if i % 2 else f"angry thing, {i}" for i in range(1000)]
+    src = tmp_path / f"in{suffix}"
+    if suffix == ".txt":
+        src.write_text("\n".join(texts) + "\n")
+    elif suffix == ".csv":
+        src.write_text("id,text\n" + "\n".join(f'{i},"{t}"' for i, t in enumerate(texts)) + "\n")
+    else:
+        src.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
+    out = tmp_path / "out.jsonl"
+    predict_main(["--model-dir", str(model_dir), "--input", str(src), "--output", str(out)])
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 1000 and recs[7]["text"] == texts[7]
+    out_csv = tmp_path / "out.csv"
+    predict_main(["--model-dir", str(model_dir), "--input", str(src), "--output", str(out_csv), "--all-scores"])
+    assert out_csv.read_text().splitlines()[0] == "text,labels,score_joy,score_anger,score_neutral"
+
+
+def test_invalid_utf8_line(model_dir, tmp_path, capsys):
+    src = tmp_path / "bad.txt"
+    src.write_bytes(b"happy\nfine\n\xff\xfe broken\nangry\n")
+    with pytest.raises(SystemExit) as e:
+        predict_main(["--model-dir", str(model_dir), "--input", str(src)])
+    assert e.value.code == 1
+    assert f"{src}:3: invalid UTF-8" in capsys.readouterr().err
+    predict_main(["--model-dir", str(model_dir), "--input", str(src), "--skip-invalid", "--json"])
+    cap = capsys.readouterr()
+    assert len(cap.out.splitlines()) == 3 and f"{src}:3: invalid UTF-8, line skipped" in cap.err
+
+
+def test_missing_or_incompatible_model_dir(model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        predict_main(["--model-dir", str(tmp_path / "nope"), "--text", "hi"])
+    err = capsys.readouterr().err
+    assert "no trained model" in err and "run `dvc repro train`" in err
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.safetensors").write_bytes(b"")
+    (old / "config.json").write_text(json.dumps({"format_version": 0}))
+    with pytest.raises(SystemExit):
+        predict_main(["--model-dir", str(old), "--text", "hi"])
+    assert "incompatible version" in capsys.readouterr().err
+
+
+def test_output_is_atomic(model_dir, tmp_path, monkeypatch):
+    import emotion_classifier.predict as P
+
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous complete output\n")
+    calls = {"n": 0}
+    real = json.dumps
+
+    def failing(obj, **kw):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt  # interrupted mid-write
+        return real(obj, **kw)
+
+    monkeypatch.setattr(P.json, "dumps", failing)
+    with pytest.raises(KeyboardInterrupt):
+        predict_main(["--model-dir", str(model_dir), "--text", "a", "--text", "b", "--text", "c",
+                      "--output", str(out)])
+    assert out.read_text() == "previous complete output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_quantized_model_predicts(model_dir):
+    a = EmotionClassifier.load(model_dir).predict_proba(["so happy", "mad"])
+    b = EmotionClassifier.load(model_dir, quantize=True).predict_proba(["so happy", "mad"])
+    assert b.shape == a.shape and np.abs(a - b).max() < 0.1
+
+
+def test_export_matches_transformers_pipeline(model_dir, tmp_path):
+    from transformers import pipeline as hf_pipeline
+
+    from emotion_classifier.export import export
+
+    out = export(model_dir, tmp_path / "hf")
+    texts = ["so happy glad", "angry mad hate", "", "the movie was ok [NAME]"]
+    ours = EmotionClassifier.load(model_dir).predict_proba(texts)
+    pipe = hf_pipeline("text-classification", model=str(out), top_k=None, device="cpu")
+    theirs = pipe(texts, truncation=True, max_length=16)
+    for row, res in zip(ours, theirs):
+        got = {r["label"]: r["score"] for r in res}
+        np.testing.assert_allclose([got[n] for n in ("joy", "anger", "neutral")], row, atol=1e-4)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["problem_type"] == "multi_label_classification" and len(cfg["thresholds"]) == 3
+    assert cfg["id2label"]["0"] == "joy"

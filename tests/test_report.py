@@ -1,0 +1,37 @@
+import json
+
+from emotion_classifier.report import collect, main
+
+EXP_SHOW = [
+    {"rev": "workspace", "name": None, "data": {"params": {"params.yaml": {"data": {"model": {"name": "x"}}}},
+                                                "metrics": {}}, "experiments": None},
+    {"rev": "abc123", "name": "main", "data": {
+        "params": {"params.yaml": {"data": {"model": {"name": "bilstm_maxpool"}, "train": {"epochs": 8}}}},
+        "metrics": {"metrics/eval.json": {"data": {"test_micro_f1": 0.55, "test_macro_f1": 0.45}}}},
+     "experiments": [
+         {"name": "ft", "revs": [{"rev": "def456", "name": "ft", "data": {
+             "params": {"params.yaml": {"data": {"model": {"name": "transformer_finetune"},
+                                                 "train": {"epochs": 3}}}},
+             "metrics": {"metrics/eval.json": {"data": {"test_micro_f1": 0.6, "test_macro_f1": 0.5}},
+                         "metrics/train.json": {"data": {"train_time_s": 1800, "params_total": 22700000}}}}}]}]},
+]
+
+
+def test_collect_finds_commits_and_experiments():
+    rows = collect(EXP_SHOW)
+    assert [r["name"] for r in rows] == ["main", "ft"]
+    assert rows[1]["params"]["model.name"] == "transformer_finetune"
+    assert [r["name"] for r in collect(EXP_SHOW, ["ft"])] == ["ft"]
+
+
+def test_report_table_chart_and_commands(tmp_path):
+    (tmp_path / "exp.json").write_text(json.dumps(EXP_SHOW))
+    (tmp_path / "params.yaml").write_text("model:\n  name: bilstm_maxpool\ntrain:\n  epochs: 8\n")
+    out, chart = tmp_path / "r.md", tmp_path / "r.png"
+    main(["--json", str(tmp_path / "exp.json"), "--params", str(tmp_path / "params.yaml"), "--out", str(out),
+          "--chart", str(chart)])
+    md = out.read_text()
+    assert "| ft | transformer_finetune | 0.6000 | 0.5000 |" in md
+    assert "`dvc exp run -S model.name=transformer_finetune -S train.epochs=3`" in md
+    assert "- **main**: `dvc exp run`" in md  # the defaults: nothing to set
+    assert chart.stat().st_size > 5000
