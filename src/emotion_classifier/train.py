@@ -149,6 +149,13 @@ def _fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
+def default_feature_cache() -> Path:
+    """Outside the workspace, so queued experiments (each in its own temp copy) share it."""
+    root = os.environ.get("EMOTION_CLASSIFIER_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "emotion-classifier")
+    return Path(root) / "features"
+
+
 def encoder_features(model: models.FeatureExtract, ids: list[list[int]], pad_id: int, batch_size: int,
                      device, precision: str, cache_dir: Path | None, key: dict) -> torch.Tensor:
     """Pooled frozen-encoder features, cached on disk per (encoder, pooling, max_length, texts)."""
@@ -274,7 +281,7 @@ def improved(monitor: str, value: float, best: float | None) -> bool:
 
 def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "models",
         metrics_path: str | Path = "metrics/train.json", live_dir: str | Path | None = "dvclive",
-        checkpoint_root: str | Path = ".checkpoints", feature_cache: str | Path | None = ".cache/features",
+        checkpoint_root: str | Path = ".checkpoints", feature_cache: str | Path | None = "default",
         stop_after_epochs: int | None = None) -> dict:
     """Train `params['model']['name']` on splits['train'], select on splits['dev'], save to `model_dir`.
 
@@ -301,7 +308,7 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "
     if name == "transformer_featureextract":
         key = {"encoder": text.resolve_encoder(mp["encoder"]), "pooling": arch["pooling"],
                "max_length": mp["max_length"]}
-        cache = Path(feature_cache) if feature_cache else None
+        cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
         data = {s: FeatureData(encoder_features(model, ids[s], tokenizer.pad_token_id, arch["feature_batch_size"],
                                                 device, precision, cache, key)) for s in ids}
         trainable = model.head
