@@ -109,7 +109,8 @@ def main(argv=None) -> None:
     ap.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
     ap.add_argument("--thresholds", default="per_label", choices=["per_label", "global", "fixed"])
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    ap.add_argument("--quantize", action="store_true", help="int8 dynamic quantization of the linear layers (for transformers)")
+    ap.add_argument("--quantize", action="store_true",
+                    help="int8 dynamic quantization of the linear layers (for transformers)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--skip-invalid", action="store_true", help="skip (and warn about) invalid UTF-8 lines")
     args = ap.parse_args(argv)
