@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import models
-from .train import TokenData, autocast, n_cores, resolve_precision, sorted_batches
+from .train import TokenData, n_cores, predict_logits, resolve_precision
 
 
 class ThresholdsError(RuntimeError):
@@ -78,17 +78,9 @@ class EmotionClassifier:
     def logits(self, texts, progress: bool = False) -> np.ndarray:
         torch.set_num_threads(n_cores())
         data = TokenData(self._ids(texts), self.tokenizer.pad_token_id)
-        out = np.zeros((len(data.ids), len(self.labels)), dtype=np.float32)
-        batches = sorted_batches(data.lengths, self.batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc="predict", unit="batch")
-        with torch.inference_mode():
-            for idx in batches:
-                with autocast(self.device, self.precision):
-                    out[idx] = self.model(**data.batch(idx)).float().numpy()
-        return out
+        if not data.ids:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return predict_logits(self.model, data, self.batch_size, self.device, self.precision, progress)
 
     def predict_proba(self, texts, progress: bool = False) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logits(texts, progress)))

@@ -105,6 +105,11 @@ def tune_thresholds(params: dict) -> None:
           f"global {m['global_dev_macro_f1']:.4f}, per-label {m['per_label_dev_macro_f1']:.4f}")
 
 
+ERROR_HEATMAPS = {
+    "counts": ("examples with true label i and a false positive j", ".0f"),
+    "conditional": ("P(false positive j | true label i)", ".2f"),
+    "jaccard": ("Jaccard(true i, false positive j)", ".2f"),
+}
 EVAL_PLOTS = "plots/eval"
 MAIN_FIGURES = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "hamming_loss", "roc_auc_macro")
 
@@ -135,8 +140,7 @@ def evaluate(params: dict) -> None:
             out.update({f"dev_{k}": scores[k] for k in MAIN_FIGURES})
             continue
         out = {**{f"test_{k}": v for k, v in scores.items()}, **out, "inference_sentences_per_s": round(speed, 1)}
-        table = pd.DataFrame({"label": names, **{k: per_label[k] for k in ("support",)},
-                              "threshold": clf.thresholds,
+        table = pd.DataFrame({"label": names, "support": per_label["support"], "threshold": clf.thresholds,
                               **{k: per_label[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn", "tn",
                                                            "auc")}})
         _csv(table.round(4), f"{EVAL_PLOTS}/per_label.csv")
@@ -160,12 +164,6 @@ def evaluate(params: dict) -> None:
     print(f"test ({strategy} thresholds): micro F1 {out['test_micro_f1']:.4f}, macro F1 {out['test_macro_f1']:.4f}"
           f" | dev micro F1 {out['dev_micro_f1']:.4f}, macro F1 {out['dev_macro_f1']:.4f}")
 
-
-ERROR_HEATMAPS = {
-    "counts": ("examples with true label i and a false positive j", ".0f"),
-    "conditional": ("P(false positive j | true label i)", ".2f"),
-    "jaccard": ("Jaccard(true i, false positive j)", ".2f"),
-}
 
 
 def compare(params: dict) -> None:
@@ -192,12 +190,11 @@ def compare(params: dict) -> None:
     ref_all = yaml.safe_load(Path("reference/results.yaml").read_text())
     ref = ref_all["reference_project"][model_name]
 
-    out = {"model": model_name} | {f"model_{k}": v for k, v in model.items()}
+    out = {f"model_{k}": v for k, v in model.items()}
     out |= {f"baseline_{k}": base[k] for k in MAIN_FIGURES}
     out |= {f"model_minus_baseline_{k}": model[k] - base[k] for k in MAIN_FIGURES}
     out |= {f"reference_{k}": v for k, v in ref.items()}
     out |= {f"model_minus_reference_{k}": model[k] - v for k, v in ref.items()}
-    out.pop("model")
     write_json("metrics/compare.json", _finite(out))
     _csv(pd.DataFrame([(n, s, round(float(f), 4)) for s, f1s in ((model_name, model_f1),
                                                                   ("tfidf_logreg", base_per_label["f1"]))

@@ -126,11 +126,13 @@ def _call(module: nn.Module, batch: dict, device):
 
 
 @torch.inference_mode()
-def predict_logits(module: nn.Module, data, batch_size: int, device, precision: str) -> np.ndarray:
+def predict_logits(module: nn.Module, data, batch_size: int, device, precision: str,
+                   progress: bool = False) -> np.ndarray:
     """Logits in the original order, computed over length-sorted batches."""
     module.eval()
     out = None
-    for idx in sorted_batches(data.lengths, batch_size):
+    batches = sorted_batches(data.lengths, batch_size)
+    for idx in tqdm(batches, desc="predict", unit="batch", disable=not progress):
         with autocast(device, precision):
             logits = _call(module, data.batch(idx), device).float().cpu().numpy()
         if out is None:
