@@ -125,3 +125,31 @@ def test_lasttoken_ignores_padding(tiny_encoder):
             a = model(**short)[0]
             b = model(**{k: v[:1] for k, v in padded.items()})[0]
         torch.testing.assert_close(a, b)
+
+
+def test_feature_layers_concatenate_top_hidden_states(tmp_path, params_for):
+    p = params_for("transformer_featureextract", epochs=1)
+    p["model"]["transformer_featureextract"]["feature_layers"] = 3
+    _fit(tmp_path, p)
+    model, cfg, tok = models.load(tmp_path / "models")
+    assert model.head[1].in_features == 3 * model.encoder.config.hidden_size
+    batch = pad(tok(["so happy", "what a sad day"])["input_ids"], tok.pad_token_id)
+    with torch.no_grad():
+        feats = model.features(**batch)
+        last = models.pool(model.encoder(**batch).last_hidden_state, batch["attention_mask"], "mean")
+    np.testing.assert_allclose(feats[:, -last.shape[1]:], last, atol=1e-6)  # the top layer comes last
+    too_many = params_for("transformer_featureextract", epochs=1)
+    too_many["model"]["transformer_featureextract"]["feature_layers"] = 9  # tiny encoder: 2 layers + embeddings
+    with pytest.raises(ValueError, match="feature_layers is 9 but the encoder has 3 hidden states"):
+        _fit(tmp_path / "b", too_many)
+
+
+def test_tuned_monitor_is_logged_and_picks_the_epoch(tmp_path, params_for):
+    p = params_for("bilstm_maxpool", epochs=3, monitor="dev_tuned_macro_f1")
+    r = _fit(tmp_path, p)
+    curve = (tmp_path / "dvclive/plots/metrics/dev_tuned_macro_f1.tsv").read_text().splitlines()[1:]
+    values = [float(line.split("\t")[1]) for line in curve]
+    assert len(values) == 3 and r["best_epoch"] == 1 + int(np.argmax(values))
+    assert r["dev_tuned_macro_f1"] == pytest.approx(max(values))
+    # thresholds tuned on the very data they score can only help
+    assert r["dev_tuned_macro_f1"] >= r["dev_macro_f1"] - 1e-9

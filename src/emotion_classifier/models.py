@@ -67,14 +67,23 @@ def mlp(d_in: int, n_out: int, layers: int, hidden: int, dropout: float) -> nn.S
 
 
 class FeatureExtract(nn.Module):
-    """Frozen encoder -> pooled features -> MLP head. Training only ever sees cached features."""
+    """Frozen encoder -> pooled features -> MLP head. Training only ever sees cached features.
+
+    `feature_layers` > 1 concatenates the pooled outputs of that many top layers: lower layers keep
+    lexical and syntactic cues that the last layer of a sentence-similarity model has averaged away.
+    """
 
     def __init__(self, encoder: nn.Module, n_labels: int, pooling: str, head_layers: int, head_hidden: int,
-                 dropout: float, **_):
+                 dropout: float, feature_layers: int = 1, **_):
         super().__init__()
+        n_hidden = encoder.config.num_hidden_layers + 1  # the embeddings' output counts as one
+        if feature_layers > n_hidden:
+            raise ValueError(f"model.transformer_featureextract.feature_layers is {feature_layers} but the encoder "
+                             f"has {n_hidden} hidden states (embeddings + {n_hidden - 1} layers)")
         self.pooling = pooling
+        self.feature_layers = feature_layers
         self.encoder = encoder.requires_grad_(False).eval()
-        self.head = mlp(encoder.config.hidden_size, n_labels, head_layers, head_hidden, dropout)
+        self.head = mlp(encoder.config.hidden_size * feature_layers, n_labels, head_layers, head_hidden, dropout)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -83,8 +92,12 @@ class FeatureExtract(nn.Module):
 
     @torch.no_grad()
     def features(self, input_ids, attention_mask):
-        return pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state,
-                    attention_mask, self.pooling)
+        if self.feature_layers == 1:
+            return pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state,
+                        attention_mask, self.pooling)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return torch.cat([pool(h, attention_mask, self.pooling) for h in hidden.hidden_states[-self.feature_layers:]],
+                         dim=1)
 
     def forward(self, input_ids, attention_mask):
         return self.head(self.features(input_ids, attention_mask).float())

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+MONITORS = ("dev_tuned_macro_f1", "dev_tuned_micro_f1", "dev_macro_f1", "dev_micro_f1", "dev_loss")
 ARCHITECTURES = (
     "bilstm_lasttoken",
     "bilstm_maxpool",
@@ -109,6 +110,7 @@ SCHEMA: dict[str, Any] = {
         "bilstm_maxpool": dict(_BILSTM),
         "transformer_featureextract": {
             "pooling": _choice("cls", "mean"),
+            "feature_layers": _int(1, 64),
             "head_layers": _int(0, 8),
             "head_hidden": _int(1),
             "dropout": _num(0, 0.95),
@@ -137,7 +139,7 @@ SCHEMA: dict[str, Any] = {
         "pos_weight_cap": _num(1),
         "precision": _choice("auto", "bf16", "fp32"),
         "device": _choice("auto", "cpu", "cuda"),
-        "monitor": _choice("dev_macro_f1", "dev_micro_f1", "dev_loss"),
+        "monitor": _choice(*MONITORS),
         "patience": _int(0),
         "bucket_chunk": _int(1),
     },

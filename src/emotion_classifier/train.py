@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import metrics as M
-from . import models, text
+from . import models, text, thresholds
 from .data import label_matrix
 from .io import atomic_path
 
@@ -265,11 +265,17 @@ def set_unfrozen(model: nn.Module, n_top: int) -> None:
 # ---------------------------------------------------------------------------- evaluation
 
 
-def dev_metrics(logits: np.ndarray, y: np.ndarray, loss_fn, device) -> dict[str, float]:
+def dev_metrics(logits: np.ndarray, y: np.ndarray, loss_fn, device, min_positives: int) -> dict[str, float]:
+    """Dev loss, F1 at p > 0.5, and F1 with per-label thresholds tuned on dev itself: the last is what
+    tune_thresholds + evaluate will do with this model, so it is the fair way to pick an epoch (an
+    epoch whose probabilities are well ranked but shy of 0.5 scores low at a fixed 0.5)."""
     with torch.no_grad():
         loss = float(loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(y).to(device)))
-    pred = logits > 0  # probability > 0.5; tuned thresholds come later, from tune_thresholds
-    return {"dev_loss": loss, "dev_micro_f1": M.micro_f1(y, pred), "dev_macro_f1": M.macro_f1(y, pred)}
+    pred = logits > 0
+    probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    tuned = thresholds.apply(probs, thresholds.tune(y, probs, min_positives=min_positives)["strategies"]["per_label"])
+    return {"dev_loss": loss, "dev_micro_f1": M.micro_f1(y, pred), "dev_macro_f1": M.macro_f1(y, pred),
+            "dev_tuned_micro_f1": M.micro_f1(y, tuned), "dev_tuned_macro_f1": M.macro_f1(y, tuned)}
 
 
 def improved(monitor: str, value: float, best: float | None) -> bool:
@@ -310,6 +316,8 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "
     if name == "transformer_featureextract":
         key = {"encoder": text.resolve_encoder(mp["encoder"]), "pooling": arch["pooling"],
                "max_length": mp["max_length"]}
+        if arch["feature_layers"] > 1:  # (absent from the key at 1, so features cached before stay valid)
+            key["feature_layers"] = arch["feature_layers"]
         cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
         data = {s: FeatureData(encoder_features(model, ids[s], tokenizer.pad_token_id, arch["feature_batch_size"],
                                                 device, precision, cache, key)) for s in ids}
@@ -373,7 +381,8 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "
             bar.set_postfix(loss=f"{total / seen:.4f}")
         epoch_time = time.time() - t0
         logits = predict_logits(trainable, data["dev"], tp["batch_size"] * 4, device, precision)
-        rec = {"epoch": epoch, "train_loss": total / seen, **dev_metrics(logits, y["dev"], loss_fn, device),
+        rec = {"epoch": epoch, "train_loss": total / seen, **dev_metrics(logits, y["dev"], loss_fn, device,
+                                                                          params["thresholds"]["min_positives"]),
                "epoch_time_s": epoch_time, "train_examples_per_s": n_train / epoch_time}
         state["history"].append(rec)
         state["train_time"] += epoch_time
@@ -388,6 +397,7 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "
             "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "state": json.dumps(state)})
         print(f"epoch {epoch}: train_loss {rec['train_loss']:.4f} dev_loss {rec['dev_loss']:.4f} "
               f"dev_micro_f1 {rec['dev_micro_f1']:.4f} dev_macro_f1 {rec['dev_macro_f1']:.4f} "
+              f"tuned {rec['dev_tuned_micro_f1']:.4f}/{rec['dev_tuned_macro_f1']:.4f} "
               f"({epoch_time:.0f}s, {rec['train_examples_per_s']:.0f} ex/s)")
         if live is not None:
             _log(live, rec)
@@ -406,7 +416,8 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
         "monitor": monitor,
-        **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1", "dev_macro_f1")},
+        **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1", "dev_macro_f1", "dev_tuned_micro_f1",
+                                    "dev_tuned_macro_f1")},
         "train_time_s": round(state["train_time"], 2),
         "epoch_time_s": round(float(np.mean(epoch_times)), 2),
         "train_examples_per_s": round(n_train * len(epoch_times) / sum(epoch_times), 1),
@@ -435,6 +446,6 @@ def _save_state(path: Path, obj: dict) -> None:
 
 
 def _log(live, rec: dict) -> None:
-    for k in ("train_loss", "dev_loss", "dev_micro_f1", "dev_macro_f1"):
+    for k in ("train_loss", "dev_loss", "dev_micro_f1", "dev_macro_f1", "dev_tuned_micro_f1", "dev_tuned_macro_f1"):
         live.log_metric(k, rec[k])
     live.next_step()
