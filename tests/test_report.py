@@ -22,16 +22,35 @@ def test_collect_finds_commits_and_experiments():
     assert [r["name"] for r in rows] == ["main", "ft"]
     assert rows[1]["params"]["model.name"] == "transformer_finetune"
     assert [r["name"] for r in collect(EXP_SHOW, ["ft"])] == ["ft"]
+    assert [r["name"] for r in collect(EXP_SHOW, ["ft", "main"])] == ["ft", "main"]  # the order asked for
 
 
 def test_report_table_chart_and_commands(tmp_path):
     (tmp_path / "exp.json").write_text(json.dumps(EXP_SHOW))
     (tmp_path / "params.yaml").write_text("model:\n  name: bilstm_maxpool\ntrain:\n  epochs: 8\n")
     out, chart = tmp_path / "r.md", tmp_path / "r.png"
+    (tmp_path / "ref.yaml").write_text("reference_project:\n"
+                                       "  transformer_finetune: {micro_f1: 0.599, macro_f1: 0.504}\n"
+                                       "  bilstm_maxpool: {micro_f1: 0.548, macro_f1: 0.440}\n")
     main(["--json", str(tmp_path / "exp.json"), "--params", str(tmp_path / "params.yaml"), "--out", str(out),
-          "--chart", str(chart)])
+          "--chart", str(chart), "--reference", str(tmp_path / "ref.yaml")])
     md = out.read_text()
     assert "| ft | transformer_finetune | 0.6000 | 0.5000 |" in md
+    assert "| 0.548 / 0.440 met |" in md
+    assert "| 0.599 / 0.504 **not met** |" in md  # ft: macro 0.50 < 0.504
+    assert "Train time of these 2 runs together: 30.0 min" in md
     assert "`dvc exp run -S model.name=transformer_finetune -S train.epochs=3`" in md
     assert "- **main**: `dvc exp run`" in md  # the defaults: nothing to set
     assert chart.stat().st_size > 5000
+
+
+def test_search_runs_get_a_dev_only_table(tmp_path):
+    (tmp_path / "exp.json").write_text(json.dumps(EXP_SHOW))
+    (tmp_path / "params.yaml").write_text("model:\n  name: bilstm_maxpool\ntrain:\n  epochs: 8\n")
+    out = tmp_path / "r.md"
+    main(["--json", str(tmp_path / "exp.json"), "--params", str(tmp_path / "params.yaml"), "--out", str(out),
+          "--chart", str(tmp_path / "r.png"), "--reference", str(tmp_path / "none.yaml"), "main", "--search", "ft"])
+    table, search = out.read_text().split("## Search")
+    assert "| ft |" not in table and "| main |" in table
+    assert "| ft | transformer_finetune |" in search and "`dvc exp run -S model.name=transformer_finetune" in search
+    assert "0.6000" not in search  # test scores stay out of the search table
