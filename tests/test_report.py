@@ -54,3 +54,25 @@ def test_search_runs_get_a_dev_only_table(tmp_path):
     assert "| ft |" not in table and "| main |" in table
     assert "| ft | transformer_finetune |" in search and "`dvc exp run -S model.name=transformer_finetune" in search
     assert "0.6000" not in search  # test scores stay out of the search table
+
+
+def test_curves_and_per_label_come_from_each_experiments_commit(tmp_path):
+    files = {
+        ("abc123", "dvclive/plots/metrics/dev_tuned_macro_f1.tsv"): "step\tdev_tuned_macro_f1\n0\t0.3\n1\t0.4\n",
+        ("abc123", "plots/eval/per_label.csv"): "label,support,f1\njoy,10,0.7\ngrief,2,0.1\nfear,5,0.5\n",
+        ("def456", "plots/eval/per_label.csv"): "label,support,f1\njoy,10,0.8\ngrief,2,0.0\nfear,5,0.6\n",
+    }
+    (tmp_path / "exp.json").write_text(json.dumps(EXP_SHOW))
+    (tmp_path / "params.yaml").write_text("model:\n  name: bilstm_maxpool\n")
+    out = tmp_path / "r.md"
+    main(["--json", str(tmp_path / "exp.json"), "--params", str(tmp_path / "params.yaml"), "--out", str(out),
+          "--chart", str(tmp_path / "r.png"), "--reference", str(tmp_path / "none.yaml")],
+         reader=lambda rev, path: files.get((rev, path)))
+    md = out.read_text()
+    table = md.split("## Per-label test F1")[1]
+    assert "| label | support | main | ft |" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith(("| label", "| ---"))]
+    assert [r.split(" | ")[0] for r in rows] == ["| joy", "| fear", "| grief"]  # by support
+    assert "| joy | 10 | **0.70** | **0.80** |" in table  # three labels: all among the five lowest
+    for name in ("r_curves.png", "r_per_label.png"):
+        assert (tmp_path / name).stat().st_size > 5000

@@ -5,16 +5,21 @@
     emotion-report exp-a exp-b --search exp-c exp-d   # and a dev-only table of the runs not chosen
 
 Writes reports/experiments.md (a table with each row's target from reference/results.yaml, the
-total train time, per row the `dvc exp run` command that reproduces it, and the search: what each
-tried setting gave on dev) and reports/experiments.png (test micro/macro F1, train time, parameters).
+total train time, per row the `dvc exp run` command that reproduces it, per-label test F1 side by
+side, and the search: what each tried setting gave on dev), reports/experiments.png (test micro/macro
+F1, train time, parameters), reports/experiments_curves.png (per-epoch losses and dev F1 of each
+row) and reports/experiments_per_label.png (per-label test F1 of each row). Curves and per-label
+scores are read from each experiment's commit (`git show REV:dvclive/...`, `...:plots/eval/per_label.csv`).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -73,6 +78,96 @@ def collect(exp_show: list, wanted: list[str] | None = None) -> list[dict]:
     else:
         rows = [r for r in rows if r["name"] not in ("workspace",) and r["rev"] != "workspace"]
     return rows
+
+
+CURVES = ("train_loss", "dev_loss", "dev_tuned_macro_f1", "dev_macro_f1")
+PER_LABEL = "plots/eval/per_label.csv"
+
+
+def git_reader(rev: str, path: str) -> str | None:
+    r = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True, check=False)
+    return r.stdout if r.returncode == 0 else None
+
+
+def attach_artifacts(rows: list[dict], read: Callable[[str, str], str | None]) -> None:
+    """Per row: `curves` {metric: [per-epoch values]} from dvclive, `per_label` (DataFrame) from evaluate."""
+    import pandas as pd
+
+    for r in rows:
+        r["curves"] = {}
+        for k in CURVES:
+            tsv = read(r["rev"], f"dvclive/plots/metrics/{k}.tsv")
+            if tsv:
+                r["curves"][k] = pd.read_csv(io.StringIO(tsv), sep="\t")[k].tolist()
+        csv = read(r["rev"], PER_LABEL)
+        r["per_label"] = pd.read_csv(io.StringIO(csv)) if csv else None
+
+
+def per_label_table(rows: list[dict]) -> list[str]:
+    """Test F1 per label (rows: labels by test support; columns: experiments); the worst of each column in bold."""
+    have = [r for r in rows if r.get("per_label") is not None]
+    if not have:
+        return []
+    base = have[0]["per_label"].set_index("label")
+    labels = base.sort_values("support", ascending=False).index.tolist()
+    f1 = {r["name"]: r["per_label"].set_index("label")["f1"] for r in have}
+    worst = {n: set(s.nsmallest(5).index) for n, s in f1.items()}
+    lines = ["", "## Per-label test F1", "",
+             "Labels by test support; each column's five lowest in bold.", "",
+             "| label | support | " + " | ".join(f1) + " |", "| --- | ---: |" + " ---: |" * len(f1)]
+    for lab in labels:
+        cells = [f"**{f1[n][lab]:.2f}**" if lab in worst[n] else f"{f1[n][lab]:.2f}" for n in f1]
+        lines.append(f"| {lab} | {int(base.loc[lab, 'support'])} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def curves_chart(rows: list[dict], path: str | Path) -> None:
+    from .plots import _plt, _save
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), dpi=100)
+    for i, r in enumerate(rows):
+        c, colour = r.get("curves") or {}, f"C{i}"
+        for k, style in (("train_loss", ":"), ("dev_loss", "-")):
+            if k in c:
+                axes[0].plot(range(1, len(c[k]) + 1), c[k], style, color=colour, marker="o", ms=3,
+                             label=f"{r['name']} {k.split('_')[0]}")
+        k = "dev_tuned_macro_f1" if "dev_tuned_macro_f1" in c else "dev_macro_f1"
+        if k in c:
+            axes[1].plot(range(1, len(c[k]) + 1), c[k], "-", color=colour, marker="o", ms=3,
+                         label=r["name"] + ("" if k == "dev_tuned_macro_f1" else " (at 0.5)"))
+    axes[0].set(title="loss per epoch (dotted: train, solid: dev)", xlabel="epoch", ylabel="BCE")
+    axes[1].set(title="dev macro F1 per epoch (per-label thresholds tuned on dev)", xlabel="epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def per_label_chart(rows: list[dict], path: str | Path) -> None:
+    from .plots import _plt, _save
+
+    have = [r for r in rows if r.get("per_label") is not None]
+    if not have:
+        return
+    plt = _plt()
+    base = have[0]["per_label"].sort_values("support", ascending=False)
+    labels = base["label"].tolist()
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(labels) * max(1, len(have)) ** 0.5 + 1.5), dpi=100)
+    h = 0.8 / len(have)
+    for i, r in enumerate(have):
+        f1 = r["per_label"].set_index("label").loc[labels, "f1"].to_numpy()
+        ax.barh([j - 0.4 + h * (i + 0.5) for j in range(len(labels))], f1, h, label=r["name"], color=f"C{i}")
+    ax.set_yticks(range(len(labels)), [f"{lab} ({int(n)})" for lab, n in zip(labels, base["support"])], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel="test F1 (per-label thresholds tuned on dev)", title="per-label test F1 (label, test support)",
+           xlim=(0, 1))
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    _save(fig, path)
 
 
 def differing(params: dict, defaults: dict) -> dict:
@@ -135,6 +230,7 @@ def render(rows: list[dict], defaults: dict, targets: dict | None = None, search
                   "|" + " --- |" * 2 + " ---: |" * len(SEARCH_COLUMNS) + " --- |"]
         lines += [f"| {r['name']} | {r['params'].get('model.name', '')} | " + " | ".join(_cells(r, SEARCH_COLUMNS))
                   + f" | `{command(r, defaults)}` |" for r in search]
+    lines += per_label_table(rows)
     return "\n".join(lines) + "\n"
 
 
@@ -163,7 +259,7 @@ def chart(rows: list[dict], path: str | Path) -> None:
     _save(fig, path)
 
 
-def main(argv=None) -> None:
+def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="emotion-report", description=__doc__.split("\n")[0])
     ap.add_argument("experiments", nargs="*", help="experiment names or revs (default: all of this commit)")
     ap.add_argument("--json", help="read this `dvc exp show --json` output instead of running it")
@@ -186,6 +282,7 @@ def main(argv=None) -> None:
     rows = [r for r in rows if r not in search]
     if not rows:
         raise SystemExit("emotion-report: no experiments found; run some with `dvc exp run -S model.name=...`")
+    attach_artifacts(rows, reader or git_reader)
     defaults = flatten(yaml.safe_load(Path(args.params).read_text()))
     ref = Path(args.reference)
     targets = (yaml.safe_load(ref.read_text()) or {}).get("reference_project", {}) if ref.exists() else {}
@@ -193,4 +290,7 @@ def main(argv=None) -> None:
     with atomic_path(args.out) as tmp:
         tmp.write_text(render(rows, defaults, targets, search))
     chart(rows, args.chart)
-    print(f"{len(rows)} experiments -> {args.out}, {args.chart}")
+    stem = Path(args.chart).with_suffix("")
+    curves_chart(rows, f"{stem}_curves.png")
+    per_label_chart(rows, f"{stem}_per_label.png")
+    print(f"{len(rows)} experiments -> {args.out}, {args.chart}, {stem}_curves.png, {stem}_per_label.png")
