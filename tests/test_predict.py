@@ -17,6 +17,7 @@ def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
     d = tmp_path_factory.mktemp("predict")
     p = tiny_params(tiny_encoder, "transformer_finetune", epochs=2)
     p["data"]["prepared_dir"] = str(tiny_prepared)
+    p["model"]["transformer_finetune"]["pooling"] = "pooler"  # the export needs it, whatever params.yaml says
     old = os.getcwd()
     os.chdir(d)
     try:
