@@ -76,3 +76,14 @@ def test_curves_and_per_label_come_from_each_experiments_commit(tmp_path):
     assert "| joy | 10 | **0.70** | **0.80** |" in table  # three labels: all among the five lowest
     for name in ("r_curves.png", "r_per_label.png"):
         assert (tmp_path / name).stat().st_size > 5000
+
+
+def test_command_leaves_out_other_architectures_params():
+    from emotion_classifier.report import command
+
+    row = {"params": {"model.name": "bilstm_lasttoken", "model.transformer_finetune.pooling": "pooler",
+                      "model.bilstm_lasttoken.hidden_size": 128, "train.epochs": 3}}
+    defaults = {"model.name": "transformer_finetune", "model.transformer_finetune.pooling": "mean",
+                "model.bilstm_lasttoken.hidden_size": 256, "train.epochs": 5}
+    assert command(row, defaults) == ("dvc exp run -S model.bilstm_lasttoken.hidden_size=128 "
+                                      "-S model.name=bilstm_lasttoken -S train.epochs=3")

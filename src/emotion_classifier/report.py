@@ -184,7 +184,13 @@ SEARCH_COLUMNS = [  # what a search run gave on dev (test is not looked at to ch
 
 
 def command(r: dict, defaults: dict) -> str:
-    diff = differing(r["params"], defaults)
+    """`dvc exp run -S ...` with the params that differ from the defaults, leaving out the other
+    architectures' sub-sections (the train stage does not read them)."""
+    from .params import ARCHITECTURES
+
+    name = r["params"].get("model.name")
+    other = tuple(f"model.{a}." for a in ARCHITECTURES if a != name)
+    diff = {k: v for k, v in differing(r["params"], defaults).items() if not k.startswith(other)}
     return "dvc exp run" + "".join(f" -S {k}={json.dumps(v) if isinstance(v, str) and ' ' in v else v}"
                                    for k, v in sorted(diff.items()))
 
