@@ -69,10 +69,12 @@ def collect(exp_show: list, wanted: list[str] | None = None) -> list[dict]:
     for entry in exp_show:
         visit(entry)
     if wanted:
-        def rank(r):  # the order asked for
-            return next(i for i, w in enumerate(wanted) if r["name"] == w or str(r["rev"]).startswith(w))
-        rows = sorted((r for r in rows if r["name"] in wanted or str(r["rev"]).startswith(tuple(wanted))), key=rank)
-        missing = [w for w in wanted if not any(r["name"] == w or str(r["rev"]).startswith(w) for r in rows)]
+        def matches(r, w):  # a name, or a rev prefix
+            return r["name"] == w or str(r["rev"]).startswith(w)
+
+        picked = [(next((i for i, w in enumerate(wanted) if matches(r, w)), None), r) for r in rows]
+        rows = [r for i, r in sorted((p for p in picked if p[0] is not None), key=lambda p: p[0])]  # order asked for
+        missing = [w for w in wanted if not any(matches(r, w) for r in rows)]
         if missing:
             raise SystemExit(f"emotion-report: no experiment named {', '.join(missing)} in `dvc exp show`")
     else:
