@@ -232,8 +232,8 @@ def render(rows: list[dict], defaults: dict, targets: dict | None = None, search
     lines += [f"- **{r['name']}**: `{command(r, defaults)}`" for r in rows]
     if search:
         lines += ["", "## Search: what else was tried (dev only)", "",
-                  "Settings tried and not chosen; the choice was made on dev macro F1 (per-label thresholds tuned "
-                  "on dev), never on test.", "",
+                  "Settings tried and not chosen. Choices used dev only (macro F1 with per-label thresholds tuned "
+                  "on dev) and train time against the budget; test was never used to choose.", "",
                   "| experiment | model | " + " | ".join(c[0] for c in SEARCH_COLUMNS) + " | command |",
                   "|" + " --- |" * 2 + " ---: |" * len(SEARCH_COLUMNS) + " --- |"]
         lines += [f"| {r['name']} | {r['params'].get('model.name', '')} | " + " | ".join(_cells(r, SEARCH_COLUMNS))
