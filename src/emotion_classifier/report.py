@@ -72,8 +72,10 @@ def collect(exp_show: list, wanted: list[str] | None = None) -> list[dict]:
         def matches(r, w):  # a name, or a rev prefix
             return r["name"] == w or str(r["rev"]).startswith(w)
 
-        picked = [(next((i for i, w in enumerate(wanted) if matches(r, w)), None), r) for r in rows]
-        rows = [r for i, r in sorted((p for p in picked if p[0] is not None), key=lambda p: p[0])]  # order asked for
+        def rank(r):  # position of the first request it matches: the order asked for
+            return next((i for i, w in enumerate(wanted) if matches(r, w)), None)
+
+        rows = sorted((r for r in rows if rank(r) is not None), key=rank)
         missing = [w for w in wanted if not any(matches(r, w) for r in rows)]
         if missing:
             raise SystemExit(f"emotion-report: no experiment named {', '.join(missing)} in `dvc exp show`")
