@@ -1,6 +1,6 @@
 import json
 
-from emotion_classifier.report import collect, main
+from emotion_classifier.report import COLUMNS, _cells, collect, main
 
 EXP_SHOW = [
     {"rev": "workspace", "name": None, "data": {"params": {"params.yaml": {"data": {"model": {"name": "x"}}}},
@@ -87,3 +87,10 @@ def test_command_leaves_out_other_architectures_params():
                 "model.bilstm_lasttoken.hidden_size": 256, "train.epochs": 5}
     assert command(row, defaults) == ("dvc exp run -S model.bilstm_lasttoken.hidden_size=128 "
                                       "-S model.name=bilstm_lasttoken -S train.epochs=3")
+
+
+def test_inference_speed_is_read_from_inference_json_or_from_older_experiments_eval_json():
+    col = [c for c in COLUMNS if c[2] == "inference_sentences_per_s"]
+    new = {"metrics": {"metrics/inference.json": {"inference_sentences_per_s": 250.4}}}
+    old = {"metrics": {"metrics/eval.json": {"test_micro_f1": 0.6, "inference_sentences_per_s": 226.2}}}
+    assert [_cells(r, col) for r in (new, old, {"metrics": {}})] == [["250"], ["226"], [""]]

@@ -46,6 +46,9 @@ def test_tune_evaluate_compare(workdir):
               "test_roc_auc_macro", "test_average_precision_micro", "test_average_precision_macro",
               "test_expected_calibration_error", "dev_micro_f1", "dev_macro_f1"):
         assert k in ev, k
+    assert not any("per_s" in k for k in ev)  # eval.json: seeded scores only; the speed goes apart
+    speed = json.loads((d / "metrics/inference.json").read_text())
+    assert speed["inference_sentences_per_s"] > 0 and speed["inference_threads"] >= 1
     for f in ("per_label.csv", "precision_recall.csv", "roc.csv", "confusion_matrices.png", "reliability.png",
               "error_cooccurrence_counts.png", "error_cooccurrence_conditional.png", "error_cooccurrence_jaccard.png"):
         assert (d / "plots/eval" / f).stat().st_size > 0, f

@@ -37,7 +37,7 @@ COLUMNS = [  # (header, metrics file, key, format)
     ("train time (s)", "metrics/train.json", "train_time_s", ".0f"),
     ("epoch (s)", "metrics/train.json", "epoch_time_s", ".0f"),
     ("parameters", "metrics/train.json", "params_total", ",.0f"),
-    ("inference sent/s", "metrics/eval.json", "inference_sentences_per_s", ".0f"),
+    ("inference sent/s", "metrics/inference.json", "inference_sentences_per_s", ".0f"),
 ]
 
 
@@ -199,12 +199,15 @@ def command(r: dict, defaults: dict) -> str:
                                    for k, v in sorted(diff.items()))
 
 
+def metric(r: dict, f: str, k: str):
+    """Key k of metrics file f; else of any file, for experiments made before the key moved
+    (inference speed was in eval.json)."""
+    v = r["metrics"].get(f, {}).get(k)
+    return v if v is not None else next((m[k] for m in r["metrics"].values() if m.get(k) is not None), None)
+
+
 def _cells(r: dict, columns) -> list[str]:
-    out = []
-    for _, f, k, fmt in columns:
-        v = r["metrics"].get(f, {}).get(k)
-        out.append("" if v is None else format(v, fmt))
-    return out
+    return ["" if (v := metric(r, f, k)) is None else format(v, fmt) for _, f, k, fmt in columns]
 
 
 def target_cell(r: dict, targets: dict) -> str:
