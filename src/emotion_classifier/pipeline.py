@@ -141,6 +141,8 @@ def evaluate(params: dict) -> None:
             out.update({f"dev_{k}": scores[k] for k in MAIN_FIGURES})
             continue
         out = {**{f"test_{k}": v for k, v in scores.items()}, **out}
+        # Apart from eval.json: a wall-clock speed differs run to run, the seeded scores do not.
+        inference = {"inference_sentences_per_s": round(speed, 1), "inference_threads": torch.get_num_threads()}
         table = pd.DataFrame({"label": names, "support": per_label["support"], "threshold": clf.thresholds,
                               **{k: per_label[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn", "tn",
                                                            "auc")}})
@@ -162,9 +164,7 @@ def evaluate(params: dict) -> None:
         plots.reliability(M.calibration_bins(y, probs), f"{EVAL_PLOTS}/reliability.png",
                           f"{model}: reliability on test (ECE {scores['expected_calibration_error']:.4f})")
     write_json("metrics/eval.json", _finite(out))
-    # Apart from eval.json: a wall-clock speed (on test) differs run to run, the seeded scores do not.
-    write_json("metrics/inference.json", {"inference_sentences_per_s": round(speed, 1),
-                                          "inference_threads": torch.get_num_threads()})
+    write_json("metrics/inference.json", inference)
     print(f"test ({strategy} thresholds): micro F1 {out['test_micro_f1']:.4f}, macro F1 {out['test_macro_f1']:.4f}"
           f" | dev micro F1 {out['dev_micro_f1']:.4f}, macro F1 {out['dev_macro_f1']:.4f}")
 

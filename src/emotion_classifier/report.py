@@ -199,11 +199,12 @@ def command(r: dict, defaults: dict) -> str:
                                    for k, v in sorted(diff.items()))
 
 
+FORMERLY = {"metrics/inference.json": "metrics/eval.json"}  # where older experiments kept these keys
+
+
 def metric(r: dict, f: str, k: str):
-    """Key k of metrics file f; else of any file, for experiments made before the key moved
-    (inference speed was in eval.json)."""
     v = r["metrics"].get(f, {}).get(k)
-    return v if v is not None else next((m[k] for m in r["metrics"].values() if m.get(k) is not None), None)
+    return v if v is not None or f not in FORMERLY else r["metrics"].get(FORMERLY[f], {}).get(k)
 
 
 def _cells(r: dict, columns) -> list[str]:
