@@ -1,13 +1,14 @@
 """Inference speed: EmotionClassifier.predict_proba vs transformers.pipeline, side by side in one run.
 
-The same 2,000 GoEmotions test sentences and the same fine-tuned MiniLM: ours batches by sorted
-length under torch.inference_mode; the pipeline runs with its defaults on the exported directory
-(`emotion-export`). Prints sentences/s, the ratio, and the ratio with --quantize (int8 dynamic).
+The same test sentences and the same fine-tuned MiniLM: ours batches by sorted length under
+torch.inference_mode, in fp32, in bf16 (where the CPU or GPU does it natively, or with --bf16) and
+int8-quantized (CPU); the pipeline runs with its defaults on the exported directory (`emotion-export`).
+Prints sentences/s, the ratios and the largest score differences.
 
-    python benchmarks/inference.py [--model-dir models] [--sentences 2000]
+    python benchmarks/inference.py [--model-dir models] [--sentences 2000] [--device auto] [--bf16]
 
-Without a fine-tuned `--model-dir`, a fresh one is built from the bundled encoder: speed does not
-depend on the values of the weights, only on the architecture.
+Without `--model-dir`, a fresh fine-tune model (BERT pooler head, so it exports whatever params.yaml
+says) is built from `--encoder`: speed does not depend on the weights' values, only on the architecture.
 """
 
 from __future__ import annotations
@@ -21,63 +22,85 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emotion_classifier import EmotionClassifier, models, text
+from emotion_classifier import EmotionClassifier, hardware, models, text
 from emotion_classifier.data import read_split
 from emotion_classifier.export import export
 from emotion_classifier.params import load_params
-from emotion_classifier.train import n_cores
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data/raw/goemotions"  # after `dvc pull`; ../shared/goemotions otherwise
+if not DATA.exists() and (ROOT.parent / "shared/goemotions").exists():
+    DATA = ROOT.parent / "shared/goemotions"
 
 
-def fresh_finetune_dir(out: Path) -> Path:
-    params = copy.deepcopy(load_params(ROOT / "params.yaml"))
-    params["model"]["name"] = "transformer_finetune"
-    tok = text.load_tokenizer(params["model"]["encoder"])
-    names = (ROOT / "data/raw/goemotions/emotions.txt").read_text().split()
-    model, cfg = models.build("transformer_finetune", params["model"], tok, names)
+def fresh_finetune_dir(out: Path, encoder: str, labels: list[str]) -> Path:
+    model_params = copy.deepcopy(load_params(ROOT / "params.yaml")["model"])
+    model_params["encoder"] = encoder
+    model_params["transformer_finetune"]["pooling"] = "pooler"  # the exportable head
+    tok = text.load_tokenizer(encoder)
+    model, cfg = models.build("transformer_finetune", model_params, tok, labels)
     models.save(model, cfg, tok, out)
     return out
 
 
 def timed(fn, texts) -> tuple[float, np.ndarray]:
+    fn(texts[:64])  # warm-up: first-call allocations and kernel choices
     t0 = time.perf_counter()
     out = fn(texts)
     return len(texts) / (time.perf_counter() - t0), out
 
 
-def main() -> None:
+def pipeline_scores(hf_dir: Path, texts, labels, max_length: int, device) -> tuple[float, np.ndarray]:
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(hf_dir), top_k=None, device=device)
+    speed, res = timed(lambda t: pipe(t, truncation=True, max_length=max_length), texts)
+    order = {n: i for i, n in enumerate(labels)}
+    return speed, np.array([[d["score"] for d in sorted(r, key=lambda d: order[d["label"]])] for r in res])
+
+
+def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model-dir", help="a transformer_finetune model directory (default: a fresh one)")
+    ap.add_argument("--encoder", default=load_params(ROOT / "params.yaml")["model"]["encoder"],
+                    help="the encoder of the fresh model (default: params.yaml's)")
+    ap.add_argument("--data", default=str(DATA), help="a folder with test.tsv and emotions.txt")
     ap.add_argument("--sentences", type=int, default=2000)
-    args = ap.parse_args()
-    torch.set_num_threads(n_cores())
-    texts = list(read_split(ROOT / "data/raw/goemotions/test.tsv", 28)["text"][: args.sentences])
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ap.add_argument("--bf16", action="store_true", help="time bf16 even where it is emulated (slow)")
+    args = ap.parse_args(argv)
+    hardware.use_all_cores()
+    device = hardware.resolve_device(args.device)
+    labels = (Path(args.data) / "emotions.txt").read_text(encoding="utf-8").split()
+    texts = list(read_split(Path(args.data) / "test.tsv", len(labels))["text"][: args.sentences])
+    rows: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(args.model_dir) if args.model_dir else fresh_finetune_dir(Path(tmp) / "models")
-        hf_dir = export(model_dir, Path(tmp) / "hf")
-        from transformers import pipeline
-
-        clf = EmotionClassifier.load(model_dir)
-        clf.predict_proba(texts[:64])  # warm-up, as the pipeline gets below
-        ours, p_ours = timed(clf.predict_proba, texts)
-        quant = EmotionClassifier.load(model_dir, quantize=True)
-        quant.predict_proba(texts[:64])
-        ours_q, p_q = timed(quant.predict_proba, texts)
-        pipe = pipeline("text-classification", model=str(hf_dir), top_k=None, device="cpu")
-        pipe(texts[:8])
-        theirs, res = timed(lambda t: pipe(t, truncation=True, max_length=clf.max_length), texts)
-    order = {n: i for i, n in enumerate(clf.labels)}
-    p_theirs = np.array([[d["score"] for d in sorted(r, key=lambda d: order[d["label"]])] for r in res])
-    print(f"{len(texts)} test sentences, MiniLM fine-tune, {n_cores()} cores, torch {torch.__version__}, "
-          f"precision {clf.precision}")
-    print(f"EmotionClassifier.predict_proba:              {ours:8.1f} sentences/s")
-    print(f"EmotionClassifier.predict_proba, --quantize:  {ours_q:8.1f} sentences/s")
-    print(f"transformers.pipeline (defaults):             {theirs:8.1f} sentences/s")
-    print(f"max |score difference| ours vs pipeline:      {np.abs(p_ours - p_theirs).max():.2e}")
-    print(f"max |score difference| quantized vs fp32:     {np.abs(p_q - p_ours).max():.2e}")
-    print(f"ratio:                {ours / theirs:8.2f}x")
-    print(f"ratio with --quantize: {ours_q / theirs:8.2f}x")
+        model_dir = Path(args.model_dir) if args.model_dir else fresh_finetune_dir(Path(tmp) / "m", args.encoder,
+                                                                                   labels)
+        clf = EmotionClassifier.load(model_dir, precision="fp32", device=args.device)
+        rows["fp32"], p_fp32 = timed(clf.predict_proba, texts)
+        diffs = {}
+        if args.bf16 or hardware.native_bf16(device):
+            bf16 = EmotionClassifier.load(model_dir, precision="bf16", device=args.device)
+            rows["bf16"], p = timed(bf16.predict_proba, texts)
+            diffs["bf16 vs fp32"] = np.abs(p - p_fp32).max()
+        if device.type == "cpu":
+            quant = EmotionClassifier.load(model_dir, quantize=True, device="cpu")
+            rows["int8 (--quantize)"], p = timed(quant.predict_proba, texts)
+            diffs["int8 vs fp32"] = np.abs(p - p_fp32).max()
+        rows["pipeline"], p = pipeline_scores(export(model_dir, Path(tmp) / "hf"), texts, clf.labels,
+                                              clf.max_length, device)
+        diffs["fp32 vs pipeline"] = np.abs(p - p_fp32).max()
+    hw = hardware.describe(device, "fp32")
+    print(f"{len(texts)} test sentences, MiniLM fine-tune, device {hw['device']} ({hw.get('gpu') or hw['cpu_kind']}: "
+          f"{hardware.cpu_name()}), {hw['threads']} threads, torch {torch.__version__}")
+    for name, speed in rows.items():
+        label = "transformers.pipeline (defaults)" if name == "pipeline" else f"EmotionClassifier {name}"
+        ratio = "" if name == "pipeline" else f"  {speed / rows['pipeline']:6.2f}x the pipeline"
+        print(f"{label:<40} {speed:9.1f} sentences/s{ratio}")
+    for name, d in diffs.items():
+        print(f"max |score difference| {name + ':':<20} {d:.2e}")
+    return {"speed": rows, "max_diff": diffs}
 
 
 if __name__ == "__main__":

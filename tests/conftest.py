@@ -87,14 +87,31 @@ def tiny_rows(n: int, seed: int, prefix: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def tiny_prepared(tmp_path_factory):
-    from emotion_classifier.data import prepare
-
+def tiny_raw(tmp_path_factory):
+    """GoEmotions-format files (train/dev/test.tsv, emotions.txt) of tiny made-up comments."""
     d = tmp_path_factory.mktemp("tiny_data")
     rows = {"train": tiny_rows(96, 1, "tr"), "dev": tiny_rows(32, 2, "dv"), "test": tiny_rows(32, 3, "te")}
-    write_raw(d / "raw", rows, TINY_LABELS)
-    prepare(d / "raw", d / "prepared")
-    return d / "prepared"
+    return write_raw(d / "raw", rows, TINY_LABELS)
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tiny_raw):
+    from emotion_classifier.data import prepare
+
+    prepare(tiny_raw, tiny_raw.parent / "prepared")
+    return tiny_raw.parent / "prepared"
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.cuda` tests run where a CUDA device is visible (benchmarks/gpu_check.py), skip elsewhere."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (run benchmarks/gpu_check.py on a GPU machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
 
 
 def tiny_params(encoder_dir, name: str, **train) -> dict:
@@ -113,6 +130,7 @@ def tiny_params(encoder_dir, name: str, **train) -> dict:
     p["train"].update(epochs=2, batch_size=8, lr=5e-3, patience=5, warmup_ratio=0.0, scheduler="none",
                       precision="fp32", device="cpu")
     p["train"].update(train)
+    p["evaluate"].update(precision="fp32", device="cpu")  # scores compared as numbers: the same on every CPU
     from emotion_classifier.params import validate
 
     return validate(p)

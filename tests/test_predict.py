@@ -120,10 +120,65 @@ def test_output_is_atomic(model_dir, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
 
-def test_quantized_model_predicts(model_dir):
-    a = EmotionClassifier.load(model_dir).predict_proba(["so happy", "mad"])
-    b = EmotionClassifier.load(model_dir, quantize=True).predict_proba(["so happy", "mad"])
+@pytest.fixture(params=["avx2", "amx"])
+def cpu_kind(request, monkeypatch):
+    """Each precision test runs as on a CPU without and with native bf16, whatever this one has."""
+    from emotion_classifier import hardware
+
+    monkeypatch.setattr(hardware, "cpu_kind", lambda: request.param)
+    return request.param
+
+
+def test_quantized_model_predicts(model_dir, cpu_kind):
+    a = EmotionClassifier.load(model_dir, precision="fp32").predict_proba(["so happy", "mad"])
+    q = EmotionClassifier.load(model_dir, quantize=True, precision="auto")  # int8 weights, fp32 activations
+    assert q.precision == "fp32" and q.describe()["quantized"]
+    b = q.predict_proba(["so happy", "mad"])
     assert b.shape == a.shape and np.abs(a - b).max() < 0.1
+
+
+def test_cli_quantize_and_precision(model_dir, cpu_kind, capsys):
+    predict_main(["--model-dir", str(model_dir), "--text", "so happy", "--quantize", "--precision", "auto"])
+    assert json.loads(capsys.readouterr().out)["text"] == "so happy"
+    with pytest.raises(SystemExit) as e:
+        predict_main(["--model-dir", str(model_dir), "--text", "so happy", "--quantize", "--precision", "bf16"])
+    assert e.value.code == 1
+    assert capsys.readouterr().err.startswith("error: quantize runs int8 weights with fp32 activations")
+
+
+def test_auto_precision_is_bf16_only_where_native(model_dir, cpu_kind):
+    clf = EmotionClassifier.load(model_dir, precision="auto", device="cpu")
+    assert clf.precision == ("bf16" if cpu_kind == "amx" else "fp32")
+    assert EmotionClassifier.load(model_dir, device="cpu").precision == "fp32"  # the default: the same everywhere
+
+
+def test_bf16_predict_is_close_to_fp32(model_dir):
+    texts = ["so happy glad", "angry mad hate", "", "the movie was ok [NAME]"]
+    fp32 = EmotionClassifier.load(model_dir, precision="fp32").predict_proba(texts)
+    bf16 = EmotionClassifier.load(model_dir, precision="bf16")
+    assert bf16.describe()["precision"] == "bf16"
+    np.testing.assert_allclose(bf16.predict_proba(texts), fp32, atol=2e-2)  # bf16 keeps ~3 significant digits
+
+
+def test_cli_device_errors_are_one_line(model_dir, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device, msg in (("cuda", "device is cuda but no CUDA device is visible"),
+                        ("gpu", "expected auto, cpu, cuda or cuda:N")):
+        with pytest.raises(SystemExit) as e:
+            predict_main(["--model-dir", str(model_dir), "--text", "hi", "--device", device])
+        err = capsys.readouterr().err
+        assert e.value.code == 1 and err.startswith("error: ") and msg in err, err
+
+
+@pytest.mark.cuda
+def test_cuda_scores_match_cpu(model_dir):
+    texts = ["so happy glad", "angry mad hate", "", "the movie was ok [NAME]"]
+    cpu = EmotionClassifier.load(model_dir, device="cpu").predict_proba(texts)
+    gpu = EmotionClassifier.load(model_dir, device="cuda")
+    assert gpu.device.type == "cuda" and gpu.describe()["gpu"]
+    np.testing.assert_allclose(gpu.predict_proba(texts), cpu, atol=1e-5)  # fp32 is fp32 (TF32 off)
 
 
 def test_export_matches_transformers_pipeline(model_dir, tmp_path):
@@ -133,12 +188,14 @@ def test_export_matches_transformers_pipeline(model_dir, tmp_path):
 
     out = export(model_dir, tmp_path / "hf")
     texts = ["so happy glad", "angry mad hate", "", "the movie was ok [NAME]"]
-    ours = EmotionClassifier.load(model_dir).predict_proba(texts)
     pipe = hf_pipeline("text-classification", model=str(out), top_k=None, device="cpu")
     theirs = pipe(texts, truncation=True, max_length=16)
-    for row, res in zip(ours, theirs):
-        got = {r["label"]: r["score"] for r in res}
-        np.testing.assert_allclose([got[n] for n in ("joy", "anger", "neutral")], row, atol=1e-4)
+    theirs = np.array([[{r["label"]: r["score"] for r in res}[n] for n in ("joy", "anger", "neutral")]
+                       for res in theirs])
+    ours = EmotionClassifier.load(model_dir, precision="fp32", device="cpu").predict_proba(texts)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)  # both fp32: the same model
+    ours_bf16 = EmotionClassifier.load(model_dir, precision="bf16", device="cpu").predict_proba(texts)
+    np.testing.assert_allclose(ours_bf16, theirs, atol=2e-2)  # bf16 against the pipeline's fp32
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["problem_type"] == "multi_label_classification" and len(cfg["thresholds"]) == 3
     assert cfg["id2label"]["0"] == "joy"

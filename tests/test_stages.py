@@ -49,6 +49,9 @@ def test_tune_evaluate_compare(workdir):
     assert not any("per_s" in k for k in ev)  # eval.json: seeded scores only; the speed goes apart
     speed = json.loads((d / "metrics/inference.json").read_text())
     assert speed["inference_sentences_per_s"] > 0 and speed["inference_threads"] >= 1
+    # what produced the scores: evaluate's precision (fp32 by default on every machine) and device
+    assert speed["inference_precision"] == p["evaluate"]["precision"] == "fp32"
+    assert speed["inference_device"] == "cpu" and speed["inference_cpu_kind"]
     for f in ("per_label.csv", "precision_recall.csv", "roc.csv", "confusion_matrices.png", "reliability.png",
               "error_cooccurrence_counts.png", "error_cooccurrence_conditional.png", "error_cooccurrence_jaccard.png"):
         assert (d / "plots/eval" / f).stat().st_size > 0, f

@@ -153,3 +153,50 @@ def test_tuned_monitor_is_logged_and_picks_the_epoch(tmp_path, params_for):
     assert r["dev_tuned_macro_f1"] == pytest.approx(max(values))
     # thresholds tuned on the very data they score can only help
     assert r["dev_tuned_macro_f1"] >= r["dev_macro_f1"] - 1e-9
+
+
+def test_bf16_train_step_runs_on_any_cpu(tmp_path, params_for):
+    """bf16 autocast forced on (emulated on AVX2, native on AVX512-BF16/AMX): the path CI must cover everywhere."""
+    r = _fit(tmp_path, params_for("transformer_finetune", epochs=1, precision="bf16"))
+    m = json.loads((tmp_path / "train.json").read_text())
+    assert np.isfinite(r["dev_loss"]) and m["precision"] == "bf16" and m["device"] == "cpu" and m["cpu_kind"]
+    model, cfg, _ = models.load(tmp_path / "models")
+    assert cfg["train"]["precision"] == "bf16"
+    assert all(t.dtype == torch.float32 for t in model.state_dict().values() if t.is_floating_point())
+
+
+def test_checkpoint_of_other_code_or_precision_is_not_resumed(tmp_path, params_for, monkeypatch):
+    import emotion_classifier.train as T
+
+    p = params_for("bilstm_maxpool", epochs=2)
+    splits, _ = load_prepared(p["data"]["prepared_dir"])
+    cpu = torch.device("cpu")
+    base = T.run_id(p, splits, cpu, "fp32")
+    assert base != T.run_id(p, splits, cpu, "bf16")
+    monkeypatch.setattr(T, "code_version", lambda: "edited")
+    assert base != T.run_id(p, splits, cpu, "fp32")
+    monkeypatch.undo()
+    assert _fit(tmp_path, p, stop_after_epochs=1) == {"stopped_after_epoch": 1}
+    monkeypatch.setattr(T, "code_version", lambda: "edited")  # the code changed while the run was down
+    _fit(tmp_path, p)
+    live = (tmp_path / "dvclive/plots/metrics/dev_loss.tsv").read_text().splitlines()
+    assert len(live) == 1 + 2  # both epochs trained under the new code, none replayed
+
+
+@pytest.mark.cuda
+def test_cuda_training_resumes_exactly(tmp_path, params_for):
+    """Dropout draws from the CUDA RNG: the checkpoint restores it, so a resumed run equals an uninterrupted one."""
+    p = params_for("transformer_finetune", epochs=3, device="cuda", precision="fp32")
+    full = _fit(tmp_path / "a", p)
+    assert _fit(tmp_path / "b", p, stop_after_epochs=1) == {"stopped_after_epoch": 1}
+    resumed = _fit(tmp_path / "b", p)
+    assert full["device"].startswith("cuda") and full["gpu"]
+    for k in ("dev_loss", "dev_macro_f1", "best_epoch"):
+        assert resumed[k] == pytest.approx(full[k], abs=1e-5), k
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["bilstm_maxpool", "transformer_featureextract"])
+def test_cuda_trains_each_kind_of_model(tmp_path, params_for, name):
+    r = _fit(tmp_path, params_for(name, epochs=1, device="cuda", precision="auto"))
+    assert r["device"].startswith("cuda") and np.isfinite(r["dev_loss"])

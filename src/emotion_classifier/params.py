@@ -7,6 +7,7 @@ out-of-range value fails here, naming the key and what is allowed, before any wo
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,14 @@ class Field:
     hi: float | None = None
     choices: tuple | None = None
     lo_open: bool = False  # lo itself is excluded (e.g. learning rate > 0)
+    pattern: str | None = None  # a string must match it in full
+    pattern_text: str = ""
 
     def allowed(self) -> str:
         if self.choices:
             return "one of " + ", ".join(map(str, self.choices))
+        if self.pattern:
+            return self.pattern_text
         name = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
             self.kind, "a number"
         )
@@ -58,6 +63,8 @@ class Field:
             raise ParamsError(f"params: '{key}' is {value!r} ({type(value).__name__}); expected {self.allowed()}")
         if self.choices and value not in self.choices:
             raise ParamsError(f"params: '{key}' is {value!r}; expected {self.allowed()}")
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            raise ParamsError(f"params: '{key}' is {value!r}; expected {self.allowed()}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
                 raise ParamsError(f"params: '{key}' is {value!r}; expected {self.allowed()}")
@@ -78,6 +85,11 @@ def _num(lo=None, hi=None, lo_open=False):
 
 def _choice(*choices):
     return Field(str, choices=choices)
+
+
+# The same spellings hardware.resolve_device takes (kept literal here: params imports no torch).
+DEVICE = Field(str, pattern=r"auto|cpu|cuda(:\d+)?", pattern_text="auto, cpu, cuda or cuda:N")
+PRECISION = _choice("auto", "bf16", "fp32")
 
 
 _BILSTM = {
@@ -137,8 +149,8 @@ SCHEMA: dict[str, Any] = {
         "loss": _choice("bce", "weighted_bce", "focal"),
         "focal_gamma": _num(0, 10),
         "pos_weight_cap": _num(1),
-        "precision": _choice("auto", "bf16", "fp32"),
-        "device": _choice("auto", "cpu", "cuda"),
+        "precision": PRECISION,
+        "device": DEVICE,
         "monitor": _choice(*MONITORS),
         "patience": _int(0),
         "bucket_chunk": _int(1),
@@ -149,6 +161,8 @@ SCHEMA: dict[str, Any] = {
     },
     "evaluate": {
         "thresholds": _choice("per_label", "global", "fixed"),
+        "precision": PRECISION,
+        "device": DEVICE,
     },
     "compare": {
         "tfidf_max_features": _int(100),

@@ -78,7 +78,9 @@ def tune_thresholds(params: dict) -> None:
 
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
     dev = splits["dev"]
-    clf = EmotionClassifier.load(MODEL_DIR)
+    # evaluate's device and precision: the thresholds fit the probabilities evaluate will see
+    clf = EmotionClassifier.load(MODEL_DIR, precision=params["evaluate"]["precision"],
+                                 device=params["evaluate"]["device"])
     probs, y = clf.predict_proba(dev["text"], progress=True), data.label_matrix(dev)
     tp = params["thresholds"]
     res = T.tune(y, probs, tp["metric"], tp["min_positives"])
@@ -121,14 +123,14 @@ def _curve(x, y, n=300) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluate(params: dict) -> None:
     """The one place the test split is scored; every choice was made on dev before."""
-    import torch
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     from .inference import EmotionClassifier
 
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
     strategy = params["evaluate"]["thresholds"]
-    clf = EmotionClassifier.load(MODEL_DIR, strategy=strategy, require_thresholds=True)
+    clf = EmotionClassifier.load(MODEL_DIR, strategy=strategy, require_thresholds=True,
+                                 precision=params["evaluate"]["precision"], device=params["evaluate"]["device"])
     out: dict = {}
     for split in ("dev", "test"):
         df = splits[split]
@@ -142,7 +144,8 @@ def evaluate(params: dict) -> None:
             continue
         out = {**{f"test_{k}": v for k, v in scores.items()}, **out}
         # Apart from eval.json: a wall-clock speed differs run to run, the seeded scores do not.
-        inference = {"inference_sentences_per_s": round(speed, 1), "inference_threads": torch.get_num_threads()}
+        inference = {"inference_sentences_per_s": round(speed, 1),
+                     **{f"inference_{k}": v for k, v in clf.describe().items()}}
         table = pd.DataFrame({"label": names, "support": per_label["support"], "threshold": clf.thresholds,
                               **{k: per_label[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn", "tn",
                                                            "auc")}})

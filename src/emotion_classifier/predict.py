@@ -108,9 +108,12 @@ def main(argv=None) -> None:
     ap.add_argument("--all-scores", action="store_true", help="all 28 scores, not just labels above threshold")
     ap.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
     ap.add_argument("--thresholds", default="per_label", choices=["per_label", "global", "fixed"])
-    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    ap.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"],
+                    help="fp32 (default: the same scores on every machine) | auto (bf16 where the CPU or GPU "
+                         "does it natively, faster) | bf16")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when visible) | cpu | cuda | cuda:N")
     ap.add_argument("--quantize", action="store_true",
-                    help="int8 dynamic quantization of the linear layers (for transformers)")
+                    help="int8 weights for the linear layers, fp32 activations, CPU only (for transformers)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--skip-invalid", action="store_true", help="skip (and warn about) invalid UTF-8 lines")
     args = ap.parse_args(argv)
@@ -125,8 +128,8 @@ def main(argv=None) -> None:
         if not texts:
             ap.error("give --text TEXT (repeatable) or --input FILE")
         clf = EmotionClassifier.load(args.model_dir, strategy=args.thresholds, precision=args.precision,
-                                     batch_size=args.batch_size, quantize=args.quantize)
-    except (InputError, ModelDirError, ThresholdsError) as e:
+                                     batch_size=args.batch_size, quantize=args.quantize, device=args.device)
+    except (InputError, ModelDirError, ThresholdsError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     if not clf.tuned:

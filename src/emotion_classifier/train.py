@@ -18,9 +18,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import hardware, models, text, thresholds
 from . import metrics as M
-from . import models, text, thresholds
 from .data import label_matrix
+from .hardware import autocast
 from .io import atomic_path
 
 # ---------------------------------------------------------------------------- set-up
@@ -30,40 +31,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def n_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is cuda but no CUDA device is visible; use device: auto or cpu")
-    return torch.device(device)
-
-
-def cpu_has_fast_bf16() -> bool:
-    # Without AVX512-BF16 or AMX, bf16 matmuls are emulated: measured ~20x slower than fp32 on an AVX2 CPU.
-    cpu = getattr(torch, "cpu", None)
-    return bool(cpu and (getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
-                         or getattr(cpu, "_is_amx_tile_supported", lambda: False)()))
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
-
-
-def autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 # ---------------------------------------------------------------------------- batches
@@ -284,7 +251,113 @@ def improved(monitor: str, value: float, best: float | None) -> bool:
     return value < best - 1e-6 if monitor == "dev_loss" else value > best + 1e-6
 
 
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def code_version() -> str:
+    """A hash of the package's source: a checkpoint resumes only under the code that wrote it."""
+    pkg = Path(__file__).parent
+    return _fingerprint(*[(f.name, f.read_text(encoding="utf-8")) for f in sorted(pkg.glob("*.py"))])
+
+
+def run_id(params: dict, splits: dict, device: torch.device, precision: str) -> str:
+    """A checkpoint belongs to exactly these params, data, code, device kind and precision."""
+    return _fingerprint(params["seed"], params["model"], params["train"], params["thresholds"]["min_positives"],
+                        [splits[s]["id"].tolist() for s in ("train", "dev")], code_version(), device.type, precision)
+
+
+def _save_state(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_checkpoint(path: Path, run, state: dict) -> None:
+    _save_state(path, {"model": run.trainable.state_dict(), "optimizer": run.optimizer.state_dict(),
+                       "scheduler": run.scheduler.state_dict(), "rng": hardware.rng_state(run.device),
+                       "state": json.dumps(state)})
+
+
+def resume(path: Path, run) -> dict:
+    """The loop state after the last finished epoch, with model, optimizer, schedule and RNGs restored."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    run.trainable.load_state_dict(ck["model"])
+    run.optimizer.load_state_dict(ck["optimizer"])
+    run.scheduler.load_state_dict(ck["scheduler"])
+    hardware.set_rng_state(ck["rng"])
+    state = json.loads(ck["state"])
+    print(f"resuming from {path} after epoch {state['epoch']}")
+    return state
+
+
 # ---------------------------------------------------------------------------- the loop
+
+
+class Run:
+    """What one training run holds: the model, its data, the optimizer and where it computes."""
+
+    def __init__(self, params: dict, splits: dict, labels: list[str], feature_cache):
+        model_params, train_params = params["model"], params["train"]
+        self.name = model_params["name"]
+        models.check_name(self.name)
+        self.arch = model_params[self.name]
+        self.device = hardware.resolve_device(train_params["device"], "train.device")
+        self.precision = hardware.resolve_precision(train_params["precision"], self.device, "train.precision")
+        tokenizer = text.load_tokenizer(model_params["encoder"])
+        ids = {s: text.tokenize(tokenizer, splits[s]["text"], model_params["max_length"]) for s in ("train", "dev")}
+        self.y = {s: label_matrix(splits[s]) for s in ("train", "dev")}
+        self.model, self.cfg = models.build(self.name, model_params, tokenizer, labels, self.device.type)
+        self.model.to(self.device)
+        self.tokenizer = tokenizer
+        if self.name == "transformer_featureextract":
+            key = {"encoder": text.resolve_encoder(model_params["encoder"]), "pooling": self.arch["pooling"],
+                   "max_length": model_params["max_length"], "precision": self.precision,
+                   "device": self.device.type}
+            if self.arch["feature_layers"] > 1:
+                key["feature_layers"] = self.arch["feature_layers"]
+            cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
+            self.data = {s: FeatureData(encoder_features(self.model, ids[s], tokenizer.pad_token_id,
+                                                         self.arch["feature_batch_size"], self.device,
+                                                         self.precision, cache, key)) for s in ids}
+            self.trainable = self.model.head
+        else:
+            self.data = {s: TokenData(ids[s], tokenizer.pad_token_id) for s in ids}
+            self.trainable = self.model
+        self.loss_fn = make_loss(train_params["loss"], self.y["train"], train_params["focal_gamma"],
+                                 train_params["pos_weight_cap"], self.device)
+        self.optimizer = make_optimizer(train_params["optimizer"],
+                                        param_groups(self.model, self.name, train_params, self.arch),
+                                        train_params["lr"], self.device)
+        steps_per_epoch = math.ceil(len(self.y["train"]) / train_params["batch_size"])
+        self.scheduler = make_scheduler(train_params["scheduler"], self.optimizer,
+                                        steps_per_epoch * train_params["epochs"], train_params["warmup_ratio"])
+
+
+def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[float, float]:
+    """One pass over the training data; returns (mean loss, seconds)."""
+    if run.name == "transformer_finetune" and run.arch["unfreeze_layers_per_epoch"] > 0:
+        set_unfrozen(run.model, run.arch["unfreeze_layers_per_epoch"] * epoch)
+    run.trainable.train()
+    rng = np.random.default_rng([seed, epoch])  # the epoch's order depends on nothing else: resumable
+    batches = bucket_batches(run.data["train"].lengths, train_params["batch_size"], train_params["bucket_chunk"], rng)
+    y_train = torch.from_numpy(run.y["train"])
+    t0 = time.time()
+    total, seen = 0.0, 0
+    bar = tqdm(batches, desc=f"epoch {epoch}/{train_params['epochs']}", unit="batch", leave=False)
+    for idx in bar:
+        with autocast(run.device, run.precision):
+            logits = _call(run.trainable, run.data["train"].batch(idx), run.device)
+        loss = run.loss_fn(logits.float(), y_train[torch.as_tensor(idx)].to(run.device))
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if train_params["grad_clip"] > 0:
+            nn.utils.clip_grad_norm_(run.trainable.parameters(), train_params["grad_clip"])
+        run.optimizer.step()
+        run.scheduler.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+    return total / seen, time.time() - t0
 
 
 def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "models",
@@ -295,124 +368,56 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "
 
     `stop_after_epochs` ends the run early as if killed (tests of resume use it).
     """
-    mp, tp = params["model"], params["train"]
-    name = mp["name"]
-    models.check_name(name)
-    arch = mp[name]
-    seed = params["seed"]
+    train_params, seed = params["train"], params["seed"]
     set_seed(seed)
-    torch.set_num_threads(n_cores())
-    device = resolve_device(tp["device"])
-    precision = resolve_precision(tp["precision"], device)
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
-        print("warning: this CPU has no native bf16 (AVX512-BF16/AMX); bf16 autocast will be much slower than fp32")
-
-    tokenizer = text.load_tokenizer(mp["encoder"])
-    ids = {s: text.tokenize(tokenizer, splits[s]["text"], mp["max_length"]) for s in ("train", "dev")}
-    y = {s: label_matrix(splits[s]) for s in ("train", "dev")}
-    model, cfg = models.build(name, mp, tokenizer, labels, device.type)
-    model.to(device)
-
-    if name == "transformer_featureextract":
-        key = {"encoder": text.resolve_encoder(mp["encoder"]), "pooling": arch["pooling"],
-               "max_length": mp["max_length"]}
-        if arch["feature_layers"] > 1:  # (absent from the key at 1, so features cached before stay valid)
-            key["feature_layers"] = arch["feature_layers"]
-        cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
-        data = {s: FeatureData(encoder_features(model, ids[s], tokenizer.pad_token_id, arch["feature_batch_size"],
-                                                device, precision, cache, key)) for s in ids}
-        trainable = model.head
-    else:
-        data = {s: TokenData(ids[s], tokenizer.pad_token_id) for s in ids}
-        trainable = model
-
-    loss_fn = make_loss(tp["loss"], y["train"], tp["focal_gamma"], tp["pos_weight_cap"], device)
-    optimizer = make_optimizer(tp["optimizer"], param_groups(model, name, tp, arch), tp["lr"], device)
-    steps_per_epoch = math.ceil(len(y["train"]) / tp["batch_size"])
-    scheduler = make_scheduler(tp["scheduler"], optimizer, steps_per_epoch * tp["epochs"], tp["warmup_ratio"])
-
-    # A checkpoint belongs to exactly these params and data; anything else starts afresh.
-    run_id = _fingerprint(params["seed"], mp, tp, [splits[s]["id"].tolist() for s in ("train", "dev")])
-    ckpt_dir = Path(checkpoint_root) / run_id
+    hardware.use_all_cores()
+    run = Run(params, splits, labels, feature_cache)
+    ckpt_dir = Path(checkpoint_root) / run_id(params, splits, run.device, run.precision)
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "bad_epochs": 0, "train_time": 0.0}
     if (ckpt_dir / "last.pt").exists():
-        ck = torch.load(ckpt_dir / "last.pt", map_location="cpu", weights_only=True)
-        trainable.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["rng"])
-        state = json.loads(ck["state"])
-        print(f"resuming from {ckpt_dir}/last.pt after epoch {state['epoch']}")
-
-    live = None
-    if live_dir is not None:
-        from dvclive import Live
-
-        live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-        for rec in state["history"]:  # replay finished epochs: DVC cleared the old dvclive/ output
-            _log(live, rec)
-
+        state = resume(ckpt_dir / "last.pt", run)
+    live = _open_live(live_dir, state["history"])
     t_run = time.time()
-    monitor = tp["monitor"]
-    n_train = len(y["train"])
-    y_train_t = torch.from_numpy(y["train"])
-    while state["epoch"] < tp["epochs"] and state["bad_epochs"] <= tp["patience"]:
+    monitor = train_params["monitor"]
+    while state["epoch"] < train_params["epochs"] and state["bad_epochs"] <= train_params["patience"]:
         epoch = state["epoch"] + 1
-        if name == "transformer_finetune" and arch["unfreeze_layers_per_epoch"] > 0:
-            set_unfrozen(model, arch["unfreeze_layers_per_epoch"] * epoch)
-        trainable.train()
-        rng = np.random.default_rng([seed, epoch])  # the epoch's order depends on nothing else: resumable
-        batches = bucket_batches(data["train"].lengths, tp["batch_size"], tp["bucket_chunk"], rng)
-        t0 = time.time()
-        total, seen = 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}/{tp['epochs']}", unit="batch", leave=False)
-        for idx in bar:
-            with autocast(device, precision):
-                logits = _call(trainable, data["train"].batch(idx), device)
-            loss = loss_fn(logits.float(), y_train_t[torch.as_tensor(idx)].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tp["grad_clip"] > 0:
-                nn.utils.clip_grad_norm_(trainable.parameters(), tp["grad_clip"])
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
-        epoch_time = time.time() - t0
-        logits = predict_logits(trainable, data["dev"], tp["batch_size"] * 4, device, precision)
-        rec = {"epoch": epoch, "train_loss": total / seen, **dev_metrics(logits, y["dev"], loss_fn, device,
-                                                                          params["thresholds"]["min_positives"]),
-               "epoch_time_s": epoch_time, "train_examples_per_s": n_train / epoch_time}
+        train_loss, epoch_time = train_epoch(run, train_params, seed, epoch)
+        logits = predict_logits(run.trainable, run.data["dev"], train_params["batch_size"] * 4, run.device,
+                                run.precision)
+        rec = {"epoch": epoch, "train_loss": train_loss,
+               **dev_metrics(logits, run.y["dev"], run.loss_fn, run.device, params["thresholds"]["min_positives"]),
+               "epoch_time_s": epoch_time, "train_examples_per_s": len(run.y["train"]) / epoch_time}
         state["history"].append(rec)
         state["train_time"] += epoch_time
         state["epoch"] = epoch
         if improved(monitor, rec[monitor], state["best"]):
             state.update(best=rec[monitor], best_epoch=epoch, bad_epochs=0)
-            _save_state(ckpt_dir / "best.pt", {"model": trainable.state_dict()})
+            _save_state(ckpt_dir / "best.pt", {"model": run.trainable.state_dict()})
         else:
             state["bad_epochs"] += 1
-        _save_state(ckpt_dir / "last.pt", {
-            "model": trainable.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "state": json.dumps(state)})
-        print(f"epoch {epoch}: train_loss {rec['train_loss']:.4f} dev_loss {rec['dev_loss']:.4f} "
-              f"dev_micro_f1 {rec['dev_micro_f1']:.4f} dev_macro_f1 {rec['dev_macro_f1']:.4f} "
-              f"tuned {rec['dev_tuned_micro_f1']:.4f}/{rec['dev_tuned_macro_f1']:.4f} "
-              f"({epoch_time:.0f}s, {rec['train_examples_per_s']:.0f} ex/s)")
+        save_checkpoint(ckpt_dir / "last.pt", run, state)
+        _print_epoch(rec)
         if live is not None:
             _log(live, rec)
-        if stop_after_epochs is not None and epoch >= stop_after_epochs and epoch < tp["epochs"]:
+        if stop_after_epochs is not None and epoch >= stop_after_epochs and epoch < train_params["epochs"]:
             return {"stopped_after_epoch": epoch}
-        if state["bad_epochs"] > tp["patience"]:
+        if state["bad_epochs"] > train_params["patience"]:
             print(f"early stop: {monitor} has not improved for {state['bad_epochs']} epochs")
+    result = finish(run, state, monitor, time.time() - t_run, model_dir, metrics_path, ckpt_dir)
+    if live is not None:
+        live.end()
+    return result
 
+
+def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, metrics_path, ckpt_dir: Path) -> dict:
+    """Restore the best epoch, save the model directory and metrics/train.json, drop the checkpoint."""
     best = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=True)
-    trainable.load_state_dict(best["model"])
-    model.to("cpu")
+    run.trainable.load_state_dict(best["model"])
+    run.model.to("cpu")
     best_rec = state["history"][state["best_epoch"] - 1]
     epoch_times = [r["epoch_time_s"] for r in state["history"]]
     result = {
-        "model": name,
+        "model": run.name,
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
         "monitor": monitor,
@@ -420,29 +425,38 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "
                                     "dev_tuned_macro_f1")},
         "train_time_s": round(state["train_time"], 2),
         "epoch_time_s": round(float(np.mean(epoch_times)), 2),
-        "train_examples_per_s": round(n_train * len(epoch_times) / sum(epoch_times), 1),
-        "params_total": models.n_params(model),
-        "params_trainable": models.n_params(trainable, trainable_only=True),
-        "device": device.type,
-        "precision": precision,
-        "threads": torch.get_num_threads(),
-        "run_wall_time_s": round(time.time() - t_run, 2),
+        "train_examples_per_s": round(len(run.y["train"]) * len(epoch_times) / sum(epoch_times), 1),
+        "params_total": models.n_params(run.model),
+        "params_trainable": models.n_params(run.trainable, trainable_only=True),
+        **hardware.describe(run.device, run.precision),
+        "run_wall_time_s": round(wall_time, 2),
     }
-    models.save(model, cfg, tokenizer, model_dir, extra={"train": {k: result[k] for k in
-                                                                   ("best_epoch", "dev_macro_f1", "dev_micro_f1")}})
+    models.save(run.model, run.cfg, run.tokenizer, model_dir,
+                extra={"train": {k: result[k] for k in ("best_epoch", "dev_macro_f1", "dev_micro_f1", "device",
+                                                        "precision", "cpu_kind")}})
     if metrics_path:
         with atomic_path(metrics_path) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
-    if live is not None:
-        live.end()
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the model directory is the result
     return result
 
 
-def _save_state(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+def _open_live(live_dir, history: list[dict]):
+    if live_dir is None:
+        return None
+    from dvclive import Live
+
+    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+    for rec in history:  # replay finished epochs: DVC cleared the old dvclive/ output
+        _log(live, rec)
+    return live
+
+
+def _print_epoch(rec: dict) -> None:
+    print(f"epoch {rec['epoch']}: train_loss {rec['train_loss']:.4f} dev_loss {rec['dev_loss']:.4f} "
+          f"dev_micro_f1 {rec['dev_micro_f1']:.4f} dev_macro_f1 {rec['dev_macro_f1']:.4f} "
+          f"tuned {rec['dev_tuned_micro_f1']:.4f}/{rec['dev_tuned_macro_f1']:.4f} "
+          f"({rec['epoch_time_s']:.0f}s, {rec['train_examples_per_s']:.0f} ex/s)")
 
 
 def _log(live, rec: dict) -> None:

@@ -1,0 +1,71 @@
+"""The device and precision policy (hardware.py): answers that do not depend on this machine's CPU."""
+
+import warnings
+
+import pytest
+import torch
+
+from emotion_classifier import hardware
+from emotion_classifier.params import ParamsError, validate
+
+from .conftest import ROOT
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("kind, auto", [("amx", "bf16"), ("avx512_bf16", "bf16"), ("avx2", "fp32"),
+                                        ("default", "fp32")])
+def test_auto_precision_follows_native_bf16(monkeypatch, kind, auto):
+    monkeypatch.setattr(hardware, "cpu_kind", lambda: kind)
+    cpu = torch.device("cpu")
+    assert hardware.resolve_precision("auto", cpu) == auto
+    assert hardware.resolve_precision("fp32", cpu) == "fp32"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert hardware.resolve_precision("bf16", cpu, "train.precision") == "bf16"
+    emulated = auto == "fp32"
+    assert any("no native bf16" in str(w.message) for w in caught) == emulated
+
+
+def test_device_spellings(no_cuda):
+    assert hardware.resolve_device("auto") == torch.device("cpu")
+    assert hardware.resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="train.device is cuda:1 but no CUDA device is visible"):
+        hardware.resolve_device("cuda:1", "train.device")
+    with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
+        hardware.resolve_device("gpu")
+
+
+def test_params_accept_the_same_device_spellings():
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for ok in ("auto", "cpu", "cuda", "cuda:3"):
+        raw["train"]["device"] = raw["evaluate"]["device"] = ok
+        validate(raw)
+    raw["evaluate"]["device"] = "gpu"
+    with pytest.raises(ParamsError, match="'evaluate.device' is 'gpu'; expected auto, cpu, cuda or cuda:N"):
+        validate(raw)
+
+
+def test_describe_names_what_produced_the_numbers():
+    d = hardware.describe(torch.device("cpu"), "fp32")
+    assert d["device"] == "cpu" and d["precision"] == "fp32" and d["threads"] >= 1
+    assert d["cpu_kind"] == hardware.cpu_kind() and "gpu" not in d
+
+
+def test_rng_state_round_trip():
+    state = hardware.rng_state(torch.device("cpu"))
+    a = torch.rand(3)
+    hardware.set_rng_state(state)
+    assert torch.equal(torch.rand(3), a)
+
+
+def test_scoring_defaults_to_fp32_training_to_auto():
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert raw["evaluate"]["precision"] == "fp32" and raw["train"]["precision"] == "auto"
