@@ -1,0 +1,150 @@
+"""GPU check: everything CUDA-specific this project does, in one script of a few minutes on one GPU.
+
+    python benchmarks/gpu_check.py 2>&1 | tee gpu_check.log      # on a machine with a CUDA build of torch
+
+1. the machine: GPU, driver, torch and CUDA versions;
+2. the CUDA-marked tests (`pytest -m cuda`: training and exact resume on CUDA, CUDA vs CPU scores);
+3. a tiny pipeline on the GPU (300 examples a split, 1 epoch): the train, tune_thresholds and evaluate
+   stages, then emotion-predict --device; with `--dvc`, the same as `dvc exp run --temp` too;
+4. one full-data fine-tune epoch, timed (precision auto: bf16 on GPUs that have it);
+5. the inference benchmark (benchmarks/inference.py) on the GPU.
+Prints each figure as it goes and a summary at the end. `--device cpu` runs the same path on a CPU
+(the test suite does, on a tiny model, so the script cannot silently break).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from emotion_classifier import hardware, pipeline
+from emotion_classifier.data import SPLITS, multi_hot, read_raw
+from emotion_classifier.params import load_params, validate
+from emotion_classifier.predict import main as predict_main
+from emotion_classifier.train import fit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import inference as inference_benchmark  # noqa: E402  (benchmarks/inference.py)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine(device: torch.device) -> dict:
+    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "device": str(device),
+            "cpu_kind": hardware.cpu_kind(), "cpu": hardware.cpu_name(), "cores": hardware.n_cores()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info |= {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+                 "cudnn": torch.backends.cudnn.version(), "bf16": torch.cuda.is_bf16_supported()}
+        smi = shutil.which("nvidia-smi")
+        if smi:
+            out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                                 text=True, check=False)
+            info["driver"] = out.stdout.strip()
+    return info
+
+
+def cuda_tests() -> str:
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider"], cwd=ROOT,
+                       capture_output=True, text=True, check=False)
+    print(r.stdout[-3000:] + r.stderr[-2000:])
+    return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else f"pytest exited {r.returncode}"
+
+
+def check_params(args, **train) -> dict:
+    params = copy.deepcopy(load_params(ROOT / "params.yaml"))
+    params["model"].update(name=args.model, encoder=args.encoder)
+    params["train"].update(device=args.device, **train)
+    params["evaluate"].update(device=args.device)
+    return validate(params)
+
+
+def tiny_pipeline(args, work: Path) -> dict:
+    """The stage functions dvc runs, on the device, in a scratch directory."""
+    params = check_params(args, epochs=1)
+    params["data"].update(raw_dir=str(Path(args.data).resolve()), prepared_dir=str(work / "prepared"),
+                          max_examples=args.tiny_examples)
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        pipeline.prepare(params)
+        pipeline.train(params)
+        pipeline.tune_thresholds(params)
+        pipeline.evaluate(params)
+        predict_main(["--model-dir", "models", "--device", args.device, "--text", "Thank you so much!",
+                      "--output", "predict.jsonl"])
+        out = {k: json.loads(Path(f"metrics/{f}.json").read_text())[k] for f, k in
+               (("train", "device"), ("train", "precision"), ("eval", "test_macro_f1"),
+                ("inference", "inference_device"), ("inference", "inference_sentences_per_s"))}
+        out["predicted"] = json.loads(Path("predict.jsonl").read_text())["labels"]
+        return out
+    finally:
+        os.chdir(old)
+
+
+def dvc_exp(args) -> str:
+    cmd = ["dvc", "exp", "run", "--temp", "-n", f"gpu-check-{int(time.time())}",
+           "-S", f"data.max_examples={args.tiny_examples}", "-S", "train.epochs=1", "-S", f"model.name={args.model}",
+           "-S", f"train.device={args.device}", "-S", f"evaluate.device={args.device}"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    print(" ".join(cmd) + "\n" + r.stdout[-2000:] + r.stderr[-2000:])
+    return f"exit {r.returncode}"
+
+
+def full_epoch(args) -> dict:
+    splits, names = read_raw(Path(args.data))
+    for s in SPLITS:
+        splits[s] = splits[s].assign(labels=list(multi_hot(splits[s]["label_ids"], len(names))))
+    if args.epoch_examples:
+        splits = {s: df.head(args.epoch_examples) for s, df in splits.items()}
+    params = check_params(args, epochs=1, precision="auto")
+    with tempfile.TemporaryDirectory() as tmp:
+        r = fit(params, splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
+                checkpoint_root=Path(tmp) / "ck", feature_cache=None)
+    return {k: r[k] for k in ("device", "precision", "epoch_time_s", "train_examples_per_s", "dev_tuned_macro_f1")}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cuda", help="cuda | cuda:N (cpu: the same path on a CPU)")
+    ap.add_argument("--data", default=str(inference_benchmark.DATA), help="GoEmotions files (train/dev/test.tsv)")
+    ap.add_argument("--encoder", default=load_params(ROOT / "params.yaml")["model"]["encoder"])
+    ap.add_argument("--model", default="transformer_finetune")
+    ap.add_argument("--tiny-examples", type=int, default=300)
+    ap.add_argument("--epoch-examples", type=int, default=0, help="0 = the full train split")
+    ap.add_argument("--sentences", type=int, default=2000, help="for the inference benchmark")
+    ap.add_argument("--skip-tests", action="store_true")
+    ap.add_argument("--dvc", action="store_true", help="also `dvc exp run --temp` the tiny pipeline")
+    args = ap.parse_args(argv)
+    device = hardware.resolve_device(args.device)
+    summary: dict = {"machine": machine(device)}
+    print("machine:", json.dumps(summary["machine"]), flush=True)
+    if not args.skip_tests:
+        summary["cuda_tests"] = cuda_tests()
+    with tempfile.TemporaryDirectory() as work:
+        t0 = time.time()
+        summary["tiny_pipeline"] = tiny_pipeline(args, Path(work)) | {"seconds": round(time.time() - t0, 1)}
+    print("tiny pipeline:", json.dumps(summary["tiny_pipeline"]), flush=True)
+    if args.dvc:
+        summary["dvc_exp_run"] = dvc_exp(args)
+    summary["full_epoch"] = full_epoch(args)
+    print("one fine-tune epoch:", json.dumps(summary["full_epoch"]), flush=True)
+    bench = inference_benchmark.main(["--device", args.device, "--encoder", args.encoder, "--data", args.data,
+                                      "--sentences", str(args.sentences)])
+    summary["inference_sentences_per_s"] = {k: round(v, 1) for k, v in bench["speed"].items()}
+    print("\n== gpu check summary ==\n" + json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

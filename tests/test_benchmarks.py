@@ -1,0 +1,43 @@
+"""Each benchmark's main path on a tiny model and tiny data, so none can silently break.
+
+The figures they print for the README come from the real runs named there; here only that they run
+and that their side-by-side comparisons hold together."""
+
+import importlib.util
+
+from .conftest import ROOT
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_inference_benchmark_builds_an_exportable_model_itself(tiny_encoder, tiny_raw, capsys):
+    # no --model-dir: whatever pooling params.yaml says, the fresh model must export for the pipeline row
+    out = load("inference").main(["--encoder", str(tiny_encoder), "--data", str(tiny_raw), "--sentences", "20",
+                                  "--device", "cpu", "--bf16"])
+    assert set(out["speed"]) == {"fp32", "bf16", "int8 (--quantize)", "pipeline"}
+    assert all(v > 0 for v in out["speed"].values())
+    assert out["max_diff"]["fp32 vs pipeline"] < 1e-4  # the same model, both fp32
+    assert out["max_diff"]["bf16 vs fp32"] < 2e-2 and out["max_diff"]["int8 vs fp32"] < 0.1
+    assert "x the pipeline" in capsys.readouterr().out
+
+
+def test_train_throughput_benchmark(tiny_encoder, tiny_raw):
+    out = load("train_throughput").main([
+        "--data", str(tiny_raw), "--examples", "40", "--batch-size", "8", "-S", f"model.encoder={tiny_encoder}",
+        "-S", "train.precision=fp32", "-S", "train.device=cpu", "-S", "model.max_length=16"])
+    assert set(out) == {"ours", "trainer_defaults", "trainer_same_batch"} and min(out.values()) > 0
+
+
+def test_gpu_check_runs_its_path_on_cpu(tiny_encoder, tiny_raw):
+    out = load("gpu_check").main([
+        "--device", "cpu", "--skip-tests", "--encoder", str(tiny_encoder), "--data", str(tiny_raw),
+        "--tiny-examples", "30", "--epoch-examples", "40", "--sentences", "20"])
+    tiny = out["tiny_pipeline"]
+    assert tiny["device"] == "cpu" and tiny["inference_device"] == "cpu" and 0 <= tiny["test_macro_f1"] <= 1
+    assert out["full_epoch"]["train_examples_per_s"] > 0 and out["machine"]["cpu_kind"]
+    assert out["inference_sentences_per_s"]["fp32"] > 0
