@@ -41,3 +41,9 @@ def test_gpu_check_runs_its_path_on_cpu(tiny_encoder, tiny_raw):
     assert tiny["device"] == "cpu" and tiny["inference_device"] == "cpu" and 0 <= tiny["test_macro_f1"] <= 1
     assert out["full_epoch"]["train_examples_per_s"] > 0 and out["machine"]["cpu_kind"]
     assert out["inference_sentences_per_s"]["fp32"] > 0
+
+
+def test_determinism_benchmark(tiny_encoder, tiny_raw):
+    out = load("determinism").main(["--runs", "2", "--examples", "30", "--epochs", "1", "--precisions", "fp32",
+                                    "--threads", "1", "--encoder", str(tiny_encoder), "--data", str(tiny_raw)])
+    assert out == {("fp32", "1"): out[("fp32", "1")]} and len(out[("fp32", "1")]) == 1  # fp32: bit-identical

@@ -47,10 +47,36 @@ def test_bad_input_names_file_and_line(tmp_path, split, lines, message):
     assert str(e.value) == f"{raw}/{message}" or str(e.value).startswith(f"{raw}/{message}")
 
 
-def test_line_numbers_count_multiline_quoted_texts(tmp_path):
-    raw = _bad(tmp_path, "train", ['"two\nlines"\t0\tx1', "ok\t9\tx2"])
-    with pytest.raises(DataError, match=r"train.tsv:3: label id 9 is outside"):
+def test_a_stray_quote_that_merges_lines_is_an_error(tmp_path):
+    """Before: prepare exited 0 and 79 dev rows became one 6,401-character text."""
+    lines = ["fine\t0\tx1", '"unclosed quote\t0\tx2', "next\t1\tx3", "more\t2\tx4", 'a "b" c\t1\tx5']
+    raw = _bad(tmp_path, "train", lines)
+    with pytest.raises(DataError, match=r"train.tsv:2: a text runs over 4 lines \(5 lines in the file, 2 rows read\)"
+                                        r": a double quote at its start opens a quoted field"):
         read_raw(raw)
+    raw = _bad(tmp_path / "b", "train", ['"two\nlines"\t0\tx1', "ok\t1\tx2"])  # valid CSV, but not GoEmotions
+    with pytest.raises(DataError, match=r"train.tsv:1: a text runs over 2 lines"):
+        read_raw(raw)
+
+
+def test_byte_order_marks_are_dropped(raw_dir):
+    """Before: label 0 became '\ufeffjoy' in labels.json and everywhere after."""
+    for name in ("emotions.txt", "train.tsv"):
+        path = raw_dir / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    splits, names = read_raw(raw_dir)
+    assert names == LABELS and splits["train"]["text"][0] == "hello there"
+
+
+@pytest.mark.parametrize("name, line", [("emotions.txt", 2), ("dev.tsv", 2)])
+def test_invalid_utf8_names_the_line(raw_dir, name, line):
+    path = raw_dir / name
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = b"caf\xe9" + lines[1]
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataError, match=rf"{name}:{line}: invalid UTF-8 \(invalid continuation byte at byte \d+\); "
+                                        "save the file as UTF-8"):
+        read_raw(raw_dir)
 
 
 def test_missing_file(raw_dir):

@@ -97,6 +97,41 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
     assert "up to date" in dvc(["status"], repo).stdout
 
 
+def test_a_rejected_param_keeps_every_output(repo):
+    """Before: DVC deleted models/, metrics/train.json and dvclive/ before train rejected lr: -1."""
+    def snapshot():
+        return {str(f.relative_to(repo)): f.read_bytes() for top in ("models", "metrics", "plots", "dvclive")
+                for f in sorted((repo / top).rglob("*")) if f.is_file()}
+
+    assert "up to date" in dvc(["status"], repo).stdout, "needs the full pipeline run before"
+    before = snapshot()
+    original = (repo / "params.yaml").read_text()
+    p = yaml.safe_load(original)
+    p["train"]["lr"] = -1
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    try:
+        r = dvc(["repro"], repo)
+        status = json.loads(dvc(["status", "--json"], repo).stdout)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    assert r.returncode != 0
+    errors = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "'train.lr' is -1" in errors[0], r.stdout + r.stderr
+    assert snapshot() == before
+    for changes in status.values():  # only params changed, nothing deleted
+        assert all(list(c) == ["changed deps"] and set(c["changed deps"]) == {"params.yaml"} for c in changes), status
+    assert "up to date" in dvc(["status"], repo).stdout
+
+
+def test_raw_dir_param_is_the_dependency(repo):
+    """Before: dvc.yaml named data/raw/goemotions whatever data.raw_dir said."""
+    text = (repo / "dvc.yaml").read_text()
+    assert "${data.raw_dir}" in text and "data/raw/goemotions\n" not in text
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    assert any(d["path"] == p["data"]["raw_dir"] for d in lock["stages"]["prepare"]["deps"])
+
+
 def test_offline_plots_render_in_headless_chromium(repo):
     """`make plots` output in a real browser: the vega charts must draw offline, not a blank page."""
     import shutil

@@ -199,3 +199,134 @@ def test_export_matches_transformers_pipeline(model_dir, tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["problem_type"] == "multi_label_classification" and len(cfg["thresholds"]) == 3
     assert cfg["id2label"]["0"] == "joy"
+
+
+# ---------------------------------------------------------------- bad input: one `error:` line, nothing half-written
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    try:
+        predict_main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_api_edge_inputs(model_dir):
+    clf = EmotionClassifier.load(model_dir)
+    assert clf.predict([]) == [] and clf.predict_proba([]).shape == (0, 3)  # before: IndexError
+    with pytest.raises(TypeError, match=r"not one string: use predict\(\[text\]\)"):
+        clf.predict("some text")  # before: one result per character
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"text": "fine"}\n{"text": null}\n', 'in.jsonl:2: "text" is null; expected a string'),
+    ('{"text": 3}\n', 'in.jsonl:1: "text" is 3; expected a string'),
+])
+def test_jsonl_text_must_be_a_string(model_dir, tmp_path, capsys, content, message):
+    src = tmp_path / "in.jsonl"
+    src.write_text(content)
+    args = ["--model-dir", str(model_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl")]
+    code, out, err = run_cli(args, capsys)
+    assert code == 1 and err.strip() == f"error: {tmp_path}/{message}"
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_empty_input_is_a_clear_error(model_dir, tmp_path, capsys):
+    src = tmp_path / "empty.txt"
+    src.write_text("")
+    code, _, err = run_cli(["--model-dir", str(model_dir), "--input", str(src), "--output", str(tmp_path / "o.csv")],
+                           capsys)
+    assert code == 1 and err.strip() == f"error: {src}: no texts to label"  # before: a usage error, rc 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt"]
+
+
+def test_csv_with_byte_order_mark(model_dir, tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"\xef\xbb\xbfid,text\n1,so happy\n2,\"mad, angry\"\n")
+    code, out, _ = run_cli(["--model-dir", str(model_dir), "--input", str(src), "--json"], capsys)
+    assert code == 0 and [json.loads(line)["text"] for line in out.splitlines()] == ["so happy", "mad, angry"]
+
+
+def test_output_is_checked_before_any_work(model_dir, tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_text("happy\n")
+    for out, msg in ((tmp_path, "is a directory"), (tmp_path / "no/such/dir/o.jsonl", "does not exist")):
+        code, _, err = run_cli(["--model-dir", str(tmp_path / "no-model"), "--input", str(src), "--output", str(out)],
+                               capsys)
+        assert code == 1 and err.startswith(f"error: {out}: ") and msg in err, err  # before the (missing) model
+
+
+def test_read_only_output_is_refused_and_a_mode_is_kept(model_dir, tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    out.write_text("precious\n")
+    out.chmod(0o444)
+    code, _, err = run_cli(["--model-dir", str(model_dir), "--text", "hi", "--output", str(out)], capsys)
+    assert code == 1 and "exists and is read-only; remove it or choose another --output" in err
+    assert out.read_text() == "precious\n" and (out.stat().st_mode & 0o777) == 0o444
+    out.chmod(0o640)
+    assert run_cli(["--model-dir", str(model_dir), "--text", "hi", "--output", str(out)], capsys)[0] == 0
+    assert json.loads(out.read_text())["text"] == "hi" and (out.stat().st_mode & 0o777) == 0o640
+
+
+def test_missing_or_stale_thresholds_refuse_unless_fixed(model_dir, tmp_path, capsys):
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    th = json.loads((d / "thresholds.json").read_text())
+    (d / "thresholds.json").write_text(json.dumps({**th, "weights_sha256": "0" * 64}))
+    code, _, err = run_cli(["--model-dir", str(d), "--text", "hi"], capsys)
+    assert code == 1 and "thresholds.json: tuned for other weights" in err
+    (d / "thresholds.json").unlink()
+    code, _, err = run_cli(["--model-dir", str(d), "--text", "hi"], capsys)
+    assert code == 1 and "no tuned thresholds; run `dvc repro tune_thresholds`" in err
+    code, out, _ = run_cli(["--model-dir", str(d), "--text", "hi", "--thresholds", "fixed"], capsys)
+    assert code == 0 and json.loads(out)["text"] == "hi"
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate_weights", "model.safetensors: cannot load the weights"),
+    ("random_weights", "model.safetensors: cannot load the weights"),
+    ("broken_config", "config.json:1:2: not valid JSON"),
+    ("no_tokenizer", "tokenizer: missing"),
+])
+def test_damaged_model_dir_is_one_line(model_dir, tmp_path, capsys, damage, message):
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    weights = d / "model.safetensors"
+    if damage == "truncate_weights":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "random_weights":
+        weights.write_bytes(os.urandom(5000))
+    elif damage == "broken_config":
+        (d / "config.json").write_text("{oops")
+    else:
+        shutil.rmtree(d / "tokenizer")
+    code, out, err = run_cli(["--model-dir", str(d), "--text", "hi", "--thresholds", "fixed"], capsys)
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    assert message in err
+
+
+def test_streaming_keeps_order_and_writes_nothing_on_a_late_error(model_dir, tmp_path, capsys, monkeypatch):
+    import emotion_classifier.predict as P
+
+    monkeypatch.setattr(P, "CHUNK", 7)  # many chunks from a small file
+    texts = [f"happy day {i}" if i % 3 else f"angry thing {i}" for i in range(50)]
+    src, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    src.write_text("\n".join(texts) + "\n")
+    assert run_cli(["--model-dir", str(model_dir), "--input", str(src), "--output", str(out)], capsys)[0] == 0
+    assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == texts
+    whole = EmotionClassifier.load(model_dir).predict_proba(texts)  # chunking changes no score
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(rec["labels"] == [{"label": lab, "score": round(s, 4)} for lab, s in res]
+               for rec, res in zip(got, EmotionClassifier.load(model_dir).decide(whole)))
+    src.write_bytes(src.read_bytes() + b"\xff broken\n")  # line 51, after six written chunks
+    out.write_text("previous\n")
+    code, _, err = run_cli(["--model-dir", str(model_dir), "--input", str(src), "--output", str(out)], capsys)
+    assert code == 1 and f"{src}:51: invalid UTF-8" in err
+    assert out.read_text() == "previous\n" and sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]

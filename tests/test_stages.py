@@ -84,3 +84,64 @@ def test_compare_params_validated():
     p["evaluate"]["thresholds"] = "best"
     with pytest.raises(ValueError, match="'evaluate.thresholds' is 'best'; expected one of per_label, global, fixed"):
         validate(p)
+
+
+# ---------------------------------------------------------------- bad input to a stage: one `error:` line, exit 1
+
+
+def _stage(stage, params: dict | str, tmp_path, capsys) -> tuple[int, str]:
+    from emotion_classifier.cli import run
+
+    path = tmp_path / "params.yaml"
+    path.write_text(params if isinstance(params, str) else yaml.safe_dump(params))
+    code = run(stage, ["--params", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    return code, err
+
+
+def test_params_that_are_not_yaml(tmp_path, capsys):
+    _, err = _stage("train", "seed: 42\ntrain:\n  lr: [1e-3\n", tmp_path, capsys)
+    assert f"{tmp_path}/params.yaml:4:1: not valid YAML" in err
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("bilstm_maxpool", {"encoder": "no/such-encoder"}, "model.encoder: cannot load 'no/such-encoder'"),
+    ("bilstm_maxpool", {"bilstm_maxpool": {"embedding_dim": 20}}, "init_embeddings: encoder needs embedding_dim = 32"),
+    ("transformer_featureextract", {"transformer_featureextract": {"feature_layers": 9}},
+     "feature_layers is 9 but the encoder has 3 hidden states"),
+])
+def test_params_that_do_not_fit_the_encoder(tmp_path, capsys, tiny_encoder, tiny_prepared, name, change, message):
+    p = tiny_params(tiny_encoder, name, epochs=1)
+    p["data"]["prepared_dir"] = str(tiny_prepared)
+    for key, value in change.items():
+        if isinstance(value, dict):
+            p["model"][key].update(value)
+        else:
+            p["model"][key] = value
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        _, err = _stage("train", p, tmp_path, capsys)
+    finally:
+        os.chdir(old)
+    assert message in err and not (tmp_path / "models").exists()
+
+
+def test_check_params_stage(tmp_path, capsys, monkeypatch):
+    from emotion_classifier.cli import PARAMS_CHECKED, check_params_main
+
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    check_params_main([])
+    first = (tmp_path / PARAMS_CHECKED).read_bytes()
+    raw["train"]["lr"] = -1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(SystemExit) as e:
+        check_params_main([])
+    assert e.value.code == 1 and "'train.lr' is -1" in capsys.readouterr().err
+    raw["train"]["lr"] = 0.01
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    check_params_main([])
+    assert (tmp_path / PARAMS_CHECKED).read_bytes() == first  # constant: stages depending on it do not rerun

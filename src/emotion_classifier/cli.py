@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .data import DataError
-from .inference import ThresholdsError
-from .models import ModelDirError
-from .params import ParamsError, load_params
+from .errors import UserError
+from .params import load_params
 
 STAGES = {
     "prepare": "Validate raw GoEmotions and write data/prepared/.",
@@ -29,10 +27,30 @@ def run(stage: str, argv=None) -> int:
     try:
         params = load_params(args.params)
         getattr(pipeline, stage)(params)
-    except (DataError, ParamsError, ModelDirError, ThresholdsError) as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+PARAMS_CHECKED = "data/params_checked"
+
+
+def check_params_main(argv=None) -> None:
+    """Validate params.yaml and (re)write a file whose content never changes: every stage depends on it,
+    so DVC runs this first, and a rejected param stops `dvc repro` before it deletes any good output."""
+    parser = argparse.ArgumentParser(prog="emotion-check-params", description=check_params_main.__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        load_params(args.params)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    from .io import atomic_path
+
+    with atomic_path(PARAMS_CHECKED) as tmp:
+        tmp.write_text("params.yaml passed emotion_classifier.params validation\n")
 
 
 def _main(stage: str):

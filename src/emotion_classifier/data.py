@@ -13,21 +13,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import UserError
 from .io import atomic_dir, read_json, write_json
 
 SPLITS = ("train", "dev", "test")
 COLUMNS = ("text", "label_ids", "id")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data; the message reads `file:line: problem`."""
+
+
+def decode(path: Path) -> str:
+    """The file as text: UTF-8, a leading byte-order mark dropped; invalid bytes fail with their line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}:{line}: invalid UTF-8 ({e.reason} at byte {e.start}); "
+                        "save the file as UTF-8") from None
 
 
 def read_label_names(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}:0: file not found (run `dvc pull` to fetch the data)")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = decode(path).splitlines()
     if not lines:
         raise DataError(f"{path}:1: file is empty; expected one label name a line")
     seen: dict[str, int] = {}
@@ -57,6 +69,7 @@ def _load_tsv(path: Path) -> pd.DataFrame:
             column_names=list(COLUMNS),
             features=features,
             keep_default_na=False,
+            encoding="utf-8-sig",
             split="train",
             cache_dir=cache,
         )
@@ -84,12 +97,22 @@ def read_split(path: str | Path, n_labels: int) -> pd.DataFrame:
         raise DataError(f"{path}:0: file not found (run `dvc pull` to fetch the data)")
     if path.stat().st_size == 0:
         raise DataError(f"{path}:1: file is empty")
+    n_lines = sum(1 for line in decode(path).split("\n") if line.strip("\r"))
     df = _load_tsv(path)
     if len(df) == 0:
         raise DataError(f"{path}:1: file is empty")
     # A quoted text may span lines; count them so every message points at the physical line.
     extra = df["text"].str.count("\n").to_numpy()
     lines = 1 + np.concatenate([[0], np.cumsum(extra + 1)[:-1]])
+    # No GoEmotions text holds a tab or a newline: one that does was merged by a stray quote.
+    merged = np.flatnonzero(df["text"].str.contains("[\t\n]", regex=True).to_numpy())
+    if merged.size:
+        bad = int(merged[0])
+        raise DataError(f"{path}:{lines[bad]}: a text runs over {extra[bad] + 1} lines ({n_lines} lines in the file, "
+                        f"{len(df)} rows read): a double quote at its start opens a quoted field; quote the whole "
+                        'text and double its inner quotes ("a ""b"" c"), or remove the stray quote')
+    if len(df) != n_lines:
+        raise DataError(f"{path}:0: {n_lines} lines in the file but {len(df)} rows read; expected one row a line")
     label_ids: list[list[int]] = []
     seen: dict[str, int] = {}
     for text, labels, cid, line in zip(df["text"], df["label_ids"], df["id"], lines):

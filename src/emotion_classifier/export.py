@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .errors import UserError
 from .io import atomic_dir
 
 
@@ -25,9 +26,9 @@ def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_labe
 
     model, cfg, tok = models.load(model_dir)
     if cfg["name"] != "transformer_finetune":
-        raise ValueError(f"{model_dir}: emotion-export writes fine-tuned transformers only; this is {cfg['name']}")
+        raise UserError(f"{model_dir}: emotion-export writes fine-tuned transformers only; this is {cfg['name']}")
     if cfg["arch"]["pooling"] != "pooler":
-        raise ValueError(f"{model_dir}: trained with pooling {cfg['arch']['pooling']!r}; a standard "
+        raise UserError(f"{model_dir}: trained with pooling {cfg['arch']['pooling']!r}; a standard "
                          "sequence-classification head uses BERT's pooler: retrain with "
                          "model.transformer_finetune.pooling: pooler")
     ours = ("num_labels", "problem_type", "id2label", "label2id", "architectures")
@@ -65,11 +66,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="the Hugging Face model directory to write")
     ap.add_argument("--thresholds", default="per_label", choices=["per_label", "global", "fixed"])
     args = ap.parse_args(argv)
-    from .models import ModelDirError
-
     try:
         out = export(args.model_dir, args.out, args.thresholds)
-    except (ModelDirError, ValueError) as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     print(f"exported -> {out} (transformers.pipeline('text-classification', model='{out}', top_k=None))")

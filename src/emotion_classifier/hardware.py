@@ -17,6 +17,7 @@ import warnings
 
 import torch
 
+from .errors import UserError
 from .params import DEVICE, PRECISION
 
 PRECISIONS = PRECISION.choices
@@ -59,23 +60,23 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_device(spec: str, what: str = "device") -> torch.device:
     """`spec` -> a torch.device, with an error that says what to set when CUDA is asked but absent."""
     if not re.fullmatch(DEVICE.pattern, str(spec)):
-        raise ValueError(f"{what} is {spec!r}; expected auto, cpu, cuda or cuda:N")
+        raise UserError(f"{what} is {spec!r}; expected auto, cpu, cuda or cuda:N")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"{what} is {spec} but no CUDA device is visible (torch {torch.__version__}, "
+            raise UserError(f"{what} is {spec} but no CUDA device is visible (torch {torch.__version__}, "
                                f"CUDA build: {torch.version.cuda or 'no'}); use auto or cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeError(f"{what} is {spec} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+            raise UserError(f"{what} is {spec} but only {torch.cuda.device_count()} CUDA device(s) are visible")
     return device
 
 
 def resolve_precision(precision: str, device: torch.device, what: str = "precision") -> str:
     """auto -> bf16 where native, else fp32. fp32 on CUDA is true fp32 (TF32 off), so it matches the CPU."""
     if precision not in PRECISIONS:
-        raise ValueError(f"{what} is {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        raise UserError(f"{what} is {precision!r}; expected one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         precision = "bf16" if native_bf16(device) else "fp32"
     if precision == "bf16" and device.type == "cpu" and not native_bf16(device):

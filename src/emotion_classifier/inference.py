@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from . import hardware, models
+from .errors import UserError
 from .train import TokenData, predict_logits
 
 
-class ThresholdsError(RuntimeError):
+class ThresholdsError(UserError):
     pass
 
 
@@ -69,10 +70,10 @@ class EmotionClassifier:
     @staticmethod
     def _check_quantize(device: str, precision: str) -> torch.device:
         if precision == "bf16":
-            raise ValueError("quantize runs int8 weights with fp32 activations; it cannot be combined with "
+            raise UserError("quantize runs int8 weights with fp32 activations; it cannot be combined with "
                              "precision bf16 (use precision fp32 or auto)")
         if device not in ("auto", "cpu"):
-            raise ValueError(f"quantize uses CPU int8 kernels; it cannot run on device {device} (use cpu or auto)")
+            raise UserError(f"quantize uses CPU int8 kernels; it cannot run on device {device} (use cpu or auto)")
         return torch.device("cpu")
 
     @classmethod
@@ -91,16 +92,22 @@ class EmotionClassifier:
         """Device, precision, threads and CPU kind (or GPU) that produce these scores."""
         return {**hardware.describe(self.device, self.precision), **({"quantized": True} if self.quantized else {})}
 
-    def _ids(self, texts) -> list[list[int]]:
+    @staticmethod
+    def _texts(texts) -> list[str]:
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a list of strings, not one string: use predict([text])")
         # An empty text still yields [CLS] [SEP]: a defined (if uninformative) prediction.
-        texts = ["" if t is None else str(t) for t in texts]
+        return ["" if t is None else str(t) for t in texts]
+
+    def _ids(self, texts) -> list[list[int]]:
         return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
 
     def logits(self, texts, progress: bool = False) -> np.ndarray:
+        texts = self._texts(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
         hardware.use_all_cores()
         data = TokenData(self._ids(texts), self.tokenizer.pad_token_id)
-        if not data.ids:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
         return predict_logits(self.model, data, self.batch_size, self.device, self.precision, progress)
 
     def predict_proba(self, texts, progress: bool = False) -> np.ndarray:

@@ -22,7 +22,8 @@ def atomic_path(path: str | Path, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+        # mkstemp makes 0600: a replaced file keeps its mode, a new one gets the usual permissions
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .errors import UserError
 from .io import atomic_dir, atomic_path
 from .params import ARCHITECTURES
 
@@ -78,7 +79,7 @@ class FeatureExtract(nn.Module):
         super().__init__()
         n_hidden = encoder.config.num_hidden_layers + 1  # the embeddings' output counts as one
         if feature_layers > n_hidden:
-            raise ValueError(f"model.transformer_featureextract.feature_layers is {feature_layers} but the encoder "
+            raise UserError(f"model.transformer_featureextract.feature_layers is {feature_layers} but the encoder "
                              f"has {n_hidden} hidden states (embeddings + {n_hidden - 1} layers)")
         self.pooling = pooling
         self.feature_layers = feature_layers
@@ -136,7 +137,7 @@ def encoder_layers(encoder: nn.Module) -> list[nn.Module]:
             return list(obj)
         except AttributeError:
             continue
-    raise ValueError(f"cannot find the transformer layers of {type(encoder).__name__}; "
+    raise UserError(f"cannot find the transformer layers of {type(encoder).__name__}; "
                      "layer_lr_decay and unfreeze_layers_per_epoch support BERT- and DistilBERT-like encoders")
 
 
@@ -162,7 +163,7 @@ def uses_encoder(name: str) -> bool:
 
 def check_name(name: str) -> None:
     if name not in REGISTRY:
-        raise ValueError(f"unknown model.name {name!r}; choose one of: {', '.join(REGISTRY)}")
+        raise UserError(f"unknown model.name {name!r}; choose one of: {', '.join(REGISTRY)}")
 
 
 def build(name: str, model_params: dict, tokenizer, labels: list[str], device_type: str = "cpu"
@@ -189,14 +190,14 @@ def build(name: str, model_params: dict, tokenizer, labels: list[str], device_ty
         encoder = load_encoder(model_params["encoder"], len(tokenizer), device_type, arch.get("encoder_dropout"))
         cfg["encoder_config"] = encoder.config.to_dict()
     if arch.get("pooling") == "pooler" and getattr(encoder, "pooler", None) is None:
-        raise ValueError(f"model.{name}.pooling: pooler needs an encoder with a pooler layer (BERT-like); "
+        raise UserError(f"model.{name}.pooling: pooler needs an encoder with a pooler layer (BERT-like); "
                          f"{model_params['encoder']} has none: use cls or mean")
     if not uses_encoder(name):
         model = REGISTRY[name](cfg, None)
         if arch["init_embeddings"] == "encoder":
             emb = encoder.get_input_embeddings().weight
             if emb.shape[1] != arch["embedding_dim"]:
-                raise ValueError(
+                raise UserError(
                     f"model.{name}.init_embeddings: encoder needs embedding_dim = {emb.shape[1]} (the encoder's "
                     f"hidden size), got {arch['embedding_dim']}; set embedding_dim: {emb.shape[1]} or "
                     "init_embeddings: random")
@@ -235,8 +236,12 @@ def weights_hash(model_dir: str | Path) -> str:
     return h.hexdigest()
 
 
-class ModelDirError(RuntimeError):
+class ModelDirError(UserError):
     pass
+
+
+def _get(cfg, key):
+    return cfg.get(key) if isinstance(cfg, dict) else None
 
 
 def read_config(model_dir: str | Path) -> dict:
@@ -245,10 +250,20 @@ def read_config(model_dir: str | Path) -> dict:
     if not path.exists() or not (model_dir / WEIGHTS).exists():
         raise ModelDirError(f"{model_dir}: no trained model (missing {CONFIG} or {WEIGHTS}); "
                             "run `dvc repro train` (or `emotion-train`) first")
-    cfg = json.loads(path.read_text())
-    if cfg.get("format_version") != FORMAT_VERSION:
-        raise ModelDirError(f"{model_dir}: written by an incompatible version (format {cfg.get('format_version')}, "
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ModelDirError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); `dvc checkout models` "
+                            "or retrain (`dvc repro train`)") from None
+    except UnicodeDecodeError as e:
+        raise ModelDirError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if not isinstance(cfg, dict) or cfg.get("format_version") != FORMAT_VERSION:
+        raise ModelDirError(f"{model_dir}: written by an incompatible version (format {_get(cfg, 'format_version')}, "
                             f"this code reads {FORMAT_VERSION}); retrain with `dvc repro train`")
+    missing = [k for k in ("name", "arch", "labels", "max_length", "vocab_size", "pad_id", "n_labels") if k not in cfg]
+    if missing or cfg["name"] not in REGISTRY or (uses_encoder(cfg["name"]) and "encoder_config" not in cfg):
+        raise ModelDirError(f"{path}: not a model config this code can build (name {cfg.get('name')!r}, missing keys "
+                            f"{missing or ['encoder_config']}); `dvc checkout models` or retrain (`dvc repro train`)")
     return cfg
 
 
@@ -267,6 +282,14 @@ def load(model_dir: str | Path, device_type: str = "cpu") -> tuple[nn.Module, di
         encoder = AutoModel.from_config(AutoConfig.for_model(ec.pop("model_type"), **ec),
                                         attn_implementation=attention_for(device_type))
     model = REGISTRY[cfg["name"]](cfg, encoder)
-    load_model(model, str(model_dir / WEIGHTS))
+    try:
+        load_model(model, str(model_dir / WEIGHTS))
+    except Exception as e:  # safetensors raises its own error types for a truncated or foreign file
+        raise ModelDirError(f"{model_dir / WEIGHTS}: cannot load the weights ({str(e).strip()[:200]}); the file "
+                            "is damaged or not this model's: `dvc checkout models` or retrain (`dvc repro train`)"
+                            ) from None
+    if not (model_dir / TOKENIZER / "tokenizer_config.json").exists():
+        raise ModelDirError(f"{model_dir / TOKENIZER}: missing (the tokenizer is saved with the weights); "
+                            "`dvc checkout models` or retrain (`dvc repro train`)")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir / TOKENIZER))
     return model.eval(), cfg, tokenizer

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from .errors import UserError
+
 MONITORS = ("dev_tuned_macro_f1", "dev_tuned_micro_f1", "dev_macro_f1", "dev_micro_f1", "dev_loss")
 ARCHITECTURES = (
     "bilstm_lasttoken",
@@ -23,7 +25,7 @@ ARCHITECTURES = (
 )
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError):
     """params.yaml holds a key, type or value the pipeline cannot use."""
 
 
@@ -200,8 +202,14 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: not found; run from the project root, where params.yaml lives")
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ParamsError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
     try:
         return validate(raw)
     except ParamsError as e:

@@ -3,65 +3,103 @@
     emotion-predict --text "Thank you so much, this made my day!"
     emotion-predict --input comments.txt --output labels.jsonl      # .txt/.csv/.jsonl in, .jsonl/.csv out
     emotion-predict --text "..." --all-scores --json
+
+Input is read, scored and written in chunks, so memory stays bounded whatever the input's size; a
+file output is written to a temp file and renamed at the end (complete or absent, never half).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-import io
+import itertools
 import json
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import UserError
 from .io import atomic_path
 
+CHUNK = 4096  # texts scored and written at a time
 
-class InputError(ValueError):
+
+class InputError(UserError):
     pass
 
 
-def _decoded_lines(path: Path, skip_invalid: bool) -> list[tuple[int, str]]:
-    """(line number, text) of every line, failing (or warning, with skip_invalid) on invalid UTF-8."""
-    out = []
+def _decoded_lines(path: Path, skip_invalid: bool) -> Iterator[tuple[int, str]]:
+    """(line number, text with its line ending) of every line; invalid UTF-8 fails (or, with skip_invalid, warns)."""
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             try:
-                out.append((n, raw.decode("utf-8").rstrip("\r\n")))
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 if not skip_invalid:
                     raise InputError(f"{path}:{n}: invalid UTF-8 ({e.reason} at byte {e.start}); "
                                      "fix the file or pass --skip-invalid") from None
                 print(f"warning: {path}:{n}: invalid UTF-8, line skipped", file=sys.stderr)
-    return out
+                continue
+            yield n, line.removeprefix("\ufeff") if n == 1 else line  # a byte-order mark is not text
 
 
-def read_texts(path: str | Path, skip_invalid: bool = False) -> list[str]:
-    """Texts of a .txt (one a line), .csv (a `text` column) or .jsonl (a `text` field) file."""
+def _jsonl_texts(path: Path, lines) -> Iterator[str]:
+    for n, line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{n}: not a JSON object: {e.msg}") from None
+        if not isinstance(obj, dict) or "text" not in obj:
+            raise InputError(f"{path}:{n}: expected an object with a \"text\" field")
+        if not isinstance(obj["text"], str):
+            raise InputError(f"{path}:{n}: \"text\" is {json.dumps(obj['text'])}; expected a string")
+        yield obj["text"]
+
+
+def _csv_texts(path: Path, lines) -> Iterator[str]:
+    rows = csv.DictReader(line for _, line in lines)
+    if rows.fieldnames is None or "text" not in rows.fieldnames:
+        raise InputError(f"{path}:1: no `text` column in the header ({rows.fieldnames})")
+    for row in rows:
+        yield row["text"] or ""
+
+
+def iter_texts(path: str | Path, skip_invalid: bool = False) -> Iterator[str]:
+    """Texts of a .txt (one a line), .csv (a `text` column) or .jsonl (a `text` field) file, one at a time."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}; give a .txt, .csv "
+                         "or .jsonl file")
     lines = _decoded_lines(path, skip_invalid)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        texts = []
-        for n, line in lines:
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{n}: not a JSON object: {e.msg}") from None
-            if not isinstance(obj, dict) or "text" not in obj:
-                raise InputError(f"{path}:{n}: expected an object with a \"text\" field")
-            texts.append(str(obj["text"]))
-        return texts
+        return _jsonl_texts(path, lines)
     if suffix == ".csv":
-        rows = csv.DictReader(io.StringIO("\n".join(line for _, line in lines)))
-        if rows.fieldnames is None or "text" not in rows.fieldnames:
-            raise InputError(f"{path}:1: no `text` column in the header ({rows.fieldnames})")
-        return [r["text"] or "" for r in rows]
-    return [line for _, line in lines]
+        return _csv_texts(path, lines)
+    return (line.rstrip("\r\n") for _, line in lines)
+
+
+def check_output(path: str | Path) -> Path:
+    """Fail before any work if the output cannot be written; never replace a read-only file (as `cp` would not)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give --output a file name (.jsonl or .csv)")
+    if path.exists() and not path.stat().st_mode & 0o222:
+        raise InputError(f"{path}: exists and is read-only; remove it or choose another --output")
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: folder {path.parent} does not exist")
+    try:  # the real test, also for root and read-only file systems
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write in {path.parent} ({e.strerror})") from None
+    return path
 
 
 def records(texts, results, probs, labels, all_scores: bool) -> list[dict]:
@@ -74,19 +112,26 @@ def records(texts, results, probs, labels, all_scores: bool) -> list[dict]:
     return out
 
 
-def write_output(path: str | Path, recs: list[dict], labels: list[str], all_scores: bool) -> None:
-    """.jsonl or .csv, written to a temp file and renamed: never a truncated file that looks complete."""
-    path = Path(path)
+@contextlib.contextmanager
+def sink(path: Path | None, labels: list[str], all_scores: bool, as_json: bool):
+    """A function that writes a list of records: to `path` (.csv or .jsonl, atomically) or to stdout."""
+    if path is None:
+        def to_stdout(recs):
+            print("\n".join(json.dumps(r, ensure_ascii=False) for r in recs) if as_json else table(recs))
+        yield to_stdout
+        return
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         if path.suffix.lower() == ".csv":
             w = csv.writer(f)
             w.writerow(["text", "labels", *([f"score_{n}" for n in labels] if all_scores else [])])
-            for r in recs:
-                row = [r["text"], ";".join(x["label"] for x in r["labels"])]
-                w.writerow(row + ([r["scores"][n] for n in labels] if all_scores else []))
+
+            def to_csv(recs):
+                for r in recs:
+                    row = [r["text"], ";".join(x["label"] for x in r["labels"])]
+                    w.writerow(row + ([r["scores"][n] for n in labels] if all_scores else []))
+            yield to_csv
         else:
-            for r in recs:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            yield lambda recs: f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
 
 
 def table(recs: list[dict], width: int = 60) -> str:
@@ -99,7 +144,22 @@ def table(recs: list[dict], width: int = 60) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
+def label_stream(clf, texts, write, all_scores: bool, progress: bool) -> int:
+    """Score `texts` chunk by chunk, writing each chunk's records before reading the next."""
+    from tqdm.auto import tqdm
+
+    n = 0
+    # a bar on a terminal only (disable=None), gone when done: errors and the summary stay one line each
+    with tqdm(unit="text", disable=None if progress else True, desc="predict", leave=False) as bar:
+        while chunk := list(itertools.islice(texts, CHUNK)):
+            probs = clf.predict_proba(chunk)
+            write(records(chunk, clf.decide(probs, all_scores), probs, clf.labels, all_scores))
+            n += len(chunk)
+            bar.update(len(chunk))
+    return n
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="emotion-predict", description="Label English texts with emotions.")
     ap.add_argument("--model-dir", default="models", help="a trained model directory (default: models)")
     ap.add_argument("--text", action="append", default=[], help="a text to label (repeatable)")
@@ -107,7 +167,8 @@ def main(argv=None) -> None:
     ap.add_argument("--output", help="write results to this .jsonl or .csv file")
     ap.add_argument("--all-scores", action="store_true", help="all 28 scores, not just labels above threshold")
     ap.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
-    ap.add_argument("--thresholds", default="per_label", choices=["per_label", "global", "fixed"])
+    ap.add_argument("--thresholds", default="per_label", choices=["per_label", "global", "fixed"],
+                    help="tuned per label or globally on dev (needs models/thresholds.json), or fixed 0.5")
     ap.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"],
                     help="fp32 (default: the same scores on every machine) | auto (bf16 where the CPU or GPU "
                          "does it natively, faster) | bf16")
@@ -116,32 +177,30 @@ def main(argv=None) -> None:
                     help="int8 weights for the linear layers, fp32 activations, CPU only (for transformers)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--skip-invalid", action="store_true", help="skip (and warn about) invalid UTF-8 lines")
-    args = ap.parse_args(argv)
+    return ap
 
-    from .inference import EmotionClassifier, ThresholdsError
-    from .models import ModelDirError
+
+def main(argv=None) -> None:
+    ap = parser()
+    args = ap.parse_args(argv)
+    if not args.text and not args.input:
+        ap.error("give --text TEXT (repeatable) or --input FILE")
+    from .inference import EmotionClassifier
 
     try:
-        texts = list(args.text)
-        if args.input:
-            texts += read_texts(args.input, args.skip_invalid)
-        if not texts:
-            ap.error("give --text TEXT (repeatable) or --input FILE")
+        output = check_output(args.output) if args.output else None
+        texts = itertools.chain(args.text, iter_texts(args.input, args.skip_invalid) if args.input else ())
+        # Tuned thresholds are required: predicting at 0.5 by accident would be silently worse.
         clf = EmotionClassifier.load(args.model_dir, strategy=args.thresholds, precision=args.precision,
-                                     batch_size=args.batch_size, quantize=args.quantize, device=args.device)
-    except (InputError, ModelDirError, ThresholdsError, ValueError, RuntimeError) as e:
+                                     batch_size=args.batch_size, quantize=args.quantize, device=args.device,
+                                     require_thresholds=args.thresholds != "fixed")
+        as_json = args.json or not sys.stdout.isatty()
+        with sink(output, clf.labels, args.all_scores, as_json) as write:
+            n = label_stream(clf, texts, write, args.all_scores, progress=bool(args.input))
+            if n == 0:
+                raise InputError(f"{args.input}: no texts to label")
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    if not clf.tuned:
-        print(f"warning: {args.model_dir} has no valid tuned thresholds; predicting at 0.5 "
-              "(run `dvc repro tune_thresholds`)", file=sys.stderr)
-    probs = clf.predict_proba(texts, progress=bool(args.input))
-    recs = records(texts, clf.decide(probs, args.all_scores), probs, clf.labels, args.all_scores)
-    if args.output:
-        write_output(args.output, recs, clf.labels, args.all_scores)
-        print(f"{len(recs)} texts -> {args.output}", file=sys.stderr)
-    elif args.json or not sys.stdout.isatty():
-        for r in recs:
-            print(json.dumps(r, ensure_ascii=False))
-    else:
-        print(table(recs))
+    if output:
+        print(f"{n} texts -> {output}", file=sys.stderr)

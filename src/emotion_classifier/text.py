@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import UserError
+
 BUNDLED_ENCODER = "all-MiniLM-L6-v2"
 # The dataset masks names and religions; keep each mask a single token.
 MASK_TOKENS = ["[NAME]", "[RELIGION]"]
@@ -28,7 +30,7 @@ def _from_pretrained(cls, encoder: str, **kw):
         if not Path(encoder).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
             hint = (f"; '{encoder}' is not a local directory, and hub ids load only online: "
                     "set HF_HUB_OFFLINE=0, or use model.encoder: all-MiniLM-L6-v2 (bundled)")
-        raise OSError(f"cannot load encoder '{encoder}': {e}{hint}") from None
+        raise UserError(f"model.encoder: cannot load '{encoder}': {str(e).strip().splitlines()[0]}{hint}") from None
 
 
 def load_tokenizer(encoder: str):
