@@ -47,3 +47,8 @@ def test_determinism_benchmark(tiny_encoder, tiny_raw):
     out = load("determinism").main(["--runs", "2", "--examples", "30", "--epochs", "1", "--precisions", "fp32",
                                     "--threads", "1", "--encoder", str(tiny_encoder), "--data", str(tiny_raw)])
     assert out == {("fp32", "1"): out[("fp32", "1")]} and len(out[("fp32", "1")]) == 1  # fp32: bit-identical
+
+
+def test_predict_memory_benchmark(tiny_encoder, tiny_raw):
+    out = load("predict_memory").main(["--encoder", str(tiny_encoder), "--data", str(tiny_raw), "--lines", "50,500"])
+    assert set(out) == {50, 500} and all(r["peak_rss_mb"] > 10 and r["sentences_per_s"] > 0 for r in out.values())
