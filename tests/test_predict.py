@@ -245,7 +245,7 @@ def test_empty_input_is_a_clear_error(model_dir, tmp_path, capsys):
 
 def test_csv_with_byte_order_mark(model_dir, tmp_path, capsys):
     src = tmp_path / "in.csv"
-    src.write_bytes(b"\xef\xbb\xbfid,text\n1,so happy\n2,\"mad, angry\"\n")
+    src.write_bytes(b"\xef\xbb\xbftext,id\nso happy,1\n\"mad, angry\",2\n")  # before: no `text` column
     code, out, _ = run_cli(["--model-dir", str(model_dir), "--input", str(src), "--json"], capsys)
     assert code == 0 and [json.loads(line)["text"] for line in out.splitlines()] == ["so happy", "mad, angry"]
 
