@@ -77,15 +77,15 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(args.model_dir) if args.model_dir else fresh_finetune_dir(Path(tmp) / "m", args.encoder,
                                                                                    labels)
-        clf = EmotionClassifier.load(model_dir, precision="fp32", device=args.device)
+        clf = EmotionClassifier.load(model_dir, "fixed", precision="fp32", device=args.device)
         rows["fp32"], p_fp32 = timed(clf.predict_proba, texts)
         diffs = {}
         if args.bf16 or hardware.native_bf16(device):
-            bf16 = EmotionClassifier.load(model_dir, precision="bf16", device=args.device)
+            bf16 = EmotionClassifier.load(model_dir, "fixed", precision="bf16", device=args.device)
             rows["bf16"], p = timed(bf16.predict_proba, texts)
             diffs["bf16 vs fp32"] = np.abs(p - p_fp32).max()
         if device.type == "cpu":
-            quant = EmotionClassifier.load(model_dir, quantize=True, device="cpu")
+            quant = EmotionClassifier.load(model_dir, "fixed", quantize=True, device="cpu")
             rows["int8 (--quantize)"], p = timed(quant.predict_proba, texts)
             diffs["int8 vs fp32"] = np.abs(p - p_fp32).max()
         rows["pipeline"], p = pipeline_scores(export(model_dir, Path(tmp) / "hf"), texts, clf.labels,

@@ -74,8 +74,9 @@ def test_thresholds_for_other_weights_are_refused(workdir):
         read_thresholds(d / "models")
     with pytest.raises(ThresholdsError, match="tuned for other weights"):
         pipeline.evaluate(p)
-    clf = EmotionClassifier.load(d / "models")  # prediction without valid thresholds falls back to 0.5
-    assert clf.thresholds.tolist() == [0.5] * 3
+    with pytest.warns(UserWarning, match="tuned for other weights.*; predicting at 0.5"):
+        clf = EmotionClassifier.load(d / "models")  # the API falls back to 0.5, and says so
+    assert clf.thresholds.tolist() == [0.5] * 3 and not clf.tuned
     pipeline.tune_thresholds(p)
 
 

@@ -82,10 +82,14 @@ class EmotionClassifier:
         model, cfg, tok = models.load(model_dir, hardware.resolve_device(device).type)
         try:
             th = read_thresholds(model_dir, strategy)
-        except ThresholdsError:
+        except ThresholdsError as e:
             if require_thresholds:
                 raise
             th = None  # an untuned model predicts at 0.5
+            if strategy != "fixed":
+                import warnings
+
+                warnings.warn(f"{e}; predicting at 0.5 (strategy='fixed' says so on purpose)", stacklevel=2)
         return cls(model, cfg, tok, th, device=device, **kw)
 
     def describe(self) -> dict:

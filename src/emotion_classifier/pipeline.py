@@ -79,7 +79,7 @@ def tune_thresholds(params: dict) -> None:
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
     dev = splits["dev"]
     # evaluate's device and precision: the thresholds fit the probabilities evaluate will see
-    clf = EmotionClassifier.load(MODEL_DIR, precision=params["evaluate"]["precision"],
+    clf = EmotionClassifier.load(MODEL_DIR, "fixed", precision=params["evaluate"]["precision"],
                                  device=params["evaluate"]["device"])
     probs, y = clf.predict_proba(dev["text"], progress=True), data.label_matrix(dev)
     tp = params["thresholds"]
