@@ -67,3 +67,7 @@ train_main = _main("train")
 tune_thresholds_main = _main("tune_thresholds")
 evaluate_main = _main("evaluate")
 compare_main = _main("compare")
+
+
+if __name__ == "__main__":  # python -m emotion_classifier.cli STAGE [--params FILE]: what torchrun launches
+    sys.exit(run(sys.argv[1], sys.argv[2:]))

@@ -115,6 +115,8 @@ class FineTune(nn.Module):
         super().__init__()
         self.pooling = pooling
         self.encoder = encoder
+        if pooling != "pooler" and getattr(encoder, "pooler", None) is not None:
+            encoder.pooler.requires_grad_(False)  # unused; DDP wants a gradient for every trainable weight
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.hidden_size, n_labels)
 

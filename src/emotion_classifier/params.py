@@ -153,6 +153,7 @@ SCHEMA: dict[str, Any] = {
         "pos_weight_cap": _num(1),
         "precision": PRECISION,
         "device": DEVICE,
+        "processes": _int(1, 1024),
         "monitor": _choice(*MONITORS),
         "patience": _int(0),
         "bucket_chunk": _int(1),

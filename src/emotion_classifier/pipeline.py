@@ -53,10 +53,21 @@ def analyze_dataset(params: dict, metrics_path="metrics/dataset.json", plots_dir
 
 
 def train(params: dict) -> None:
+    from . import distributed
     from .train import fit
 
+    processes = params["train"]["processes"]
+    if processes > 1 and not distributed.launched():  # under an outer torchrun, its world size rules
+        if code := distributed.relaunch(processes, "train", params):
+            raise SystemExit(code)
+        return
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
-    result = fit(params, splits, names)
+    try:
+        result = fit(params, splits, names)
+    finally:
+        distributed.close()
+    if not distributed.is_writer():
+        return
     print(f"trained {result['model']}: best epoch {result['best_epoch']}/{result['epochs_run']}, "
           f"dev macro F1 {result['dev_macro_f1']:.4f} (threshold 0.5) -> models/, metrics/train.json")
 

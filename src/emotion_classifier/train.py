@@ -18,9 +18,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import hardware, models, text, thresholds
+from . import distributed, hardware, models, text, thresholds
 from . import metrics as M
 from .data import label_matrix
+from .errors import UserError
 from .hardware import autocast
 from .io import atomic_path
 
@@ -261,9 +262,10 @@ def code_version() -> str:
 
 
 def run_id(params: dict, splits: dict, device: torch.device, precision: str) -> str:
-    """A checkpoint belongs to exactly these params, data, code, device kind and precision."""
+    """A checkpoint belongs to exactly these params, data, code, device kind, precision and world size."""
     return _fingerprint(params["seed"], params["model"], params["train"], params["thresholds"]["min_positives"],
-                        [splits[s]["id"].tolist() for s in ("train", "dev")], code_version(), device.type, precision)
+                        [splits[s]["id"].tolist() for s in ("train", "dev")], code_version(), device.type, precision,
+                        distributed.world_size())
 
 
 def _save_state(path: Path, obj: dict) -> None:
@@ -273,20 +275,26 @@ def _save_state(path: Path, obj: dict) -> None:
 
 
 def save_checkpoint(path: Path, run, state: dict) -> None:
-    _save_state(path, {"model": run.trainable.state_dict(), "optimizer": run.optimizer.state_dict(),
-                       "scheduler": run.scheduler.state_dict(), "rng": hardware.rng_state(run.device),
-                       "state": json.dumps(state)})
+    rngs = distributed.gather(hardware.rng_state(run.device))  # every rank's dropout stream (a collective)
+    if distributed.is_writer():
+        _save_state(path, {"model": run.trainable.state_dict(), "optimizer": run.optimizer.state_dict(),
+                           "scheduler": run.scheduler.state_dict(), "rng": rngs, "state": json.dumps(state)})
 
 
-def resume(path: Path, run) -> dict:
-    """The loop state after the last finished epoch, with model, optimizer, schedule and RNGs restored."""
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+def resume(path: Path, run) -> dict | None:
+    """The loop state after the last finished epoch, with model, optimizer, schedule and RNGs restored;
+    None when there is no checkpoint. Rank 0 reads it and hands it to every rank, on any machine."""
+    ck = torch.load(path, map_location="cpu", weights_only=True) if distributed.is_writer() and path.exists() else None
+    ck = distributed.broadcast(ck)
+    if ck is None:
+        return None
     run.trainable.load_state_dict(ck["model"])
     run.optimizer.load_state_dict(ck["optimizer"])
     run.scheduler.load_state_dict(ck["scheduler"])
-    hardware.set_rng_state(ck["rng"])
+    hardware.set_rng_state(ck["rng"][distributed.rank()])
     state = json.loads(ck["state"])
-    print(f"resuming from {path} after epoch {state['epoch']}")
+    if distributed.is_writer():
+        print(f"resuming from {path} after epoch {state['epoch']}")
     return state
 
 
@@ -301,7 +309,7 @@ class Run:
         self.name = model_params["name"]
         models.check_name(self.name)
         self.arch = model_params[self.name]
-        self.device = hardware.resolve_device(train_params["device"], "train.device")
+        self.device = distributed.setup(train_params["device"])
         self.precision = hardware.resolve_precision(train_params["precision"], self.device, "train.precision")
         tokenizer = text.load_tokenizer(model_params["encoder"])
         ids = {s: text.tokenize(tokenizer, splits[s]["text"], model_params["max_length"]) for s in ("train", "dev")}
@@ -316,9 +324,12 @@ class Run:
             if self.arch["feature_layers"] > 1:
                 key["feature_layers"] = self.arch["feature_layers"]
             cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
-            self.data = {s: FeatureData(encoder_features(self.model, ids[s], tokenizer.pad_token_id,
-                                                         self.arch["feature_batch_size"], self.device,
-                                                         self.precision, cache, key)) for s in ids}
+            feats = None
+            if distributed.is_writer():  # the frozen encoder runs once, on rank 0, whatever the world size
+                feats = {s: encoder_features(self.model, ids[s], tokenizer.pad_token_id,
+                                             self.arch["feature_batch_size"], self.device, self.precision, cache, key)
+                         for s in ids}
+            self.data = {s: FeatureData(f) for s, f in distributed.broadcast(feats).items()}
             self.trainable = self.model.head
         else:
             self.data = {s: TokenData(ids[s], tokenizer.pad_token_id) for s in ids}
@@ -328,9 +339,14 @@ class Run:
         self.optimizer = make_optimizer(train_params["optimizer"],
                                         param_groups(self.model, self.name, train_params, self.arch),
                                         train_params["lr"], self.device)
-        steps_per_epoch = math.ceil(len(self.y["train"]) / train_params["batch_size"])
+        steps_per_epoch = math.ceil(len(self.y["train"]) / train_params["batch_size"])  # global batches
         self.scheduler = make_scheduler(train_params["scheduler"], self.optimizer,
                                         steps_per_epoch * train_params["epochs"], train_params["warmup_ratio"])
+        if distributed.world_size() > 1 and self.name == "transformer_finetune" and \
+                self.arch["unfreeze_layers_per_epoch"] > 0:
+            raise UserError("model.transformer_finetune.unfreeze_layers_per_epoch > 0 changes which weights train "
+                            "mid-run, which DDP cannot follow: use train.processes: 1 or unfreeze_layers_per_epoch: 0")
+        self.forward = distributed.wrap(self.trainable, self.device)  # DDP averages gradients across ranks
 
 
 def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[float, float]:
@@ -343,21 +359,25 @@ def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[fl
     y_train = torch.from_numpy(run.y["train"])
     t0 = time.time()
     total, seen = 0.0, 0
-    bar = tqdm(batches, desc=f"epoch {epoch}/{train_params['epochs']}", unit="batch", leave=False)
+    bar = tqdm(batches, desc=f"epoch {epoch}/{train_params['epochs']}", unit="batch", leave=False,
+               disable=not distributed.is_writer())
     for idx in bar:
+        idx, weight = distributed.my_share(idx)  # the whole batch, weight 1, in one process
         with autocast(run.device, run.precision):
-            logits = _call(run.trainable, run.data["train"].batch(idx), run.device)
+            logits = _call(run.forward, run.data["train"].batch(idx), run.device)
         loss = run.loss_fn(logits.float(), y_train[torch.as_tensor(idx)].to(run.device))
         run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * weight if weight != 1 else loss).backward()
         if train_params["grad_clip"] > 0:
             nn.utils.clip_grad_norm_(run.trainable.parameters(), train_params["grad_clip"])
         run.optimizer.step()
         run.scheduler.step()
-        total += loss.item() * len(idx)
-        seen += len(idx)
-        bar.set_postfix(loss=f"{total / seen:.4f}")
-    return total / seen, time.time() - t0
+        if weight:
+            total += loss.item() * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+    per_rank = distributed.gather((total, seen))
+    return sum(t for t, _ in per_rank) / sum(n for _, n in per_rank), time.time() - t0
 
 
 def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "models",
@@ -369,44 +389,57 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "
     `stop_after_epochs` ends the run early as if killed (tests of resume use it).
     """
     train_params, seed = params["train"], params["seed"]
-    set_seed(seed)
-    hardware.use_all_cores()
+    set_seed(seed)  # the same initial weights on every rank
+    torch.set_num_threads(distributed.threads_per_process())
     run = Run(params, splits, labels, feature_cache)
+    if distributed.rank() > 0:
+        torch.manual_seed(seed + 7919 * distributed.rank())  # each rank its own dropout masks
     ckpt_dir = Path(checkpoint_root) / run_id(params, splits, run.device, run.precision)
-    state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "bad_epochs": 0, "train_time": 0.0}
-    if (ckpt_dir / "last.pt").exists():
-        state = resume(ckpt_dir / "last.pt", run)
-    live = _open_live(live_dir, state["history"])
+    state = resume(ckpt_dir / "last.pt", run) or {"epoch": 0, "history": [], "best": None, "best_epoch": 0,
+                                                  "bad_epochs": 0, "train_time": 0.0}
+    writer = distributed.is_writer()
+    live = _open_live(live_dir, state["history"]) if writer else None
     t_run = time.time()
     monitor = train_params["monitor"]
     while state["epoch"] < train_params["epochs"] and state["bad_epochs"] <= train_params["patience"]:
         epoch = state["epoch"] + 1
         train_loss, epoch_time = train_epoch(run, train_params, seed, epoch)
-        logits = predict_logits(run.trainable, run.data["dev"], train_params["batch_size"] * 4, run.device,
-                                run.precision)
-        rec = {"epoch": epoch, "train_loss": train_loss,
-               **dev_metrics(logits, run.y["dev"], run.loss_fn, run.device, params["thresholds"]["min_positives"]),
-               "epoch_time_s": epoch_time, "train_examples_per_s": len(run.y["train"]) / epoch_time}
-        state["history"].append(rec)
-        state["train_time"] += epoch_time
-        state["epoch"] = epoch
-        if improved(monitor, rec[monitor], state["best"]):
-            state.update(best=rec[monitor], best_epoch=epoch, bad_epochs=0)
-            _save_state(ckpt_dir / "best.pt", {"model": run.trainable.state_dict()})
-        else:
-            state["bad_epochs"] += 1
+        if writer:  # dev is scored once, on rank 0; every rank then follows its decision
+            rec = score_epoch(run, params, epoch, train_loss, epoch_time)
+            end_epoch(state, rec, monitor, ckpt_dir, run, live)
+        state = distributed.broadcast(state)
         save_checkpoint(ckpt_dir / "last.pt", run, state)
-        _print_epoch(rec)
-        if live is not None:
-            _log(live, rec)
         if stop_after_epochs is not None and epoch >= stop_after_epochs and epoch < train_params["epochs"]:
             return {"stopped_after_epoch": epoch}
-        if state["bad_epochs"] > train_params["patience"]:
+        if state["bad_epochs"] > train_params["patience"] and writer:
             print(f"early stop: {monitor} has not improved for {state['bad_epochs']} epochs")
-    result = finish(run, state, monitor, time.time() - t_run, model_dir, metrics_path, ckpt_dir)
+    result = finish(run, state, monitor, time.time() - t_run, model_dir, metrics_path, ckpt_dir) if writer else None
     if live is not None:
         live.end()
-    return result
+    return distributed.broadcast(result)
+
+
+def score_epoch(run: Run, params: dict, epoch: int, train_loss: float, epoch_time: float) -> dict:
+    logits = predict_logits(run.trainable, run.data["dev"], params["train"]["batch_size"] * 4, run.device,
+                            run.precision)
+    return {"epoch": epoch, "train_loss": train_loss,
+            **dev_metrics(logits, run.y["dev"], run.loss_fn, run.device, params["thresholds"]["min_positives"]),
+            "epoch_time_s": epoch_time, "train_examples_per_s": len(run.y["train"]) / epoch_time}
+
+
+def end_epoch(state: dict, rec: dict, monitor: str, ckpt_dir: Path, run: Run, live) -> None:
+    """Record the epoch, keep the best weights, log it."""
+    state["history"].append(rec)
+    state["train_time"] += rec["epoch_time_s"]
+    state["epoch"] = rec["epoch"]
+    if improved(monitor, rec[monitor], state["best"]):
+        state.update(best=rec[monitor], best_epoch=rec["epoch"], bad_epochs=0)
+        _save_state(ckpt_dir / "best.pt", {"model": run.trainable.state_dict()})
+    else:
+        state["bad_epochs"] += 1
+    _print_epoch(rec)
+    if live is not None:
+        _log(live, rec)
 
 
 def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, metrics_path, ckpt_dir: Path) -> dict:
@@ -429,6 +462,7 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
         "params_total": models.n_params(run.model),
         "params_trainable": models.n_params(run.trainable, trainable_only=True),
         **hardware.describe(run.device, run.precision),
+        "world_size": distributed.world_size(),
         "run_wall_time_s": round(wall_time, 2),
     }
     models.save(run.model, run.cfg, run.tokenizer, model_dir,
