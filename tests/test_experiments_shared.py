@@ -1,0 +1,97 @@
+"""Experiments across machines with DVC's own sharing, simulated by clones on one machine: a bare git
+remote and a local DVC remote stand for the team's; `dvc queue start -j 2` runs two at once."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from .conftest import SHARED, copy_repo, tiny_params
+from .test_pipeline_e2e import dvc
+
+
+def git(args, cwd):
+    r = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, capture_output=True,
+                       text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def ok(r):
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory, tiny_encoder):
+    """origin.git (git remote), exps/ (DVC remote), and a way to make a clone set up as a teammate would."""
+    if not (SHARED / "dvc-storage").exists():
+        pytest.skip("../shared/dvc-storage is not beside the project")
+    root = tmp_path_factory.mktemp("team")
+    git(["init", "-q", "--bare", "-b", "main", str(root / "origin.git")], root)
+    seed = copy_repo(root / "seed")
+    p = yaml.safe_load((seed / "params.yaml").read_text())
+    tiny = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
+    p.update(model=tiny["model"], train=tiny["train"], evaluate=tiny["evaluate"])
+    p["data"]["max_examples"] = 60
+    p["compare"]["tfidf_max_features"] = 500
+    (seed / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    git(["init", "-q", "-b", "main"], seed)
+    git(["add", "-A"], seed)
+    git(["commit", "-qm", "seed"], seed)
+    git(["remote", "add", "origin", str(root / "origin.git")], seed)
+    git(["push", "-q", "origin", "main"], seed)
+
+    def clone(name):
+        d = root / name
+        git(["clone", "-q", str(root / "origin.git"), str(d)], root)
+        ok(dvc(["remote", "modify", "--local", "storage", "url", str(SHARED / "dvc-storage")], d))
+        ok(dvc(["remote", "add", "--local", "exps", str(root / "exps")], d))
+        return d
+    return clone
+
+
+def test_experiments_shared_across_clones(team, tmp_path):
+    for name, seed in (("alice", 1), ("bob", 2)):
+        d = team(name)
+        ok(dvc(["pull", "-q", "data/raw/goemotions.dvc"], d))
+        ok(dvc(["exp", "run", "-q", "-n", f"exp-{name}", "-S", f"seed={seed}"], d))
+        ok(dvc(["exp", "push", "-r", "exps", "origin", f"exp-{name}"], d))  # git refs to origin, outputs to exps
+    carol = team("carol")
+    ok(dvc(["exp", "pull", "-r", "exps", "origin", "exp-alice", "exp-bob"], carol))
+    shown = ok(dvc(["exp", "show", "--json"], carol))
+    assert "exp-alice" in shown and "exp-bob" in shown
+    ok(dvc(["exp", "apply", "exp-alice"], carol))
+    ok(dvc(["pull", "-r", "exps", "models/model.safetensors", "models/config.json", "models/tokenizer"], carol))
+    assert (carol / "models/model.safetensors").stat().st_size > 0
+    assert json.loads((carol / "metrics/train.json").read_text())["model"] == "bilstm_maxpool"
+    report_cmd = os.path.join(os.path.dirname(sys.executable), "emotion-report")
+    ok(subprocess.run([report_cmd, "exp-alice", "exp-bob", "--out", "shared.md", "--chart", "shared.png"], cwd=carol,
+                      env=dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"),
+                      capture_output=True, text=True, check=False))
+    report = (carol / "shared.md").read_text()
+    assert "exp-alice" in report and "exp-bob" in report
+
+
+def test_two_queue_workers(team, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTION_CLASSIFIER_CACHE", str(tmp_path / "cache"))  # the workers' shared feature cache
+    d = team("dave")
+    ok(dvc(["pull", "-q", "data/raw/goemotions.dvc"], d))
+    for seed in (3, 4):  # feature-extract: both workers share the feature cache and write to it at once
+        ok(dvc(["exp", "run", "--queue", "-n", f"q{seed}", "-S", f"seed={seed}",
+                "-S", "model.name=transformer_featureextract", "train"], d))  # up to train: what could collide
+    ok(dvc(["queue", "start", "-j", "2"], d))
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        status = ok(dvc(["queue", "status"], d))
+        if "Running" not in status and "Queued" not in status:
+            break
+        time.sleep(3)
+    assert "Failed" not in status and status.count("Success") == 2, status
+    shown = ok(dvc(["exp", "show", "--json"], d))
+    assert "q3" in shown and "q4" in shown
+    assert len(list((tmp_path / "cache/features").iterdir())) == 2  # train and dev features, once each
