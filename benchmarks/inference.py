@@ -24,6 +24,7 @@ import torch
 
 from emotion_classifier import EmotionClassifier, hardware, models, text
 from emotion_classifier.data import read_split
+from emotion_classifier.errors import UserError
 from emotion_classifier.export import export
 from emotion_classifier.params import load_params
 
@@ -88,15 +89,19 @@ def main(argv=None) -> dict:
             quant = EmotionClassifier.load(model_dir, "fixed", quantize=True, device="cpu")
             rows["int8 (--quantize)"], p = timed(quant.predict_proba, texts)
             diffs["int8 vs fp32"] = np.abs(p - p_fp32).max()
-        rows["pipeline"], p = pipeline_scores(export(model_dir, Path(tmp) / "hf"), texts, clf.labels,
-                                              clf.max_length, device)
-        diffs["fp32 vs pipeline"] = np.abs(p - p_fp32).max()
+        try:
+            hf_dir = export(model_dir, Path(tmp) / "hf")
+        except UserError as e:  # a mean-pooled fine-tune has no standard HF head (yet): time ours alone
+            print(f"transformers.pipeline row skipped: {e}")
+        else:
+            rows["pipeline"], p = pipeline_scores(hf_dir, texts, clf.labels, clf.max_length, device)
+            diffs["fp32 vs pipeline"] = np.abs(p - p_fp32).max()
     hw = hardware.describe(device, "fp32")
     print(f"{len(texts)} test sentences, MiniLM fine-tune, device {hw['device']} ({hw.get('gpu') or hw['cpu_kind']}: "
           f"{hardware.cpu_name()}), {hw['threads']} threads, torch {torch.__version__}")
     for name, speed in rows.items():
         label = "transformers.pipeline (defaults)" if name == "pipeline" else f"EmotionClassifier {name}"
-        ratio = "" if name == "pipeline" else f"  {speed / rows['pipeline']:6.2f}x the pipeline"
+        ratio = f"  {speed / rows['pipeline']:6.2f}x the pipeline" if "pipeline" in rows and name != "pipeline" else ""
         print(f"{label:<40} {speed:9.1f} sentences/s{ratio}")
     for name, d in diffs.items():
         print(f"max |score difference| {name + ':':<20} {d:.2e}")

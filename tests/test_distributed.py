@@ -2,9 +2,9 @@
 
 Tolerance: 2 processes compute the same global batches as 1, split in two, and DDP averages the two
 halves' gradients (weighted to the global batch mean), so the only differences are float32 rounding:
-the order of the sums in the all-reduce and in the smaller matrix products. After a few dozen Adam
-steps they stay below 1e-4 in any weight (measured: see the assertion's message); dropout is off,
-as each rank draws its own masks.
+the order of the sums in the all-reduce and in the smaller matrix products. After 24 Adam steps the
+largest weight difference measured 4.8e-7 (AMD EPYC, AVX512); the test allows 2e-5, 40x that, for
+other CPUs' kernels. Dropout is off, as each rank draws its own masks.
 """
 
 import json
@@ -66,7 +66,7 @@ def test_two_processes_train_the_one_process_weights(tmp_path, params_for):
     r, out = torchrun(tmp_path / "two", p)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     diff = max_diff(weights(tmp_path / "one/models"), weights(out / "models"))
-    assert diff < 1e-4, f"max |weight difference| 1 vs 2 processes: {diff:.2e}"
+    assert diff < 2e-5, f"max |weight difference| 1 vs 2 processes: {diff:.2e}"
     m = json.loads((out / "train.json").read_text())
     assert m["world_size"] == 2 and single["world_size"] == 1 and m["threads"] >= 1
     assert m["dev_loss"] == pytest.approx(single["dev_loss"], abs=1e-5)

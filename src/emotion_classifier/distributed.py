@@ -13,6 +13,7 @@ import datetime
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -54,7 +55,10 @@ def relaunch(processes: int, stage: str, params: dict) -> int:
            "-m", "emotion_classifier.cli", stage, "--params", f.name]
     print(f"train.processes = {processes}: torchrun --standalone --nproc-per-node={processes} ...", flush=True)
     try:
-        code = subprocess.run(cmd, check=False).returncode
+        # the ranks import this very copy of the package (a DVC temp copy's, not the pip-installed one)
+        src = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])))
+        code = subprocess.run(cmd, check=False, env=env).returncode
     finally:
         os.remove(f.name)
     if code != 0:
