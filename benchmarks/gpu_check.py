@@ -7,7 +7,8 @@
 3. a tiny pipeline on the GPU (300 examples a split, 1 epoch): the train, tune_thresholds and evaluate
    stages, then emotion-predict --device; with `--dvc`, the same as `dvc exp run --temp` too;
 4. one full-data fine-tune epoch, timed (precision auto: bf16 on GPUs that have it);
-5. the inference benchmark (benchmarks/inference.py) on the GPU.
+5. the inference benchmark (benchmarks/inference.py) on the GPU;
+6. with several GPUs (or `--ddp N`), one epoch as 1 and as N data-parallel processes: examples/s each.
 Prints each figure as it goes and a summary at the end. `--device cpu` runs the same path on a CPU
 (the test suite does, on a tiny model, so the script cannot silently break).
 """
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from emotion_classifier import hardware, pipeline
 from emotion_classifier.data import SPLITS, multi_hot, read_raw
@@ -114,6 +116,30 @@ def full_epoch(args) -> dict:
     return {k: r[k] for k in ("device", "precision", "epoch_time_s", "train_examples_per_s", "dev_tuned_macro_f1")}
 
 
+def ddp_scaling(args, work: Path, processes: int) -> dict:
+    """One epoch through the train stage with train.processes 1 and N (it relaunches under torchrun)."""
+    params = check_params(args, epochs=1, precision="auto")
+    params["data"].update(raw_dir=str(Path(args.data).resolve()), prepared_dir=str(work / "prepared"),
+                          max_examples=args.epoch_examples)
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        pipeline.prepare(params)
+        out = {}
+        for n in (1, processes):
+            params["train"]["processes"] = n
+            Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            r = subprocess.run([sys.executable, "-m", "emotion_classifier.cli", "train", "--params", "params.yaml"],
+                               capture_output=True, text=True, check=False)
+            if r.returncode != 0:
+                raise SystemExit(f"train with {n} processes failed:\n{r.stderr[-3000:]}")
+            m = json.loads(Path("metrics/train.json").read_text())
+            out[f"{n} process(es)"] = {"world_size": m["world_size"], "train_examples_per_s": m["train_examples_per_s"]}
+        return out
+    finally:
+        os.chdir(old)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda", help="cuda | cuda:N (cpu: the same path on a CPU)")
@@ -125,6 +151,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--sentences", type=int, default=2000, help="for the inference benchmark")
     ap.add_argument("--skip-tests", action="store_true")
     ap.add_argument("--dvc", action="store_true", help="also `dvc exp run --temp` the tiny pipeline")
+    ap.add_argument("--ddp", type=int, default=None,
+                    help="data-parallel processes to compare with one (default: the GPUs, when more than one)")
     args = ap.parse_args(argv)
     device = hardware.resolve_device(args.device)
     summary: dict = {"machine": machine(device)}
@@ -142,6 +170,11 @@ def main(argv=None) -> dict:
     bench = inference_benchmark.main(["--device", args.device, "--encoder", args.encoder, "--data", args.data,
                                       "--sentences", str(args.sentences)])
     summary["inference_sentences_per_s"] = {k: round(v, 1) for k, v in bench["speed"].items()}
+    processes = args.ddp if args.ddp is not None else (torch.cuda.device_count() if device.type == "cuda" else 0)
+    if processes > 1:
+        with tempfile.TemporaryDirectory() as work:
+            summary["ddp_epoch"] = ddp_scaling(args, Path(work), processes)
+        print("data-parallel epoch:", json.dumps(summary["ddp_epoch"]), flush=True)
     print("\n== gpu check summary ==\n" + json.dumps(summary, indent=2))
     return summary
 

@@ -36,11 +36,12 @@ def test_train_throughput_benchmark(tiny_encoder, tiny_raw):
 def test_gpu_check_runs_its_path_on_cpu(tiny_encoder, tiny_raw):
     out = load("gpu_check").main([
         "--device", "cpu", "--skip-tests", "--encoder", str(tiny_encoder), "--data", str(tiny_raw),
-        "--tiny-examples", "30", "--epoch-examples", "40", "--sentences", "20"])
+        "--tiny-examples", "30", "--epoch-examples", "40", "--sentences", "20", "--ddp", "2"])
     tiny = out["tiny_pipeline"]
     assert tiny["device"] == "cpu" and tiny["inference_device"] == "cpu" and 0 <= tiny["test_macro_f1"] <= 1
     assert out["full_epoch"]["train_examples_per_s"] > 0 and out["machine"]["cpu_kind"]
     assert out["inference_sentences_per_s"]["fp32"] > 0
+    assert [r["world_size"] for r in out["ddp_epoch"].values()] == [1, 2]  # the N-GPU step, as gloo processes
 
 
 def test_determinism_benchmark(tiny_encoder, tiny_raw):
