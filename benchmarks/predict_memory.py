@@ -26,6 +26,7 @@ from emotion_classifier.data import read_split
 from emotion_classifier.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
+TIME = "/usr/bin/time"  # GNU time (Debian package `time`)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference import DATA  # noqa: E402
 
@@ -44,16 +45,19 @@ def fresh_model(out: Path, encoder: str, labels: list[str]) -> Path:
 
 
 def measure(model_dir: Path, src: Path, out: Path, thresholds: str) -> dict:
+    """Peak RSS of an `emotion-predict` process, as `/usr/bin/time` reports it. (The child's own
+    ru_maxrss seen from here would not do: Linux carries this process's RSS at fork into it.)"""
     cmd = [sys.executable, "-c", "from emotion_classifier.predict import main; main()", "--model-dir", str(model_dir),
            "--input", str(src), "--output", str(out), "--thresholds", thresholds]
+    if not os.path.exists(TIME):
+        raise SystemExit(f"{TIME} not found: apt-get install time")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    r = subprocess.run([TIME, "-f", "peak_rss_kb=%M", *cmd], capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - t0
-    err = proc.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"emotion-predict failed: {err}")
-    return {"peak_rss_mb": usage.ru_maxrss / 1024, "seconds": seconds}
+    if r.returncode != 0:
+        raise SystemExit(f"emotion-predict failed: {r.stderr[-2000:]}")
+    kb = int(r.stderr.rsplit("peak_rss_kb=", 1)[1].split()[0])
+    return {"peak_rss_mb": kb / 1024, "seconds": seconds}
 
 
 def main(argv=None) -> dict:
