@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from emotion_classifier import hardware
+from emotion_classifier.errors import UserError
 from emotion_classifier.params import ParamsError, validate
 
 from .conftest import ROOT
@@ -33,9 +34,9 @@ def test_auto_precision_follows_native_bf16(monkeypatch, kind, auto):
 def test_device_spellings(no_cuda):
     assert hardware.resolve_device("auto") == torch.device("cpu")
     assert hardware.resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(RuntimeError, match="train.device is cuda:1 but no CUDA device is visible"):
+    with pytest.raises(UserError, match="train.device is cuda:1 but no CUDA device is visible"):
         hardware.resolve_device("cuda:1", "train.device")
-    with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
+    with pytest.raises(UserError, match="expected auto, cpu, cuda or cuda:N"):
         hardware.resolve_device("gpu")
 
 
