@@ -16,9 +16,9 @@ Prints each figure as it goes and a summary at the end. `--device cpu` runs the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -71,14 +71,17 @@ def check_params(args, **train) -> dict:
     return validate(params)
 
 
+def scratch_params(args, work: Path, max_examples: int, **train) -> dict:
+    params = check_params(args, **train)
+    params["data"].update(raw_dir=str(Path(args.data).resolve()), prepared_dir=str(work / "prepared"),
+                          max_examples=max_examples)
+    return params
+
+
 def tiny_pipeline(args, work: Path) -> dict:
     """The stage functions dvc runs, on the device, in a scratch directory."""
-    params = check_params(args, epochs=1)
-    params["data"].update(raw_dir=str(Path(args.data).resolve()), prepared_dir=str(work / "prepared"),
-                          max_examples=args.tiny_examples)
-    old = os.getcwd()
-    os.chdir(work)
-    try:
+    params = scratch_params(args, work, args.tiny_examples, epochs=1)
+    with contextlib.chdir(work):
         pipeline.prepare(params)
         pipeline.train(params)
         pipeline.tune_thresholds(params)
@@ -90,8 +93,6 @@ def tiny_pipeline(args, work: Path) -> dict:
                 ("inference", "inference_device"), ("inference", "inference_sentences_per_s"))}
         out["predicted"] = json.loads(Path("predict.jsonl").read_text())["labels"]
         return out
-    finally:
-        os.chdir(old)
 
 
 def dvc_exp(args) -> str:
@@ -118,12 +119,8 @@ def full_epoch(args) -> dict:
 
 def ddp_scaling(args, work: Path, processes: int) -> dict:
     """One epoch through the train stage with train.processes 1 and N (it relaunches under torchrun)."""
-    params = check_params(args, epochs=1, precision="auto")
-    params["data"].update(raw_dir=str(Path(args.data).resolve()), prepared_dir=str(work / "prepared"),
-                          max_examples=args.epoch_examples)
-    old = os.getcwd()
-    os.chdir(work)
-    try:
+    params = scratch_params(args, work, args.epoch_examples, epochs=1, precision="auto")
+    with contextlib.chdir(work):
         pipeline.prepare(params)
         out = {}
         for n in (1, processes):
@@ -136,8 +133,6 @@ def ddp_scaling(args, work: Path, processes: int) -> dict:
             m = json.loads(Path("metrics/train.json").read_text())
             out[f"{n} process(es)"] = {"world_size": m["world_size"], "train_examples_per_s": m["train_examples_per_s"]}
         return out
-    finally:
-        os.chdir(old)
 
 
 def main(argv=None) -> dict:
