@@ -34,12 +34,14 @@ if not DATA.exists() and (ROOT.parent / "shared/goemotions").exists():
     DATA = ROOT.parent / "shared/goemotions"
 
 
-def fresh_finetune_dir(out: Path, encoder: str, labels: list[str]) -> Path:
+def fresh_model_dir(out: Path, encoder: str, labels: list[str], name: str, **arch) -> Path:
+    """An untrained `name` model with params.yaml's settings but `arch`, saved to `out` (the benchmarks time
+    architectures; speed does not depend on the weights' values)."""
     model_params = copy.deepcopy(load_params(ROOT / "params.yaml")["model"])
     model_params["encoder"] = encoder
-    model_params["transformer_finetune"]["pooling"] = "pooler"  # the exportable head
+    model_params[name].update(arch)
     tok = text.load_tokenizer(encoder)
-    model, cfg = models.build("transformer_finetune", model_params, tok, labels)
+    model, cfg = models.build(name, model_params, tok, labels)
     models.save(model, cfg, tok, out)
     return out
 
@@ -76,8 +78,8 @@ def main(argv=None) -> dict:
     texts = list(read_split(Path(args.data) / "test.tsv", len(labels))["text"][: args.sentences])
     rows: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(args.model_dir) if args.model_dir else fresh_finetune_dir(Path(tmp) / "m", args.encoder,
-                                                                                   labels)
+        model_dir = Path(args.model_dir) if args.model_dir else fresh_model_dir(
+            Path(tmp) / "m", args.encoder, labels, "transformer_finetune", pooling="pooler")  # the exportable head
         clf = EmotionClassifier.load(model_dir, "fixed", precision="fp32", device=args.device)
         rows["fp32"], p_fp32 = timed(clf.predict_proba, texts)
         diffs = {}

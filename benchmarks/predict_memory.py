@@ -13,7 +13,6 @@ million lines; memory is about the input and output, not the weights), scored at
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import subprocess
 import sys
@@ -21,27 +20,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from emotion_classifier import models, text
+from emotion_classifier import text
 from emotion_classifier.data import read_split
 from emotion_classifier.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference import DATA  # noqa: E402
+from inference import DATA, fresh_model_dir  # noqa: E402
 
 
 def fresh_model(out: Path, encoder: str, labels: list[str]) -> Path:
-    model_params = copy.deepcopy(load_params(ROOT / "params.yaml")["model"])
-    model_params["encoder"] = encoder
     from transformers import AutoConfig
 
     hidden = AutoConfig.from_pretrained(text.resolve_encoder(encoder)).hidden_size
-    model_params["bilstm_maxpool"]["embedding_dim"] = hidden  # embeddings initialised from the encoder's
-    tok = text.load_tokenizer(encoder)
-    model, cfg = models.build("bilstm_maxpool", model_params, tok, labels)
-    models.save(model, cfg, tok, out)
-    return out
+    # embeddings initialised from the encoder's: their width is its hidden size
+    return fresh_model_dir(out, encoder, labels, "bilstm_maxpool", embedding_dim=hidden)
 
 
 def measure(model_dir: Path, src: Path, out: Path, thresholds: str) -> dict:

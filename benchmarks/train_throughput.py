@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +29,8 @@ from emotion_classifier.params import load_params, validate
 from emotion_classifier.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data/raw/goemotions"  # after `dvc pull`; ../shared/goemotions otherwise
-if not DATA.exists() and (ROOT.parent / "shared/goemotions").exists():
-    DATA = ROOT.parent / "shared/goemotions"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inference import DATA  # noqa: E402
 
 
 def load_splits(raw_dir: Path, n: int):

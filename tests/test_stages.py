@@ -130,7 +130,8 @@ def test_params_that_do_not_fit_the_encoder(tmp_path, capsys, tiny_encoder, tiny
 
 
 def test_check_params_stage(tmp_path, capsys, monkeypatch):
-    from emotion_classifier.cli import PARAMS_CHECKED, check_params_main
+    from emotion_classifier.cli import check_params_main
+    from emotion_classifier.pipeline import PARAMS_CHECKED
 
     monkeypatch.chdir(tmp_path)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -242,10 +242,6 @@ class ModelDirError(UserError):
     pass
 
 
-def _get(cfg, key):
-    return cfg.get(key) if isinstance(cfg, dict) else None
-
-
 def read_config(model_dir: str | Path) -> dict:
     model_dir = Path(model_dir)
     path = model_dir / CONFIG
@@ -259,8 +255,9 @@ def read_config(model_dir: str | Path) -> dict:
                             "or retrain (`dvc repro train`)") from None
     except UnicodeDecodeError as e:
         raise ModelDirError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    if not isinstance(cfg, dict) or cfg.get("format_version") != FORMAT_VERSION:
-        raise ModelDirError(f"{model_dir}: written by an incompatible version (format {_get(cfg, 'format_version')}, "
+    version = cfg.get("format_version") if isinstance(cfg, dict) else None
+    if version != FORMAT_VERSION:
+        raise ModelDirError(f"{model_dir}: written by an incompatible version (format {version}, "
                             f"this code reads {FORMAT_VERSION}); retrain with `dvc repro train`")
     missing = [k for k in ("name", "arch", "labels", "max_length", "vocab_size", "pad_id", "n_labels") if k not in cfg]
     if missing or cfg["name"] not in REGISTRY or (uses_encoder(cfg["name"]) and "encoder_config" not in cfg):

@@ -18,12 +18,21 @@ from . import thresholds as T
 from .io import atomic_path, read_json, write_json
 
 MODEL_DIR = "models"
+PARAMS_CHECKED = "data/params_checked"
 
 HEATMAPS = {
     "counts": ("Label co-occurrence in train (examples carrying both i and j)", ".0f"),
     "conditional": ("P(j | i) in train: share of examples with label i that also carry j", ".2f"),
     "jaccard": ("Jaccard(i, j) in train: both / either", ".2f"),
 }
+
+
+def check_params(params: dict) -> None:
+    """params.yaml was validated on loading; (re)write a file whose content never changes. Every stage
+    depends on it, so DVC runs this first and a rejected param stops `dvc repro` before DVC deletes
+    any good output; unchanged content reruns nothing."""
+    with atomic_path(PARAMS_CHECKED) as tmp:
+        tmp.write_text("params.yaml passed emotion_classifier.params validation\n")
 
 
 def prepare(params: dict) -> None:

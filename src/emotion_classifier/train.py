@@ -367,7 +367,7 @@ def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[fl
             logits = _call(run.forward, run.data["train"].batch(idx), run.device)
         loss = run.loss_fn(logits.float(), y_train[torch.as_tensor(idx)].to(run.device))
         run.optimizer.zero_grad(set_to_none=True)
-        (loss * weight if weight != 1 else loss).backward()
+        (loss * weight).backward()
         if train_params["grad_clip"] > 0:
             nn.utils.clip_grad_norm_(run.trainable.parameters(), train_params["grad_clip"])
         run.optimizer.step()
