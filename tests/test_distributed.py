@@ -68,8 +68,9 @@ def test_two_processes_train_the_one_process_weights(tmp_path, params_for):
     diff = max_diff(weights(tmp_path / "one/models"), weights(out / "models"))
     assert diff < 2e-5, f"max |weight difference| 1 vs 2 processes: {diff:.2e}"
     m = json.loads((out / "train.json").read_text())
-    assert m["world_size"] == 2 and single["world_size"] == 1 and m["threads"] >= 1
-    assert m["dev_loss"] == pytest.approx(single["dev_loss"], abs=1e-5)
+    record = json.loads((out / "models/config.json").read_text())["train"]  # the whole run record
+    assert m["world_size"] == 2 and single["world_size"] == 1 and record["threads"] >= 1
+    assert record["dev_loss"] == pytest.approx(single["dev_loss"], abs=1e-5)
 
 
 def test_kill_and_resume_under_two_processes(tmp_path, params_for):

@@ -166,6 +166,9 @@ SCHEMA: dict[str, Any] = {
         "thresholds": _choice("per_label", "global", "fixed"),
         "precision": PRECISION,
         "device": DEVICE,
+        "bootstrap_resamples": _int(100, 100_000),
+        "bootstrap_seed": _int(0),
+        "ci_level": _num(0.5, 0.999),
     },
     "compare": {
         "tfidf_max_features": _int(100),

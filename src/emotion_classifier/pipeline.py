@@ -45,19 +45,25 @@ def prepare(params: dict) -> None:
     print("prepared " + ", ".join(f"{s}: {n}" for s, n in counts.items()) + f" -> {params['data']['prepared_dir']}")
 
 
+DATASET_SUMMARY = ("train.examples", "dev.examples", "test.examples", "train.token_length_p99")  # the metrics
+
+
 def analyze_dataset(params: dict, metrics_path="metrics/dataset.json", plots_dir="plots/dataset") -> None:
+    """Every statistic goes to plots/dataset/statistics.json; a handful are DVC metrics, so that
+    `dvc metrics show` and `dvc exp show` lead with the scores, not 84 label counts."""
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
     tok = text.load_tokenizer(params["model"]["encoder"])
     max_len = params["analyze_dataset"]["max_length"]
     lengths = {s: np.array([len(ids) for ids in text.tokenize(tok, df["text"], max_len)]) for s, df in splits.items()}
-    metrics, dist, co = analysis.analyze(splits, names, lengths)
+    statistics, dist, co = analysis.analyze(splits, names, lengths)
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(plots_dir / "label_distribution.csv") as tmp:
         dist.to_csv(tmp, index=False)
     for kind, (title, fmt) in HEATMAPS.items():
         plots.heatmap(co[kind], names, plots_dir / f"cooccurrence_{kind}.png", title, fmt)
-    write_json(metrics_path, metrics)
+    write_json(plots_dir / "statistics.json", statistics)
+    write_json(metrics_path, {k: statistics[k] for k in DATASET_SUMMARY})
     print(f"analyzed {', '.join(f'{s}: {len(df)}' for s, df in splits.items())} -> {metrics_path}, {plots_dir}/")
 
 
@@ -102,29 +108,29 @@ def tune_thresholds(params: dict) -> None:
     clf = EmotionClassifier.load(MODEL_DIR, "fixed", precision=params["evaluate"]["precision"],
                                  device=params["evaluate"]["device"])
     probs, y = clf.predict_proba(dev["text"], progress=True), data.label_matrix(dev)
-    tp = params["thresholds"]
-    res = T.tune(y, probs, tp["metric"], tp["min_positives"])
+    thr_params = params["thresholds"]
+    res = T.tune(y, probs, thr_params["metric"], thr_params["min_positives"])
     write_json(f"{MODEL_DIR}/thresholds.json", {
         "weights_sha256": weights_hash(MODEL_DIR),
         "tuned_on": "dev",
-        "metric": tp["metric"],
-        "min_positives": tp["min_positives"],
+        "metric": thr_params["metric"],
+        "min_positives": thr_params["min_positives"],
         "labels": names,
         "global_threshold": res["global_threshold"],
         "fallback_labels": [names[i] for i in res["fallback_labels"]],
         "strategies": res["strategies"],
     })
     m = {"global_threshold": res["global_threshold"]}
-    for s, th in res["strategies"].items():
-        pred = T.apply(probs, th)
+    for s in ("global", "per_label"):  # fixed 0.5 is train.json's dev F1
+        pred = T.apply(probs, res["strategies"][s])
         m[f"{s}_dev_micro_f1"] = M.micro_f1(y, pred)
         m[f"{s}_dev_macro_f1"] = M.macro_f1(y, pred)
     write_json("metrics/thresholds.json", m)
     c = res["curves"]
     _csv(pd.DataFrame({"threshold": T.GRID, "micro_f1": c["micro_f1"], "macro_f1": c["macro_f1"]}),
          "plots/thresholds/f1_vs_threshold.csv")
-    print(f"tuned on dev: global {res['global_threshold']:.2f}; dev macro F1 fixed {m['fixed_dev_macro_f1']:.4f}, "
-          f"global {m['global_dev_macro_f1']:.4f}, per-label {m['per_label_dev_macro_f1']:.4f}")
+    print(f"tuned on dev: global {res['global_threshold']:.2f}; dev macro F1 global {m['global_dev_macro_f1']:.4f}, "
+          f"per-label {m['per_label_dev_macro_f1']:.4f}")
 
 
 ERROR_HEATMAPS = {
@@ -133,6 +139,10 @@ ERROR_HEATMAPS = {
     "jaccard": ("Jaccard(true i, false positive j)", ".2f"),
 }
 EVAL_PLOTS = "plots/eval"
+TEST_PREDICTIONS = "data/predictions/test.npz"  # compare pairs its baseline with these, example by example
+WITH_INTERVAL = ("micro_f1", "macro_f1", "roc_auc_macro")  # test figures given a bootstrap interval
+TEST_FIGURES = ("micro_precision", "micro_recall", "hamming_loss", "subset_accuracy", "average_precision_macro",
+                "expected_calibration_error")  # the rest of eval.json's test figures; all of them: all_scores.json
 MAIN_FIGURES = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "hamming_loss", "roc_auc_macro")
 
 
@@ -141,103 +151,156 @@ def _curve(x, y, n=300) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], y[keep]
 
 
+def resample_counts(params: dict, n: int) -> np.ndarray:
+    """evaluate's bootstrap resamples of n test examples: the same for every system (paired)."""
+    from .bootstrap import resample_counts as counts
+
+    return counts(n, params["evaluate"]["bootstrap_resamples"], params["evaluate"]["bootstrap_seed"])
+
+
 def evaluate(params: dict) -> None:
     """The one place the test split is scored; every choice was made on dev before."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
+    from . import bootstrap
     from .inference import EmotionClassifier
 
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
-    strategy = params["evaluate"]["thresholds"]
-    clf = EmotionClassifier.load(MODEL_DIR, strategy=strategy, require_thresholds=True,
-                                 precision=params["evaluate"]["precision"], device=params["evaluate"]["device"])
-    out: dict = {}
-    for split in ("dev", "test"):
-        df = splits[split]
-        t0 = time.perf_counter()
-        y, probs = data.label_matrix(df), clf.predict_proba(df["text"], progress=True)
-        speed = len(df) / (time.perf_counter() - t0)
-        pred = T.apply(probs, clf.thresholds)
-        scores, per_label = M.evaluate(y, probs, pred)
-        if split == "dev":
-            out.update({f"dev_{k}": scores[k] for k in MAIN_FIGURES})
-            continue
-        out = {**{f"test_{k}": v for k, v in scores.items()}, **out}
-        # Apart from eval.json: a wall-clock speed differs run to run, the seeded scores do not.
-        inference = {"inference_sentences_per_s": round(speed, 1),
-                     **{f"inference_{k}": v for k, v in clf.describe().items()}}
-        table = pd.DataFrame({"label": names, "support": per_label["support"], "threshold": clf.thresholds,
-                              **{k: per_label[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn", "tn",
-                                                           "auc")}})
-        _csv(table.round(4), f"{EVAL_PLOTS}/per_label.csv")
-        prec, rec, _ = precision_recall_curve(y.ravel(), probs.ravel())
-        rec, prec = _curve(rec, prec)
-        _csv(pd.DataFrame({"recall": rec, "precision": prec}).round(5), f"{EVAL_PLOTS}/precision_recall.csv")
-        fpr, tpr, _ = roc_curve(y.ravel(), probs.ravel())
-        fpr, tpr = _curve(fpr, tpr)
-        _csv(pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(5), f"{EVAL_PLOTS}/roc.csv")
-        model = clf.config["name"]
-        plots.confusion_grid(per_label, names, f"{EVAL_PLOTS}/confusion_matrices.png",
-                             f"{model}: per-label confusion on test ({strategy} thresholds)")
-        errors = M.error_cooccurrence(y, pred)
-        for kind, (title, fmt) in ERROR_HEATMAPS.items():
-            plots.heatmap(errors[kind], names, f"{EVAL_PLOTS}/error_cooccurrence_{kind}.png",
-                          f"{model} on test: {title}", fmt, xlabel="wrongly predicted label j",
-                          ylabel="true label i", mask_diagonal=False)
-        plots.reliability(M.calibration_bins(y, probs), f"{EVAL_PLOTS}/reliability.png",
-                          f"{model}: reliability on test (ECE {scores['expected_calibration_error']:.4f})")
+    eval_params = params["evaluate"]
+    clf = EmotionClassifier.load(MODEL_DIR, strategy=eval_params["thresholds"], require_thresholds=True,
+                                 precision=eval_params["precision"], device=eval_params["device"])
+    dev_y, dev_probs = data.label_matrix(splits["dev"]), clf.predict_proba(splits["dev"]["text"], progress=True)
+    dev_scores, _ = M.evaluate(dev_y, dev_probs, T.apply(dev_probs, clf.thresholds))
+    t0 = time.perf_counter()
+    y, probs = data.label_matrix(splits["test"]), clf.predict_proba(splits["test"]["text"], progress=True)
+    speed = len(y) / (time.perf_counter() - t0)
+    pred = T.apply(probs, clf.thresholds)
+    scores, per_label = M.evaluate(y, probs, pred)
+    resampled = bootstrap.samples(y, probs, pred, resample_counts(params, len(y)))
+    level = eval_params["ci_level"]
+    out = {}
+    for k in WITH_INTERVAL:
+        lo, hi = bootstrap.interval(resampled[k], level)
+        out |= {f"test_{k}": scores[k], f"test_{k}_lo": float(lo), f"test_{k}_hi": float(hi)}
+    out |= {f"test_{k}": scores[k] for k in TEST_FIGURES}
+    out |= {"dev_micro_f1": dev_scores["micro_f1"], "dev_macro_f1": dev_scores["macro_f1"]}
     write_json("metrics/eval.json", _finite(out))
-    write_json("metrics/inference.json", inference)
-    print(f"test ({strategy} thresholds): micro F1 {out['test_micro_f1']:.4f}, macro F1 {out['test_macro_f1']:.4f}"
-          f" | dev micro F1 {out['dev_micro_f1']:.4f}, macro F1 {out['dev_macro_f1']:.4f}")
+    every_score = {**{f"test_{k}": v for k, v in scores.items()}, **{f"dev_{k}": v for k, v in dev_scores.items()}}
+    write_json(f"{EVAL_PLOTS}/all_scores.json", _finite({"ci_level": level, **out, **every_score}))
+    # Apart from eval.json: a wall-clock speed differs run to run, the seeded scores do not.
+    write_json("metrics/inference.json", {"inference_sentences_per_s": round(speed, 1),
+                                          **{f"inference_{k}": v for k, v in clf.describe().items()}})
+    Path(TEST_PREDICTIONS).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(TEST_PREDICTIONS) as tmp:
+        np.savez_compressed(tmp, probs=probs, pred=pred)
+    f1_lo, f1_hi = bootstrap.interval(resampled["per_label_f1"], level)
+    table = pd.DataFrame({"label": names, "support": per_label["support"], "threshold": clf.thresholds,
+                          **{k: per_label[k] for k in ("precision", "recall", "f1")}, "f1_lo": f1_lo, "f1_hi": f1_hi,
+                          **{k: per_label[k] for k in ("tp", "fp", "fn", "tn", "auc")}})
+    _csv(table.round(4), f"{EVAL_PLOTS}/per_label.csv")
+    _test_plots(y, probs, pred, per_label, clf.config["name"], eval_params["thresholds"], scores, names)
+    ci = lambda k: f"[{out[f'test_{k}_lo']:.4f}, {out[f'test_{k}_hi']:.4f}]"  # noqa: E731
+    print(f"test ({eval_params['thresholds']} thresholds): micro F1 {out['test_micro_f1']:.4f} {ci('micro_f1')}, "
+          f"macro F1 {out['test_macro_f1']:.4f} {ci('macro_f1')} ({level:.0%} bootstrap intervals) | "
+          f"dev micro F1 {out['dev_micro_f1']:.4f}, macro F1 {out['dev_macro_f1']:.4f}")
 
+
+def _test_plots(y, probs, pred, per_label, model: str, strategy: str, scores: dict, names: list[str]) -> None:
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    prec, rec, _ = precision_recall_curve(y.ravel(), probs.ravel())
+    rec, prec = _curve(rec, prec)
+    _csv(pd.DataFrame({"recall": rec, "precision": prec}).round(5), f"{EVAL_PLOTS}/precision_recall.csv")
+    fpr, tpr, _ = roc_curve(y.ravel(), probs.ravel())
+    fpr, tpr = _curve(fpr, tpr)
+    _csv(pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(5), f"{EVAL_PLOTS}/roc.csv")
+    plots.confusion_grid(per_label, names, f"{EVAL_PLOTS}/confusion_matrices.png",
+                         f"{model}: per-label confusion on test ({strategy} thresholds)")
+    errors = M.error_cooccurrence(y, pred)
+    for kind, (title, fmt) in ERROR_HEATMAPS.items():
+        plots.heatmap(errors[kind], names, f"{EVAL_PLOTS}/error_cooccurrence_{kind}.png",
+                      f"{model} on test: {title}", fmt, xlabel="wrongly predicted label j",
+                      ylabel="true label i", mask_diagonal=False)
+    plots.reliability(M.calibration_bins(y, probs), f"{EVAL_PLOTS}/reliability.png",
+                      f"{model}: reliability on test (ECE {scores['expected_calibration_error']:.4f})")
+
+
+SCORERS = {"micro_f1": M.micro_f1, "macro_f1": M.macro_f1}
+
+
+def paired_with_baseline(params: dict, y: np.ndarray, model_pred: np.ndarray, base_pred: np.ndarray) -> dict:
+    """Model minus baseline test F1 over evaluate's resamples: difference, its interval, a p-value."""
+    from . import bootstrap
+
+    counts = resample_counts(params, len(y))
+    model, base = bootstrap.f1_samples(y, model_pred, counts), bootstrap.f1_samples(y, base_pred, counts)
+    out = {}
+    for k, score in SCORERS.items():
+        diff = bootstrap.paired(model[k], base[k], params["evaluate"]["ci_level"])
+        key = f"model_minus_baseline_{k}"
+        out |= {key: score(y, model_pred) - score(y, base_pred), f"{key}_lo": diff["lo"], f"{key}_hi": diff["hi"],
+                f"{key}_p_value": diff["p_value"]}
+    return out
 
 
 def compare(params: dict) -> None:
     """This experiment's model beside the TF-IDF baseline (trained here, thresholds tuned on dev the
-    same way) and the published references, in metrics/compare.json and reports/compare.md."""
+    same way, paired bootstrap on test) and the published references, in metrics/compare.json and
+    reports/compare.md."""
     import yaml
 
     from .baseline import fit_predict
 
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
-    cp, tp = params["compare"], params["thresholds"]
+    compare_params, thr_params = params["compare"], params["thresholds"]
     strategy = params["evaluate"]["thresholds"]
     y = {s: data.label_matrix(df) for s, df in splits.items()}
     probs = fit_predict(splits["train"]["text"], y["train"], {s: splits[s]["text"] for s in ("dev", "test")},
-                        max_features=cp["tfidf_max_features"], ngram_max=cp["tfidf_ngram_max"], C=cp["C"],
-                        seed=params["seed"])
-    th = T.tune(y["dev"], probs["dev"], tp["metric"], tp["min_positives"])["strategies"][strategy]
-    base, base_per_label = M.evaluate(y["test"], probs["test"], T.apply(probs["test"], th))
+                        max_features=compare_params["tfidf_max_features"],
+                        ngram_max=compare_params["tfidf_ngram_max"], C=compare_params["C"], seed=params["seed"])
+    base_th = T.tune(y["dev"], probs["dev"], thr_params["metric"], thr_params["min_positives"])["strategies"][strategy]
+    base_pred = T.apply(probs["test"], base_th)
+    base, base_per_label = M.evaluate(y["test"], probs["test"], base_pred)
 
     model_name = read_json(f"{MODEL_DIR}/config.json")["name"]
     ev = read_json("metrics/eval.json")
     model = {k: ev[f"test_{k}"] for k in MAIN_FIGURES}
     model_f1 = pd.read_csv(f"{EVAL_PLOTS}/per_label.csv")["f1"].to_numpy()
-    ref_all = yaml.safe_load(Path("reference/results.yaml").read_text())
-    ref = ref_all["reference_project"][model_name]
+    references = yaml.safe_load(Path("reference/results.yaml").read_text())
+    ref = references["reference_project"].get(model_name, {})  # none for an architecture of our own
 
-    out = {f"model_{k}": v for k, v in model.items()}
-    out |= {f"baseline_{k}": base[k] for k in MAIN_FIGURES}
-    out |= {f"model_minus_baseline_{k}": model[k] - base[k] for k in MAIN_FIGURES}
-    out |= {f"reference_{k}": v for k, v in ref.items()}
-    out |= {f"model_minus_reference_{k}": model[k] - v for k, v in ref.items()}
+    out = {f"baseline_{k}": base[k] for k in SCORERS}
+    out |= paired_with_baseline(params, y["test"], np.load(TEST_PREDICTIONS)["pred"], base_pred)
+    out |= {f"reference_{k}": ref[k] for k in SCORERS if k in ref}
+    out |= {f"model_minus_reference_{k}": model[k] - ref[k] for k in SCORERS if k in ref}
     write_json("metrics/compare.json", _finite(out))
     _csv(pd.DataFrame([(n, s, round(float(f), 4)) for s, f1s in ((model_name, model_f1),
                                                                   ("tfidf_logreg", base_per_label["f1"]))
                        for n, f in zip(names, f1s)], columns=["label", "series", "f1"]),
          "plots/compare/per_label_f1.csv")
-
     rows = [(f"**{model_name}** (this experiment)", model),
-            ("TF-IDF + logistic regression (trained in this stage)", base),
-            (f"reference project, {model_name}", ref)]
-    rows += [(f"reference project, {a}", r) for a, r in ref_all["reference_project"].items() if a != model_name]
-    rows.append(("GoEmotions paper, BERT-base", ref_all["goemotions_paper"]["bert_base"]))
+            ("TF-IDF + logistic regression (trained in this stage)", base)]
+    rows += [(f"reference project, {model_name}", ref)] if ref else []
+    rows += [(f"reference project, {a}", r) for a, r in references["reference_project"].items() if a != model_name]
+    rows.append(("GoEmotions paper, BERT-base", references["goemotions_paper"]["bert_base"]))
+    lines = compare_markdown(model_name, strategy, rows, ev, out, params["evaluate"])
+    lines += ["", "## Per-label F1: model vs baseline", "", f"| label | {model_name} | tfidf_logreg | difference |",
+              "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {n} | {a:.3f} | {b:.3f} | {a - b:+.3f} |" for n, a, b in zip(names, model_f1, base_per_label["f1"])]
+    Path("reports").mkdir(exist_ok=True)
+    with atomic_path("reports/compare.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    print(f"compare: {model_name} test macro F1 {model['macro_f1']:.4f} vs baseline {base['macro_f1']:.4f}: "
+          f"{out['model_minus_baseline_macro_f1']:+.4f} [{out['model_minus_baseline_macro_f1_lo']:+.4f}, "
+          f"{out['model_minus_baseline_macro_f1_hi']:+.4f}], p = {out['model_minus_baseline_macro_f1_p_value']:.4f}"
+          " -> reports/compare.md")
+
+
+def _cell(v) -> str:
+    return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4f}"
+
+
+def compare_markdown(model_name: str, strategy: str, rows: list, ev: dict, out: dict, eval_params: dict) -> list[str]:
     cols = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "hamming_loss")
-
-    def cell(v):
-        return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4f}"
-
+    level = f"{eval_params['ci_level']:.0%}"
     lines = [
         "# Comparison on the GoEmotions test split",
         "",
@@ -247,12 +310,16 @@ def compare(params: dict) -> None:
         "| system | " + " | ".join(c.replace("_", " ") for c in cols) + " |",
         "| --- |" + " ---: |" * len(cols),
     ]
-    lines += [f"| {name} | " + " | ".join(cell(r.get(c)) for c in cols) + " |" for name, r in rows]
-    lines += ["", "## Per-label F1: model vs baseline", "", f"| label | {model_name} | tfidf_logreg | difference |",
-              "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {n} | {a:.3f} | {b:.3f} | {a - b:+.3f} |" for n, a, b in zip(names, model_f1, base_per_label["f1"])]
-    Path("reports").mkdir(exist_ok=True)
-    with atomic_path("reports/compare.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    print(f"compare: {model_name} test macro F1 {model['macro_f1']:.4f} vs baseline {base['macro_f1']:.4f} "
-          f"vs reference {ref['macro_f1']:.4f} -> reports/compare.md")
+    lines += [f"| {name} | " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for name, r in rows]
+    lines += ["", f"## How sure: {level} bootstrap intervals ({eval_params['bootstrap_resamples']} resamples of the "
+              f"test examples, seed {eval_params['bootstrap_seed']})", "",
+              "| figure | value | interval |", "| --- | ---: | --- |"]
+    lines += [f"| model test {k.replace('_', ' ')} | {ev[f'test_{k}']:.4f} | [{_cell(ev.get(f'test_{k}_lo'))}, "
+              f"{_cell(ev.get(f'test_{k}_hi'))}] |" for k in WITH_INTERVAL]
+    for k in SCORERS:
+        key = f"model_minus_baseline_{k}"
+        lines.append(f"| model minus baseline, {k.replace('_', ' ')} (paired; p = {out[f'{key}_p_value']:.4f}) | "
+                     f"{out[key]:+.4f} | [{out[f'{key}_lo']:+.4f}, {out[f'{key}_hi']:+.4f}] |")
+    lines += ["", "Paired: the model and the baseline are scored on the same resamples, so the interval of the "
+              "difference leaves out the luck of the test draw that both share. p: two-sided, for no difference."]
+    return lines

@@ -233,15 +233,16 @@ def set_unfrozen(model: nn.Module, n_top: int) -> None:
 # ---------------------------------------------------------------------------- evaluation
 
 
-def dev_metrics(logits: np.ndarray, y: np.ndarray, loss_fn, device, min_positives: int) -> dict[str, float]:
-    """Dev loss, F1 at p > 0.5, and F1 with per-label thresholds tuned on dev itself: the last is what
-    tune_thresholds + evaluate will do with this model, so it is the fair way to pick an epoch (an
-    epoch whose probabilities are well ranked but shy of 0.5 scores low at a fixed 0.5)."""
+def dev_metrics(logits: np.ndarray, y: np.ndarray, loss_fn, device, metric: str, min_positives: int,
+                strategy: str) -> dict[str, float]:
+    """Dev loss, F1 at p > 0.5, and F1 with thresholds tuned on dev itself exactly as tune_thresholds
+    and evaluate will (thresholds.metric, thresholds.min_positives, evaluate.thresholds): the fair way
+    to pick an epoch (an epoch whose probabilities are well ranked but shy of 0.5 scores low at 0.5)."""
     with torch.no_grad():
         loss = float(loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(y).to(device)))
     pred = logits > 0
     probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
-    tuned = thresholds.apply(probs, thresholds.tune(y, probs, min_positives=min_positives)["strategies"]["per_label"])
+    tuned = thresholds.apply(probs, thresholds.tune(y, probs, metric, min_positives)["strategies"][strategy])
     return {"dev_loss": loss, "dev_micro_f1": M.micro_f1(y, pred), "dev_macro_f1": M.macro_f1(y, pred),
             "dev_tuned_micro_f1": M.micro_f1(y, tuned), "dev_tuned_macro_f1": M.macro_f1(y, tuned)}
 
@@ -263,7 +264,8 @@ def code_version() -> str:
 
 def run_id(params: dict, splits: dict, device: torch.device, precision: str) -> str:
     """A checkpoint belongs to exactly these params, data, code, device kind, precision and world size."""
-    return _fingerprint(params["seed"], params["model"], params["train"], params["thresholds"]["min_positives"],
+    return _fingerprint(params["seed"], params["model"], params["train"], params["thresholds"],
+                        params["evaluate"]["thresholds"],
                         [splits[s]["id"].tolist() for s in ("train", "dev")], code_version(), device.type, precision,
                         distributed.world_size())
 
@@ -422,8 +424,10 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "
 def score_epoch(run: Run, params: dict, epoch: int, train_loss: float, epoch_time: float) -> dict:
     logits = predict_logits(run.trainable, run.data["dev"], params["train"]["batch_size"] * 4, run.device,
                             run.precision)
+    thr_params = params["thresholds"]
     return {"epoch": epoch, "train_loss": train_loss,
-            **dev_metrics(logits, run.y["dev"], run.loss_fn, run.device, params["thresholds"]["min_positives"]),
+            **dev_metrics(logits, run.y["dev"], run.loss_fn, run.device, thr_params["metric"],
+                          thr_params["min_positives"], params["evaluate"]["thresholds"]),
             "epoch_time_s": epoch_time, "train_examples_per_s": len(run.y["train"]) / epoch_time}
 
 
@@ -443,7 +447,8 @@ def end_epoch(state: dict, rec: dict, monitor: str, ckpt_dir: Path, run: Run, li
 
 
 def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, metrics_path, ckpt_dir: Path) -> dict:
-    """Restore the best epoch, save the model directory and metrics/train.json, drop the checkpoint."""
+    """Restore the best epoch, save the model directory and metrics/train.json, drop the checkpoint.
+    Returns the whole run record (config.json's `train`); train.json keeps the figures runs are compared on."""
     best = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=True)
     run.trainable.load_state_dict(best["model"])
     run.model.to("cpu")
@@ -454,25 +459,24 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
         "monitor": monitor,
-        **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1", "dev_macro_f1", "dev_tuned_micro_f1",
-                                    "dev_tuned_macro_f1")},
+        **{k: best_rec[k] for k in ("dev_macro_f1", "dev_tuned_micro_f1", "dev_tuned_macro_f1")},
         "train_time_s": round(state["train_time"], 2),
         "epoch_time_s": round(float(np.mean(epoch_times)), 2),
         "train_examples_per_s": round(len(run.y["train"]) * len(epoch_times) / sum(epoch_times), 1),
         "params_total": models.n_params(run.model),
-        "params_trainable": models.n_params(run.trainable, trainable_only=True),
-        **hardware.describe(run.device, run.precision),
+        **{k: v for k, v in hardware.describe(run.device, run.precision).items() if k in ("device", "precision")},
         "world_size": distributed.world_size(),
-        "run_wall_time_s": round(wall_time, 2),
     }
-    models.save(run.model, run.cfg, run.tokenizer, model_dir,
-                extra={"train": {k: result[k] for k in ("best_epoch", "dev_macro_f1", "dev_micro_f1", "device",
-                                                        "precision", "cpu_kind")}})
+    # The whole record travels with the model; train.json keeps what experiments are compared on.
+    record = {**result, **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1")},
+              "params_trainable": models.n_params(run.trainable, trainable_only=True),
+              **hardware.describe(run.device, run.precision), "run_wall_time_s": round(wall_time, 2)}
+    models.save(run.model, run.cfg, run.tokenizer, model_dir, extra={"train": record})
     if metrics_path:
         with atomic_path(metrics_path) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the model directory is the result
-    return result
+    return record
 
 
 def _open_live(live_dir, history: list[dict]):
