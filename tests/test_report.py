@@ -36,8 +36,8 @@ def test_report_table_chart_and_commands(tmp_path):
           "--chart", str(chart), "--reference", str(tmp_path / "ref.yaml")])
     md = out.read_text()
     assert "| ft | transformer_finetune | 0.6000 | 0.5000 |" in md
-    assert "| 0.548 / 0.440 met |" in md
-    assert "| 0.599 / 0.504 **not met** |" in md  # ft: macro 0.50 < 0.504
+    assert "| 0.548 / 0.440: met (no interval) / met (no interval) |" in md  # older rows: no interval
+    assert "| 0.599 / 0.504: met (no interval) / **not met** (no interval) |" in md  # ft: macro 0.50 < 0.504
     assert "Train time of these 2 runs together: 30.0 min" in md
     assert "`dvc exp run -S model.name=transformer_finetune -S train.epochs=3`" in md
     assert "- **main**: `dvc exp run`" in md  # the defaults: nothing to set
@@ -94,3 +94,44 @@ def test_inference_speed_is_read_from_inference_json_or_from_older_experiments_e
     new = {"metrics": {"metrics/inference.json": {"inference_sentences_per_s": 250.4}}}
     old = {"metrics": {"metrics/eval.json": {"test_micro_f1": 0.6, "inference_sentences_per_s": 226.2}}}
     assert [_cells(r, col) for r in (new, old, {"metrics": {}})] == [["250"], ["226"], [""]]
+
+
+def _exp(name, seed, micro, macro, dev, half=0.01, model="bilstm_maxpool"):
+    ev = {"test_micro_f1": micro, "test_micro_f1_lo": micro - half, "test_micro_f1_hi": micro + half,
+          "test_macro_f1": macro, "test_macro_f1_lo": macro - half, "test_macro_f1_hi": macro + half,
+          "dev_macro_f1": dev}
+    return {"rev": f"r-{name}", "name": name, "data": {
+        "params": {"params.yaml": {"data": {"seed": seed, "model": {"name": model}}}},
+        "metrics": {"metrics/eval.json": {"data": ev}, "metrics/train.json": {"data": {"train_time_s": 100}}}}}
+
+
+def test_seeds_are_grouped_with_spread_noise_and_honest_target_states(tmp_path):
+    runs = [_exp("mp-s0", 0, 0.560, 0.460, 0.50), _exp("mp-s1", 1, 0.556, 0.450, 0.52),
+            _exp("mp-s2", 2, 0.552, 0.455, 0.49), _exp("lt", 0, 0.53, 0.445, 0.42, model="bilstm_lasttoken"),
+            _exp("ft", 0, 0.62, 0.52, 0.55, half=0.012, model="transformer_finetune")]
+    exp = [{"rev": "abc", "name": "main", "data": {}, "experiments": [{"name": r["name"], "revs": [r]} for r in runs]}]
+    (tmp_path / "exp.json").write_text(json.dumps(exp))
+    (tmp_path / "params.yaml").write_text("seed: 42\nmodel:\n  name: transformer_finetune\n")
+    (tmp_path / "ref.yaml").write_text("reference_project:\n  bilstm_maxpool: {micro_f1: 0.548, macro_f1: 0.440}\n"
+                                       "  transformer_finetune: {micro_f1: 0.599, macro_f1: 0.504}\n")
+    out = tmp_path / "r.md"
+    files = {(f"r-{n}", "plots/eval/per_label.csv"): f"label,support,f1\njoy,10,{f}\n"
+             for n, f in (("mp-s0", 0.1), ("mp-s1", 0.2), ("mp-s2", 0.3), ("lt", 0.4), ("ft", 0.5))}
+    main(["--json", str(tmp_path / "exp.json"), "--params", str(tmp_path / "params.yaml"), "--out", str(out),
+          "--chart", str(tmp_path / "r.png"), "--reference", str(tmp_path / "ref.yaml")],
+         reader=lambda rev, path: files.get((rev, path)))
+    md = out.read_text()
+    # three seeds of max-pool: mean 0.556, std 0.004, over n = 3
+    assert "| `dvc exp run -S model.name=bilstm_maxpool` | 3 | 0.5560 ± 0.0040 (0.5520–0.5600) |" in md
+    # micro: hypot(0.01, t(2) * 0.004 / sqrt 3 = 0.0099) = 0.014 around 0.556 holds 0.548; macro: 0.455 ± 0.016
+    # holds 0.440, though every seed's point estimate is above it (and mp-s0's own interval clears it)
+    mp_row = next(line for line in md.splitlines() if line.startswith("| `dvc exp run -S model.name=bilstm_maxpool`"))
+    assert mp_row.endswith("| 0.548 / 0.440: within noise / within noise |")
+    assert "| mp-s0 | bilstm_maxpool | 0.5600 [0.550, 0.570] |" in md and "| 0.548 / 0.440: met / met |" in md
+    assert "| 0.599 / 0.504: met / met |" in md  # ft: 0.62 - 0.012 > 0.599 and 0.52 - 0.012 > 0.504
+    assert "0.5200 (1 seed)" in md
+    assert "- transformer_finetune over bilstm_maxpool: +0.0650" in md and "beyond noise" in md
+    assert "- bilstm_maxpool over bilstm_lasttoken: +0.0100" in md and "**within noise**" in md
+    assert "`dvc exp run --queue -S model.name=bilstm_maxpool -S seed=0,1,2`, then `dvc queue start`" in md
+    per_label = md.split("## Per-label test F1")[1]
+    assert "mp-s1" in per_label and "mp-s0" not in per_label  # the group's best seed on dev, not on test

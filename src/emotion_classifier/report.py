@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from .io import atomic_path
@@ -208,34 +209,146 @@ def metric(r: dict, f: str, k: str):
 
 
 def _cells(r: dict, columns) -> list[str]:
-    return ["" if (v := metric(r, f, k)) is None else format(v, fmt) for _, f, k, fmt in columns]
+    """Formatted values; a test figure with a bootstrap interval shows it: `0.6000 [0.588, 0.612]`."""
+    cells = []
+    for _, f, k, fmt in columns:
+        v, lo, hi = metric(r, f, k), metric(r, f, f"{k}_lo"), metric(r, f, f"{k}_hi")
+        cells.append("" if v is None else format(v, fmt) + ("" if lo is None else f" [{lo:.3f}, {hi:.3f}]"))
+    return cells
+
+
+def status(value: float, lo: float | None, hi: float | None, target: float) -> str:
+    """'met' only when the whole interval clears the target; a point estimate inside it is 'within noise'."""
+    if lo is None or hi is None:
+        return "met (no interval)" if value >= target else "**not met** (no interval)"
+    return "met" if lo > target else "**not met**" if hi < target else "within noise"
 
 
 def target_cell(r: dict, targets: dict) -> str:
-    """`micro / macro` target of the row's architecture, and whether the row meets both."""
+    """`micro / macro` target of the row's architecture and each one's status against its test interval."""
     t = targets.get(r["params"].get("model.name"))
     ev = r["metrics"].get("metrics/eval.json", {})
     if not t or ev.get("test_micro_f1") is None:
         return ""
-    met = ev["test_micro_f1"] >= t["micro_f1"] and ev["test_macro_f1"] >= t["macro_f1"]
-    return f"{t['micro_f1']:.3f} / {t['macro_f1']:.3f} {'met' if met else '**not met**'}"
+    states = [status(ev[f"test_{k}"], ev.get(f"test_{k}_lo"), ev.get(f"test_{k}_hi"), t[k])
+              for k in ("micro_f1", "macro_f1")]
+    return f"{t['micro_f1']:.3f} / {t['macro_f1']:.3f}: {states[0]} / {states[1]}"
+
+
+def with_interval(r: dict, key: str) -> str:
+    ev = r["metrics"].get("metrics/eval.json", {})
+    if ev.get(key) is None:
+        return ""
+    lo, hi = ev.get(f"{key}_lo"), ev.get(f"{key}_hi")
+    return f"{ev[key]:.4f}" + ("" if lo is None else f" [{lo:.3f}, {hi:.3f}]")
+
+
+# ---------------------------------------------------------------------------- seeds
+
+
+def seed_groups(rows: list[dict], defaults: dict) -> dict[str, list[dict]]:
+    """Rows that differ only in `seed`, under the command that runs them all (`-S seed=a,b,c`: DVC's grid)."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        without_seed = {**r, "params": {k: v for k, v in r["params"].items() if k != "seed"}}
+        groups.setdefault(command(without_seed, {k: v for k, v in defaults.items() if k != "seed"}), []).append(r)
+    return groups
+
+
+def spread(rows: list[dict], key: str) -> dict | None:
+    """Mean, std (n-1), min, max over seeds, and the mean's interval: test resampling (the rows' mean bootstrap
+    half-width) and seed-to-seed spread (t quantile, n-1 dof) combined."""
+    from scipy.stats import t as student_t
+
+    ev = [r["metrics"].get("metrics/eval.json", {}) for r in rows]
+    values = np.array([e[key] for e in ev if e.get(key) is not None], dtype=float)
+    if not len(values):
+        return None
+    halves = [(e[f"{key}_hi"] - e[f"{key}_lo"]) / 2 for e in ev if e.get(f"{key}_lo") is not None]
+    std = float(values.std(ddof=1)) if len(values) > 1 else None
+    seed_half = student_t.ppf(0.975, len(values) - 1) * std / np.sqrt(len(values)) if std is not None else 0.0
+    half = float(np.hypot(np.mean(halves), seed_half)) if halves else None
+    mean = float(values.mean())
+    return {"n": len(values), "mean": mean, "std": std, "min": float(values.min()), "max": float(values.max()),
+            "lo": None if half is None else mean - half, "hi": None if half is None else mean + half}
+
+
+def _spread_cell(sp: dict | None) -> str:
+    if sp is None:
+        return ""
+    if sp["std"] is None:
+        return f"{sp['mean']:.4f} (1 seed)"
+    return f"{sp['mean']:.4f} ± {sp['std']:.4f} ({sp['min']:.4f}–{sp['max']:.4f})"
+
+
+def seed_table(groups: dict[str, list[dict]], targets: dict) -> list[str]:
+    lines = ["", "## Architectures over seeds", "",
+             "Experiments that differ only in `seed`, grouped: mean ± standard deviation (min–max) over n seeds. "
+             "A target is met when the mean's interval (test resampling and seed spread together) clears it, "
+             "within noise when the interval holds it.", "",
+             "| command (`-S seed=...` added) | n | test micro F1 | test macro F1 | dev macro F1 | train time (s) "
+             "| target micro / macro |", "| --- | ---: | --- | --- | --- | ---: | --- |"]
+    for cmd, rows in groups.items():
+        micro, macro = spread(rows, "test_micro_f1"), spread(rows, "test_macro_f1")
+        dev = spread(rows, "dev_macro_f1")
+        times = [metric(r, "metrics/train.json", "train_time_s") or 0 for r in rows]
+        t = targets.get(rows[0]["params"].get("model.name"))
+        target = "" if not t or micro is None else (
+            f"{t['micro_f1']:.3f} / {t['macro_f1']:.3f}: "
+            + " / ".join(status(sp["mean"], sp["lo"], sp["hi"], t[k]) for k, sp in (("micro_f1", micro),
+                                                                                   ("macro_f1", macro))))
+        lines.append(f"| `{cmd}` | {len(rows)} | {_spread_cell(micro)} | {_spread_cell(macro)} | {_spread_cell(dev)} "
+                     f"| {np.mean(times):.0f} | {target} |")
+    return lines + ranking(groups)
+
+
+def ranking(groups: dict[str, list[dict]], key: str = "test_macro_f1") -> list[str]:
+    """Groups by mean test macro F1; each next to the one below it: does the gap exceed the noise? Conservative:
+    the two test intervals are combined as if independent, though both models saw the same test examples."""
+    ranked = sorted(((spread(rows, key), rows[0]["params"].get("model.name", ""), cmd) for cmd, rows in groups.items()),
+                    key=lambda g: -(g[0] or {"mean": -1})["mean"])
+    ranked = [g for g in ranked if g[0] is not None and g[0]["lo"] is not None]
+    if len(ranked) < 2:
+        return []
+    lines = ["", "Ranking by mean test macro F1; a gap is beyond noise when it exceeds both groups' interval "
+             "half-widths combined:", ""]
+    for (a, name_a, _), (b, name_b, _) in zip(ranked, ranked[1:]):
+        gap, noise = a["mean"] - b["mean"], float(np.hypot(a["hi"] - a["mean"], b["hi"] - b["mean"]))
+        verdict = "beyond noise" if gap > noise else "within noise"
+        lines.append(f"- {name_a} over {name_b}: {gap:+.4f} (noise ±{noise:.4f}): **{verdict}**")
+    return lines
+
+
+def best_of_groups(groups: dict[str, list[dict]]) -> list[dict]:
+    """Each group's seed with the best dev macro F1 (dev decides, never test)."""
+    return [max(rows, key=lambda r: metric(r, "metrics/eval.json", "dev_macro_f1") or -1) for rows in groups.values()]
 
 
 def render(rows: list[dict], defaults: dict, targets: dict | None = None, search: list[dict] | None = None) -> str:
     targets = targets or {}
+    groups = seed_groups(rows, defaults)
     head = "| experiment | model | " + " | ".join(c[0] for c in COLUMNS) + " | target micro / macro |"
     lines = ["# Experiments", "",
-             "Generated by `emotion-report` from `dvc exp show --json`; thresholds tuned on dev, scored on test. "
-             "Targets: the reference implementation of the same architecture (`reference/results.yaml`).", "",
-             head, "|" + " --- |" * 2 + " ---: |" * len(COLUMNS) + " --- |"]
+             "Generated by `emotion-report` from `dvc exp show --json`; thresholds tuned on dev, scored on test, "
+             "with 95% bootstrap intervals over the test examples in brackets. Targets: the reference implementation "
+             "of the same architecture (`reference/results.yaml`)."]
+    lines += seed_table(groups, targets)
+    lines += ["", "## Every experiment", "", head, "|" + " --- |" * 2 + " ---: |" * len(COLUMNS) + " --- |"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['params'].get('model.name', '')} | " + " | ".join(_cells(r, COLUMNS))
                      + f" | {target_cell(r, targets)} |")
     total = sum(r["metrics"].get("metrics/train.json", {}).get("train_time_s") or 0 for r in rows)
     lines += ["", f"Train time of these {len(rows)} runs together: {total / 60:.1f} min "
                   "(epochs only; feature extraction, dev scoring and the other stages are not counted)."]
-    lines += ["", "## Reproduce each row", ""]
-    lines += [f"- **{r['name']}**: `{command(r, defaults)}`" for r in rows]
+    lines += ["", "## Reproduce", ""]
+    for cmd, members in groups.items():
+        if len(members) == 1:
+            lines.append(f"- **{members[0]['name']}**: `{command(members[0], defaults)}`")
+            continue
+        seeds = ",".join(str(r["params"].get("seed", defaults.get("seed"))) for r in members)
+        queued = cmd.replace("dvc exp run", "dvc exp run --queue", 1)
+        names = ", ".join(f"**{r['name']}**" for r in members)
+        lines.append(f"- {names}: `{queued} -S seed={seeds}`, then `dvc queue start`")
     if search:
         lines += ["", "## Search: what else was tried (dev only)", "",
                   "Settings tried and not chosen. Choices used dev only (macro F1 with per-label thresholds tuned "
@@ -244,7 +357,7 @@ def render(rows: list[dict], defaults: dict, targets: dict | None = None, search
                   "|" + " --- |" * 2 + " ---: |" * len(SEARCH_COLUMNS) + " --- |"]
         lines += [f"| {r['name']} | {r['params'].get('model.name', '')} | " + " | ".join(_cells(r, SEARCH_COLUMNS))
                   + f" | `{command(r, defaults)}` |" for r in search]
-    lines += per_label_table(rows)
+    lines += per_label_table(best_of_groups(groups))
     return "\n".join(lines) + "\n"
 
 
@@ -296,8 +409,8 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     rows = [r for r in rows if r not in search]
     if not rows:
         raise SystemExit("emotion-report: no experiments found; run some with `dvc exp run -S model.name=...`")
-    attach_artifacts(rows, reader or git_reader)
     defaults = flatten(yaml.safe_load(Path(args.params).read_text()))
+    attach_artifacts(rows, reader or git_reader)
     ref = Path(args.reference)
     targets = (yaml.safe_load(ref.read_text()) or {}).get("reference_project", {}) if ref.exists() else {}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -305,6 +418,7 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
         tmp.write_text(render(rows, defaults, targets, search))
     chart(rows, args.chart)
     stem = Path(args.chart).with_suffix("")
-    curves_chart(rows, f"{stem}_curves.png")
-    per_label_chart(rows, f"{stem}_per_label.png")
+    best = best_of_groups(seed_groups(rows, defaults))  # one line or bar per group: its best seed on dev
+    curves_chart(best, f"{stem}_curves.png")
+    per_label_chart(best, f"{stem}_per_label.png")
     print(f"{len(rows)} experiments -> {args.out}, {args.chart}, {stem}_curves.png, {stem}_per_label.png")
