@@ -123,10 +123,11 @@ def tiny_params(encoder_dir, name: str, **train) -> dict:
     p["model"]["name"] = name
     p["model"]["encoder"] = str(encoder_dir)
     p["model"]["max_length"] = 16
-    for arch in ("bilstm_lasttoken", "bilstm_maxpool"):
-        p["model"][arch].update(embedding_dim=32, hidden_size=16)
-    p["model"]["transformer_featureextract"].update(head_hidden=16, feature_batch_size=16)
-    p["model"]["transformer_finetune"].update(encoder_lr=1e-3)
+    tiny = {"embedding_dim": 32, "hidden_size": 16, "filters": 8, "head_hidden": 16, "feature_batch_size": 16,
+            "encoder_lr": 1e-3}  # the tiny encoder's 32 hidden units, and small layers for any architecture
+    for section in p["model"].values():
+        if isinstance(section, dict):
+            section.update({k: v for k, v in tiny.items() if k in section})
     p["train"].update(epochs=2, batch_size=8, lr=5e-3, patience=5, warmup_ratio=0.0, scheduler="none",
                       precision="fp32", device="cpu")
     p["train"].update(train)

@@ -6,8 +6,10 @@ import torch
 
 from emotion_classifier import metrics as M
 from emotion_classifier import models
+from emotion_classifier.architectures import REGISTRY, get
+from emotion_classifier.architectures._common import pool
 from emotion_classifier.data import load_prepared
-from emotion_classifier.params import ARCHITECTURES, ParamsError, validate
+from emotion_classifier.params import ParamsError, validate
 from emotion_classifier.train import TokenData, bucket_batches, fit, pad, predict_logits
 
 from .conftest import tiny_params
@@ -29,7 +31,7 @@ def params_for(tiny_encoder, tiny_prepared):
     return make
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", list(REGISTRY))
 def test_each_architecture_trains_and_reloads(tmp_path, params_for, name):
     p = params_for(name, epochs=3)
     result = _fit(tmp_path, p)
@@ -88,11 +90,11 @@ def test_finetune_layer_decay_and_unfreezing(tmp_path, params_for):
 
 def test_bad_name_and_negative_lr_fail_clearly(params_for):
     p = params_for("bilstm_maxpool")
-    p["model"]["name"] = "cnn"
-    with pytest.raises(ParamsError, match="'model.name' is 'cnn'; expected one of bilstm_lasttoken"):
+    p["model"]["name"] = "gru"
+    with pytest.raises(ParamsError, match="'model.name' is 'gru'; expected one of bilstm_lasttoken"):
         validate(p)
-    with pytest.raises(ValueError, match="unknown model.name 'cnn'; choose one of: bilstm_lasttoken"):
-        models.check_name("cnn")
+    with pytest.raises(ValueError, match="unknown model.name 'gru'; choose one of: bilstm_lasttoken"):
+        get("gru")
     p["model"]["name"] = "bilstm_maxpool"
     p["train"]["lr"] = -1e-3
     with pytest.raises(ParamsError, match="'train.lr' is -0.001; expected a number in"):
@@ -116,16 +118,21 @@ def test_bucket_batches_cover_all_and_group_lengths():
     assert all((a == b).all() for a, b in zip(batches, again))
 
 
-def test_lasttoken_ignores_padding(tiny_encoder):
-    m = models.BiLSTM(50, 0, 3, "last", 8, 4, 1, 0.0, True).eval()
-    mm = models.BiLSTM(50, 0, 3, "max", 8, 4, 1, 0.0, True).eval()
+@pytest.mark.parametrize("name", ["bilstm_lasttoken", "bilstm_maxpool", "textcnn"])
+def test_token_models_ignore_padding(params_for, name):
+    """A text's logits do not depend on how much its batch is padded (pad id 0, whose embedding is not 0)."""
+    arch = params_for(name)["model"][name]
+    torch.manual_seed(0)
+    model = get(name).build({**arch, "init_embeddings": "random", "dropout": 0.0},
+                            {"vocab_size": 50, "pad_id": 0, "n_labels": 3}, None).eval()
+    with torch.no_grad():
+        model.embedding.weight[0] = 1.0
     short = pad([[5, 6, 7]], 0)
     padded = pad([[5, 6, 7], [1] * 9], 0)
-    for model in (m, mm):
-        with torch.no_grad():
-            a = model(**short)[0]
-            b = model(**{k: v[:1] for k, v in padded.items()})[0]
-        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        a = model(**short)[0]
+        b = model(**{k: v[:1] for k, v in padded.items()})[0]
+    torch.testing.assert_close(a, b)
 
 
 def test_feature_layers_concatenate_top_hidden_states(tmp_path, params_for):
@@ -137,7 +144,7 @@ def test_feature_layers_concatenate_top_hidden_states(tmp_path, params_for):
     batch = pad(tok(["so happy", "what a sad day"])["input_ids"], tok.pad_token_id)
     with torch.no_grad():
         feats = model.features(**batch)
-        last = models.pool(model.encoder(**batch).last_hidden_state, batch["attention_mask"], "mean")
+        last = pool(model.encoder(**batch).last_hidden_state, batch["attention_mask"], "mean")
     np.testing.assert_allclose(feats[:, -last.shape[1]:], last, atol=1e-6)  # the top layer comes last
     too_many = params_for("transformer_featureextract", epochs=1)
     too_many["model"]["transformer_featureextract"]["feature_layers"] = 9  # tiny encoder: 2 layers + embeddings

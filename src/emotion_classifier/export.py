@@ -21,16 +21,13 @@ from .io import atomic_dir
 def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_label") -> Path:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from . import models
+    from . import architectures, models
     from .inference import ThresholdsError, read_thresholds
 
     model, cfg, tok = models.load(model_dir)
-    if cfg["name"] != "transformer_finetune":
-        raise UserError(f"{model_dir}: emotion-export writes fine-tuned transformers only; this is {cfg['name']}")
-    if cfg["arch"]["pooling"] != "pooler":
-        raise UserError(f"{model_dir}: trained with pooling {cfg['arch']['pooling']!r}; a standard "
-                         "sequence-classification head uses BERT's pooler: retrain with "
-                         "model.transformer_finetune.pooling: pooler")
+    blocker = architectures.get(cfg["name"]).export_blocker(cfg["arch"])
+    if blocker:
+        raise UserError(f"{model_dir} ({cfg['name']}): cannot export: {blocker}")
     ours = ("num_labels", "problem_type", "id2label", "label2id", "architectures")
     ec = {k: v for k, v in cfg["encoder_config"].items() if not k.startswith("_") and k not in ours}
     labels = cfg["labels"]

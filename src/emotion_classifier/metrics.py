@@ -10,12 +10,9 @@ import numpy as np
 
 
 def counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per label: true positives, false positives, false negatives, true negatives."""
     t, p = y_true.astype(bool), y_pred.astype(bool)
-    tp = (t & p).sum(0)
-    fp = (~t & p).sum(0)
-    fn = (t & ~p).sum(0)
-    tn = (~t & ~p).sum(0)
-    return tp, fp, fn, tn
+    return (t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0), (~t & ~p).sum(0)
 
 
 def _div(a, b):
@@ -24,13 +21,13 @@ def _div(a, b):
 
 
 def f1_per_label(y_true, y_pred) -> np.ndarray:
-    tp, fp, fn, _ = counts(y_true, y_pred)
-    return _div(2 * tp, 2 * tp + fp + fn)
+    true_pos, false_pos, false_neg, _ = counts(y_true, y_pred)
+    return _div(2 * true_pos, 2 * true_pos + false_pos + false_neg)
 
 
 def micro_f1(y_true, y_pred) -> float:
-    tp, fp, fn, _ = counts(y_true, y_pred)
-    return float(_div(2 * tp.sum(), 2 * tp.sum() + fp.sum() + fn.sum()))
+    true_pos, false_pos, false_neg, _ = (c.sum() for c in counts(y_true, y_pred))
+    return float(_div(2 * true_pos, 2 * true_pos + false_pos + false_neg))
 
 
 def macro_f1(y_true, y_pred) -> float:
@@ -86,9 +83,10 @@ def evaluate(y_true: np.ndarray, probs: np.ndarray, pred: np.ndarray) -> tuple[d
         else float("nan")
     out["average_precision_macro"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
     out["expected_calibration_error"] = expected_calibration_error(y_true, probs)
-    tp, fp, fn, tn = counts(y_true, pred)
-    per_label = {"support": y_true.sum(0), "precision": _div(tp, tp + fp), "recall": _div(tp, tp + fn),
-                 "f1": f1_per_label(y_true, pred), "tp": tp, "fp": fp, "fn": fn, "tn": tn, "auc": auc}
+    true_pos, false_pos, false_neg, true_neg = counts(y_true, pred)
+    per_label = {"support": y_true.sum(0), "precision": _div(true_pos, true_pos + false_pos),
+                 "recall": _div(true_pos, true_pos + false_neg), "f1": f1_per_label(y_true, pred),
+                 "tp": true_pos, "fp": false_pos, "fn": false_neg, "tn": true_neg, "auc": auc}
     return out, per_label
 
 

@@ -17,12 +17,6 @@ import yaml
 from .errors import UserError
 
 MONITORS = ("dev_tuned_macro_f1", "dev_tuned_micro_f1", "dev_macro_f1", "dev_micro_f1", "dev_loss")
-ARCHITECTURES = (
-    "bilstm_lasttoken",
-    "bilstm_maxpool",
-    "transformer_featureextract",
-    "transformer_finetune",
-)
 
 
 class ParamsError(UserError):
@@ -77,103 +71,76 @@ class Field:
         return value
 
 
-def _int(lo=None, hi=None):
+def integer(lo=None, hi=None) -> Field:
     return Field(int, lo, hi)
 
 
-def _num(lo=None, hi=None, lo_open=False):
+def number(lo=None, hi=None, lo_open=False) -> Field:
     return Field(float, lo, hi, lo_open=lo_open)
 
 
-def _choice(*choices):
+def choice(*choices) -> Field:
     return Field(str, choices=choices)
 
 
 # The same spellings hardware.resolve_device takes (kept literal here: params imports no torch).
 DEVICE = Field(str, pattern=r"auto|cpu|cuda(:\d+)?", pattern_text="auto, cpu, cuda or cuda:N")
-PRECISION = _choice("auto", "bf16", "fp32")
+PRECISION = choice("auto", "bf16", "fp32")
 
-
-_BILSTM = {
-    "embedding_dim": _int(1),
-    "init_embeddings": _choice("encoder", "random"),
-    "hidden_size": _int(1),
-    "num_layers": _int(1, 8),
-    "dropout": _num(0, 0.95),
-    "bidirectional": Field(bool),
-}
 
 SCHEMA: dict[str, Any] = {
-    "seed": _int(0),
+    "seed": integer(0),
     "data": {
         "raw_dir": Field(str),
         "prepared_dir": Field(str),
-        "max_examples": _int(0),
+        "max_examples": integer(0),
     },
     "prepare": {
-        "subset_seed": _int(0),
+        "subset_seed": integer(0),
     },
     "analyze_dataset": {
-        "max_length": _int(8, 4096),
+        "max_length": integer(8, 4096),
     },
-    "model": {
-        "name": _choice(*ARCHITECTURES),
+    "model": {  # and one sub-section per architecture, from its registry entry: see schema()
+        "name": Field(str),
         "encoder": Field(str),
-        "max_length": _int(8, 4096),
-        "bilstm_lasttoken": dict(_BILSTM),
-        "bilstm_maxpool": dict(_BILSTM),
-        "transformer_featureextract": {
-            "pooling": _choice("cls", "mean"),
-            "feature_layers": _int(1, 64),
-            "head_layers": _int(0, 8),
-            "head_hidden": _int(1),
-            "dropout": _num(0, 0.95),
-            "feature_batch_size": _int(1),
-        },
-        "transformer_finetune": {
-            "pooling": _choice("pooler", "cls", "mean"),
-            "dropout": _num(0, 0.95),
-            "encoder_dropout": _num(0, 0.95),
-            "encoder_lr": _num(0, 1, lo_open=True),
-            "layer_lr_decay": _num(0, 1, lo_open=True),
-            "unfreeze_layers_per_epoch": _int(0),
-        },
+        "max_length": integer(8, 4096),
     },
     "train": {
-        "epochs": _int(1),
-        "batch_size": _int(1),
-        "lr": _num(0, 10, lo_open=True),
-        "weight_decay": _num(0, 1),
-        "optimizer": _choice("adam", "adamw", "sgd"),
-        "scheduler": _choice("none", "linear", "cosine"),
-        "warmup_ratio": _num(0, 1),
-        "grad_clip": _num(0),
-        "loss": _choice("bce", "weighted_bce", "focal"),
-        "focal_gamma": _num(0, 10),
-        "pos_weight_cap": _num(1),
+        "epochs": integer(1),
+        "batch_size": integer(1),
+        "lr": number(0, 10, lo_open=True),
+        "weight_decay": number(0, 1),
+        "optimizer": choice("adam", "adamw", "sgd"),
+        "scheduler": choice("none", "linear", "cosine"),
+        "warmup_ratio": number(0, 1),
+        "grad_clip": number(0),
+        "loss": choice("bce", "weighted_bce", "focal"),
+        "focal_gamma": number(0, 10),
+        "pos_weight_cap": number(1),
         "precision": PRECISION,
         "device": DEVICE,
-        "processes": _int(1, 1024),
-        "monitor": _choice(*MONITORS),
-        "patience": _int(0),
-        "bucket_chunk": _int(1),
+        "processes": integer(1, 1024),
+        "monitor": choice(*MONITORS),
+        "patience": integer(0),
+        "bucket_chunk": integer(1),
     },
     "thresholds": {
-        "metric": _choice("micro_f1", "macro_f1"),
-        "min_positives": _int(0),
+        "metric": choice("micro_f1", "macro_f1"),
+        "min_positives": integer(0),
     },
     "evaluate": {
-        "thresholds": _choice("per_label", "global", "fixed"),
+        "thresholds": choice("per_label", "global", "fixed"),
         "precision": PRECISION,
         "device": DEVICE,
-        "bootstrap_resamples": _int(100, 100_000),
-        "bootstrap_seed": _int(0),
-        "ci_level": _num(0.5, 0.999),
+        "bootstrap_resamples": integer(100, 100_000),
+        "bootstrap_seed": integer(0),
+        "ci_level": number(0.5, 0.999),
     },
     "compare": {
-        "tfidf_max_features": _int(100),
-        "tfidf_ngram_max": _int(1, 3),
-        "C": _num(0, lo_open=True),
+        "tfidf_max_features": integer(100),
+        "tfidf_ngram_max": integer(1, 3),
+        "C": number(0, lo_open=True),
     },
 }
 
@@ -197,8 +164,16 @@ def _validate(raw: Any, schema: dict, prefix: str) -> dict:
     return out
 
 
+def schema() -> dict:
+    """SCHEMA with `model.name` choosing among the registered architectures and each one's section."""
+    from .architectures import REGISTRY  # imports torch: only when params are validated
+
+    model = {**SCHEMA["model"], "name": choice(*REGISTRY), **{a.name: a.schema for a in REGISTRY.values()}}
+    return {**SCHEMA, "model": model}
+
+
 def validate(raw: dict) -> dict:
-    return _validate(raw, SCHEMA, "")
+    return _validate(raw, schema(), "")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

@@ -12,13 +12,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import analysis, data, plots, text
-from . import metrics as M
-from . import thresholds as T
+from . import data
 from .io import atomic_path, read_json, write_json
+from .paths import (
+    COMPARE_METRICS,
+    COMPARE_PLOTS,
+    COMPARE_REPORT,
+    DATASET_METRICS,
+    DATASET_PLOTS,
+    EVAL_METRICS,
+    EVAL_PLOTS,
+    INFERENCE_METRICS,
+    MODEL_DIR,
+    PARAMS_CHECKED,
+    PER_LABEL,
+    TEST_PREDICTIONS,
+    THRESHOLDS_METRICS,
+    THRESHOLDS_PLOTS,
+    TRAIN_METRICS,
+)
 
-MODEL_DIR = "models"
-PARAMS_CHECKED = "data/params_checked"
+# Each stage imports what it runs inside its function: dvc.yaml lists exactly those modules as its deps
+# (tests/test_dvc_deps.py walks the imports), so a change to one stage's code reruns only that stage.
 
 HEATMAPS = {
     "counts": ("Label co-occurrence in train (examples carrying both i and j)", ".0f"),
@@ -48,9 +63,11 @@ def prepare(params: dict) -> None:
 DATASET_SUMMARY = ("train.examples", "dev.examples", "test.examples", "train.token_length_p99")  # the metrics
 
 
-def analyze_dataset(params: dict, metrics_path="metrics/dataset.json", plots_dir="plots/dataset") -> None:
+def analyze_dataset(params: dict, metrics_path=DATASET_METRICS, plots_dir=DATASET_PLOTS) -> None:
     """Every statistic goes to plots/dataset/statistics.json; a handful are DVC metrics, so that
     `dvc metrics show` and `dvc exp show` lead with the scores, not 84 label counts."""
+    from . import analysis, plots, text
+
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
     tok = text.load_tokenizer(params["model"]["encoder"])
     max_len = params["analyze_dataset"]["max_length"]
@@ -84,7 +101,7 @@ def train(params: dict) -> None:
     if not distributed.is_writer():
         return
     print(f"trained {result['model']}: best epoch {result['best_epoch']}/{result['epochs_run']}, "
-          f"dev macro F1 {result['dev_macro_f1']:.4f} (threshold 0.5) -> models/, metrics/train.json")
+          f"dev macro F1 {result['dev_macro_f1']:.4f} (threshold 0.5) -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
 
 def _csv(df: pd.DataFrame, path) -> None:
@@ -99,6 +116,8 @@ def _finite(d: dict) -> dict:
 
 
 def tune_thresholds(params: dict) -> None:
+    from . import metrics as M
+    from . import thresholds as T
     from .inference import EmotionClassifier
     from .models import weights_hash
 
@@ -125,10 +144,10 @@ def tune_thresholds(params: dict) -> None:
         pred = T.apply(probs, res["strategies"][s])
         m[f"{s}_dev_micro_f1"] = M.micro_f1(y, pred)
         m[f"{s}_dev_macro_f1"] = M.macro_f1(y, pred)
-    write_json("metrics/thresholds.json", m)
+    write_json(THRESHOLDS_METRICS, m)
     c = res["curves"]
     _csv(pd.DataFrame({"threshold": T.GRID, "micro_f1": c["micro_f1"], "macro_f1": c["macro_f1"]}),
-         "plots/thresholds/f1_vs_threshold.csv")
+         f"{THRESHOLDS_PLOTS}/f1_vs_threshold.csv")
     print(f"tuned on dev: global {res['global_threshold']:.2f}; dev macro F1 global {m['global_dev_macro_f1']:.4f}, "
           f"per-label {m['per_label_dev_macro_f1']:.4f}")
 
@@ -138,8 +157,6 @@ ERROR_HEATMAPS = {
     "conditional": ("P(false positive j | true label i)", ".2f"),
     "jaccard": ("Jaccard(true i, false positive j)", ".2f"),
 }
-EVAL_PLOTS = "plots/eval"
-TEST_PREDICTIONS = "data/predictions/test.npz"  # compare pairs its baseline with these, example by example
 WITH_INTERVAL = ("micro_f1", "macro_f1", "roc_auc_macro")  # test figures given a bootstrap interval
 TEST_FIGURES = ("micro_precision", "micro_recall", "hamming_loss", "subset_accuracy", "average_precision_macro",
                 "expected_calibration_error")  # the rest of eval.json's test figures; all of them: all_scores.json
@@ -161,6 +178,8 @@ def resample_counts(params: dict, n: int) -> np.ndarray:
 def evaluate(params: dict) -> None:
     """The one place the test split is scored; every choice was made on dev before."""
     from . import bootstrap
+    from . import metrics as M
+    from . import thresholds as T
     from .inference import EmotionClassifier
 
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
@@ -182,11 +201,11 @@ def evaluate(params: dict) -> None:
         out |= {f"test_{k}": scores[k], f"test_{k}_lo": float(lo), f"test_{k}_hi": float(hi)}
     out |= {f"test_{k}": scores[k] for k in TEST_FIGURES}
     out |= {"dev_micro_f1": dev_scores["micro_f1"], "dev_macro_f1": dev_scores["macro_f1"]}
-    write_json("metrics/eval.json", _finite(out))
+    write_json(EVAL_METRICS, _finite(out))
     every_score = {**{f"test_{k}": v for k, v in scores.items()}, **{f"dev_{k}": v for k, v in dev_scores.items()}}
     write_json(f"{EVAL_PLOTS}/all_scores.json", _finite({"ci_level": level, **out, **every_score}))
     # Apart from eval.json: a wall-clock speed differs run to run, the seeded scores do not.
-    write_json("metrics/inference.json", {"inference_sentences_per_s": round(speed, 1),
+    write_json(INFERENCE_METRICS, {"inference_sentences_per_s": round(speed, 1),
                                           **{f"inference_{k}": v for k, v in clf.describe().items()}})
     Path(TEST_PREDICTIONS).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(TEST_PREDICTIONS) as tmp:
@@ -195,7 +214,7 @@ def evaluate(params: dict) -> None:
     table = pd.DataFrame({"label": names, "support": per_label["support"], "threshold": clf.thresholds,
                           **{k: per_label[k] for k in ("precision", "recall", "f1")}, "f1_lo": f1_lo, "f1_hi": f1_hi,
                           **{k: per_label[k] for k in ("tp", "fp", "fn", "tn", "auc")}})
-    _csv(table.round(4), f"{EVAL_PLOTS}/per_label.csv")
+    _csv(table.round(4), PER_LABEL)
     _test_plots(y, probs, pred, per_label, clf.config["name"], eval_params["thresholds"], scores, names)
     ci = lambda k: f"[{out[f'test_{k}_lo']:.4f}, {out[f'test_{k}_hi']:.4f}]"  # noqa: E731
     print(f"test ({eval_params['thresholds']} thresholds): micro F1 {out['test_micro_f1']:.4f} {ci('micro_f1')}, "
@@ -205,6 +224,9 @@ def evaluate(params: dict) -> None:
 
 def _test_plots(y, probs, pred, per_label, model: str, strategy: str, scores: dict, names: list[str]) -> None:
     from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from . import metrics as M
+    from . import plots
 
     prec, rec, _ = precision_recall_curve(y.ravel(), probs.ravel())
     rec, prec = _curve(rec, prec)
@@ -223,17 +245,19 @@ def _test_plots(y, probs, pred, per_label, model: str, strategy: str, scores: di
                       f"{model}: reliability on test (ECE {scores['expected_calibration_error']:.4f})")
 
 
-SCORERS = {"micro_f1": M.micro_f1, "macro_f1": M.macro_f1}
+SCORED = ("micro_f1", "macro_f1")  # what compare sets beside the baseline and the references
 
 
 def paired_with_baseline(params: dict, y: np.ndarray, model_pred: np.ndarray, base_pred: np.ndarray) -> dict:
     """Model minus baseline test F1 over evaluate's resamples: difference, its interval, a p-value."""
     from . import bootstrap
+    from . import metrics as M
 
     counts = resample_counts(params, len(y))
     model, base = bootstrap.f1_samples(y, model_pred, counts), bootstrap.f1_samples(y, base_pred, counts)
     out = {}
-    for k, score in SCORERS.items():
+    for k in SCORED:
+        score = getattr(M, k)
         diff = bootstrap.paired(model[k], base[k], params["evaluate"]["ci_level"])
         key = f"model_minus_baseline_{k}"
         out |= {key: score(y, model_pred) - score(y, base_pred), f"{key}_lo": diff["lo"], f"{key}_hi": diff["hi"],
@@ -247,6 +271,8 @@ def compare(params: dict) -> None:
     reports/compare.md."""
     import yaml
 
+    from . import metrics as M
+    from . import thresholds as T
     from .baseline import fit_predict
 
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
@@ -261,21 +287,21 @@ def compare(params: dict) -> None:
     base, base_per_label = M.evaluate(y["test"], probs["test"], base_pred)
 
     model_name = read_json(f"{MODEL_DIR}/config.json")["name"]
-    ev = read_json("metrics/eval.json")
+    ev = read_json(EVAL_METRICS)
     model = {k: ev[f"test_{k}"] for k in MAIN_FIGURES}
-    model_f1 = pd.read_csv(f"{EVAL_PLOTS}/per_label.csv")["f1"].to_numpy()
+    model_f1 = pd.read_csv(PER_LABEL)["f1"].to_numpy()
     references = yaml.safe_load(Path("reference/results.yaml").read_text())
     ref = references["reference_project"].get(model_name, {})  # none for an architecture of our own
 
-    out = {f"baseline_{k}": base[k] for k in SCORERS}
+    out = {f"baseline_{k}": base[k] for k in SCORED}
     out |= paired_with_baseline(params, y["test"], np.load(TEST_PREDICTIONS)["pred"], base_pred)
-    out |= {f"reference_{k}": ref[k] for k in SCORERS if k in ref}
-    out |= {f"model_minus_reference_{k}": model[k] - ref[k] for k in SCORERS if k in ref}
-    write_json("metrics/compare.json", _finite(out))
+    out |= {f"reference_{k}": ref[k] for k in SCORED if k in ref}
+    out |= {f"model_minus_reference_{k}": model[k] - ref[k] for k in SCORED if k in ref}
+    write_json(COMPARE_METRICS, _finite(out))
     _csv(pd.DataFrame([(n, s, round(float(f), 4)) for s, f1s in ((model_name, model_f1),
                                                                   ("tfidf_logreg", base_per_label["f1"]))
                        for n, f in zip(names, f1s)], columns=["label", "series", "f1"]),
-         "plots/compare/per_label_f1.csv")
+         f"{COMPARE_PLOTS}/per_label_f1.csv")
     rows = [(f"**{model_name}** (this experiment)", model),
             ("TF-IDF + logistic regression (trained in this stage)", base)]
     rows += [(f"reference project, {model_name}", ref)] if ref else []
@@ -285,8 +311,7 @@ def compare(params: dict) -> None:
     lines += ["", "## Per-label F1: model vs baseline", "", f"| label | {model_name} | tfidf_logreg | difference |",
               "| --- | ---: | ---: | ---: |"]
     lines += [f"| {n} | {a:.3f} | {b:.3f} | {a - b:+.3f} |" for n, a, b in zip(names, model_f1, base_per_label["f1"])]
-    Path("reports").mkdir(exist_ok=True)
-    with atomic_path("reports/compare.md") as tmp:
+    with atomic_path(COMPARE_REPORT) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print(f"compare: {model_name} test macro F1 {model['macro_f1']:.4f} vs baseline {base['macro_f1']:.4f}: "
           f"{out['model_minus_baseline_macro_f1']:+.4f} [{out['model_minus_baseline_macro_f1_lo']:+.4f}, "
@@ -316,7 +341,7 @@ def compare_markdown(model_name: str, strategy: str, rows: list, ev: dict, out: 
               "| figure | value | interval |", "| --- | ---: | --- |"]
     lines += [f"| model test {k.replace('_', ' ')} | {ev[f'test_{k}']:.4f} | [{_cell(ev.get(f'test_{k}_lo'))}, "
               f"{_cell(ev.get(f'test_{k}_hi'))}] |" for k in WITH_INTERVAL]
-    for k in SCORERS:
+    for k in SCORED:
         key = f"model_minus_baseline_{k}"
         lines.append(f"| model minus baseline, {k.replace('_', ' ')} (paired; p = {out[f'{key}_p_value']:.4f}) | "
                      f"{out[key]:+.4f} | [{out[f'{key}_lo']:+.4f}, {out[f'{key}_hi']:+.4f}] |")

@@ -26,19 +26,20 @@ import numpy as np
 import yaml
 
 from .io import atomic_path
+from .paths import EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL, TRAIN_METRICS
 
 COLUMNS = [  # (header, metrics file, key, format)
-    ("test micro F1", "metrics/eval.json", "test_micro_f1", ".4f"),
-    ("test macro F1", "metrics/eval.json", "test_macro_f1", ".4f"),
-    ("micro P", "metrics/eval.json", "test_micro_precision", ".4f"),
-    ("micro R", "metrics/eval.json", "test_micro_recall", ".4f"),
-    ("hamming loss", "metrics/eval.json", "test_hamming_loss", ".4f"),
-    ("ROC-AUC macro", "metrics/eval.json", "test_roc_auc_macro", ".4f"),
-    ("dev macro F1", "metrics/eval.json", "dev_macro_f1", ".4f"),
-    ("train time (s)", "metrics/train.json", "train_time_s", ".0f"),
-    ("epoch (s)", "metrics/train.json", "epoch_time_s", ".0f"),
-    ("parameters", "metrics/train.json", "params_total", ",.0f"),
-    ("inference sent/s", "metrics/inference.json", "inference_sentences_per_s", ".0f"),
+    ("test micro F1", EVAL_METRICS, "test_micro_f1", ".4f"),
+    ("test macro F1", EVAL_METRICS, "test_macro_f1", ".4f"),
+    ("micro P", EVAL_METRICS, "test_micro_precision", ".4f"),
+    ("micro R", EVAL_METRICS, "test_micro_recall", ".4f"),
+    ("hamming loss", EVAL_METRICS, "test_hamming_loss", ".4f"),
+    ("ROC-AUC macro", EVAL_METRICS, "test_roc_auc_macro", ".4f"),
+    ("dev macro F1", EVAL_METRICS, "dev_macro_f1", ".4f"),
+    ("train time (s)", TRAIN_METRICS, "train_time_s", ".0f"),
+    ("epoch (s)", TRAIN_METRICS, "epoch_time_s", ".0f"),
+    ("parameters", TRAIN_METRICS, "params_total", ",.0f"),
+    ("inference sent/s", INFERENCE_METRICS, "inference_sentences_per_s", ".0f"),
 ]
 
 
@@ -86,7 +87,6 @@ def collect(exp_show: list, wanted: list[str] | None = None) -> list[dict]:
 
 
 CURVES = ("train_loss", "dev_loss", "dev_tuned_macro_f1", "dev_macro_f1")
-PER_LABEL = "plots/eval/per_label.csv"
 
 
 def git_reader(rev: str, path: str) -> str | None:
@@ -101,7 +101,7 @@ def attach_artifacts(rows: list[dict], read: Callable[[str, str], str | None]) -
     for r in rows:
         r["curves"] = {}
         for k in CURVES:
-            tsv = read(r["rev"], f"dvclive/plots/metrics/{k}.tsv")
+            tsv = read(r["rev"], f"{LIVE_DIR}/plots/metrics/{k}.tsv")
             if tsv:
                 r["curves"][k] = pd.read_csv(io.StringIO(tsv), sep="\t")[k].tolist()
         csv = read(r["rev"], PER_LABEL)
@@ -180,27 +180,26 @@ def differing(params: dict, defaults: dict) -> dict:
 
 
 SEARCH_COLUMNS = [  # what a search run gave on dev (test is not looked at to choose)
-    ("dev micro F1", "metrics/eval.json", "dev_micro_f1", ".4f"),
-    ("dev macro F1", "metrics/eval.json", "dev_macro_f1", ".4f"),
-    ("best epoch", "metrics/train.json", "best_epoch", "d"),
-    ("epochs run", "metrics/train.json", "epochs_run", "d"),
-    ("train time (s)", "metrics/train.json", "train_time_s", ".0f"),
+    ("dev micro F1", EVAL_METRICS, "dev_micro_f1", ".4f"),
+    ("dev macro F1", EVAL_METRICS, "dev_macro_f1", ".4f"),
+    ("best epoch", TRAIN_METRICS, "best_epoch", "d"),
+    ("epochs run", TRAIN_METRICS, "epochs_run", "d"),
+    ("train time (s)", TRAIN_METRICS, "train_time_s", ".0f"),
 ]
 
 
 def command(r: dict, defaults: dict) -> str:
     """`dvc exp run -S ...` with the params that differ from the defaults, leaving out the other
     architectures' sub-sections (the train stage does not read them)."""
-    from .params import ARCHITECTURES
-
     name = r["params"].get("model.name")
-    other = tuple(f"model.{a}." for a in ARCHITECTURES if a != name)
+    sections = {k.split(".")[1] for k in {**defaults, **r["params"]} if k.startswith("model.") and k.count(".") >= 2}
+    other = tuple(f"model.{a}." for a in sections if a != name)
     diff = {k: v for k, v in differing(r["params"], defaults).items() if not k.startswith(other)}
     return "dvc exp run" + "".join(f" -S {k}={json.dumps(v) if isinstance(v, str) and ' ' in v else v}"
                                    for k, v in sorted(diff.items()))
 
 
-FORMERLY = {"metrics/inference.json": "metrics/eval.json"}  # where older experiments kept these keys
+FORMERLY = {INFERENCE_METRICS: EVAL_METRICS}  # where older experiments kept these keys
 
 
 def metric(r: dict, f: str, k: str):
@@ -227,7 +226,7 @@ def status(value: float, lo: float | None, hi: float | None, target: float) -> s
 def target_cell(r: dict, targets: dict) -> str:
     """`micro / macro` target of the row's architecture and each one's status against its test interval."""
     t = targets.get(r["params"].get("model.name"))
-    ev = r["metrics"].get("metrics/eval.json", {})
+    ev = r["metrics"].get(EVAL_METRICS, {})
     if not t or ev.get("test_micro_f1") is None:
         return ""
     states = [status(ev[f"test_{k}"], ev.get(f"test_{k}_lo"), ev.get(f"test_{k}_hi"), t[k])
@@ -236,7 +235,7 @@ def target_cell(r: dict, targets: dict) -> str:
 
 
 def with_interval(r: dict, key: str) -> str:
-    ev = r["metrics"].get("metrics/eval.json", {})
+    ev = r["metrics"].get(EVAL_METRICS, {})
     if ev.get(key) is None:
         return ""
     lo, hi = ev.get(f"{key}_lo"), ev.get(f"{key}_hi")
@@ -260,7 +259,7 @@ def spread(rows: list[dict], key: str) -> dict | None:
     half-width) and seed-to-seed spread (t quantile, n-1 dof) combined."""
     from scipy.stats import t as student_t
 
-    ev = [r["metrics"].get("metrics/eval.json", {}) for r in rows]
+    ev = [r["metrics"].get(EVAL_METRICS, {}) for r in rows]
     values = np.array([e[key] for e in ev if e.get(key) is not None], dtype=float)
     if not len(values):
         return None
@@ -291,7 +290,7 @@ def seed_table(groups: dict[str, list[dict]], targets: dict) -> list[str]:
     for cmd, rows in groups.items():
         micro, macro = spread(rows, "test_micro_f1"), spread(rows, "test_macro_f1")
         dev = spread(rows, "dev_macro_f1")
-        times = [metric(r, "metrics/train.json", "train_time_s") or 0 for r in rows]
+        times = [metric(r, TRAIN_METRICS, "train_time_s") or 0 for r in rows]
         t = targets.get(rows[0]["params"].get("model.name"))
         target = "" if not t or micro is None else (
             f"{t['micro_f1']:.3f} / {t['macro_f1']:.3f}: "
@@ -321,7 +320,7 @@ def ranking(groups: dict[str, list[dict]], key: str = "test_macro_f1") -> list[s
 
 def best_of_groups(groups: dict[str, list[dict]]) -> list[dict]:
     """Each group's seed with the best dev macro F1 (dev decides, never test)."""
-    return [max(rows, key=lambda r: metric(r, "metrics/eval.json", "dev_macro_f1") or -1) for rows in groups.values()]
+    return [max(rows, key=lambda r: metric(r, EVAL_METRICS, "dev_macro_f1") or -1) for rows in groups.values()]
 
 
 def render(rows: list[dict], defaults: dict, targets: dict | None = None, search: list[dict] | None = None) -> str:
@@ -337,7 +336,7 @@ def render(rows: list[dict], defaults: dict, targets: dict | None = None, search
     for r in rows:
         lines.append(f"| {r['name']} | {r['params'].get('model.name', '')} | " + " | ".join(_cells(r, COLUMNS))
                      + f" | {target_cell(r, targets)} |")
-    total = sum(r["metrics"].get("metrics/train.json", {}).get("train_time_s") or 0 for r in rows)
+    total = sum(r["metrics"].get(TRAIN_METRICS, {}).get("train_time_s") or 0 for r in rows)
     lines += ["", f"Train time of these {len(rows)} runs together: {total / 60:.1f} min "
                   "(epochs only; feature extraction, dev scoring and the other stages are not counted)."]
     lines += ["", "## Reproduce", ""]
@@ -369,13 +368,13 @@ def chart(rows: list[dict], path: str | Path) -> None:
     get = lambda f, k: [r["metrics"].get(f, {}).get(k) or 0 for r in rows]  # noqa: E731
     fig, axes = plt.subplots(1, 3, figsize=(15, 0.6 * len(rows) + 2.5), dpi=100)
     y = range(len(rows))
-    axes[0].barh([i - 0.2 for i in y], get("metrics/eval.json", "test_micro_f1"), 0.4, label="micro F1")
-    axes[0].barh([i + 0.2 for i in y], get("metrics/eval.json", "test_macro_f1"), 0.4, label="macro F1")
+    axes[0].barh([i - 0.2 for i in y], get(EVAL_METRICS, "test_micro_f1"), 0.4, label="micro F1")
+    axes[0].barh([i + 0.2 for i in y], get(EVAL_METRICS, "test_macro_f1"), 0.4, label="macro F1")
     axes[0].set_title("test F1")
     axes[0].legend(loc="lower right")
-    axes[1].barh(list(y), [t / 60 for t in get("metrics/train.json", "train_time_s")], color="C2")
+    axes[1].barh(list(y), [t / 60 for t in get(TRAIN_METRICS, "train_time_s")], color="C2")
     axes[1].set_title("train time (min)")
-    axes[2].barh(list(y), [p / 1e6 for p in get("metrics/train.json", "params_total")], color="C3")
+    axes[2].barh(list(y), [p / 1e6 for p in get(TRAIN_METRICS, "params_total")], color="C3")
     axes[2].set_title("parameters (M)")
     for ax in axes:
         ax.set_yticks(list(y), names if ax is axes[0] else [""] * len(rows))

@@ -17,10 +17,10 @@ def f1_curves(y: np.ndarray, probs: np.ndarray, grid: np.ndarray = GRID) -> dict
     micro = np.zeros(len(grid))
     for k, t in enumerate(grid):
         pred = probs >= t
-        tp, fp, fn, _ = M.counts(y, pred)
-        per_label[k] = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros(y.shape[1]), where=(2 * tp + fp + fn) > 0)
-        denom = 2 * tp.sum() + fp.sum() + fn.sum()
-        micro[k] = 2 * tp.sum() / denom if denom else 0.0
+        true_pos, false_pos, false_neg, _ = M.counts(y, pred)
+        denom = 2 * true_pos + false_pos + false_neg
+        per_label[k] = np.divide(2 * true_pos, denom, out=np.zeros(y.shape[1]), where=denom > 0)
+        micro[k] = 2 * true_pos.sum() / denom.sum() if denom.sum() else 0.0
     return {"micro_f1": micro, "macro_f1": per_label.mean(1), "per_label_f1": per_label}
 
 

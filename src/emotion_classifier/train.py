@@ -18,10 +18,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed, hardware, models, text, thresholds
+from . import architectures, distributed, hardware, models, paths, text, thresholds
 from . import metrics as M
+from .architectures._common import decay_groups
 from .data import label_matrix
-from .errors import UserError
 from .hardware import autocast
 from .io import atomic_path
 
@@ -126,7 +126,7 @@ def default_feature_cache() -> Path:
     return Path(root) / "features"
 
 
-def encoder_features(model: models.FeatureExtract, ids: list[list[int]], pad_id: int, batch_size: int,
+def encoder_features(model: nn.Module, ids: list[list[int]], pad_id: int, batch_size: int,
                      device, precision: str, cache_dir: Path | None, key: dict) -> torch.Tensor:
     """Pooled frozen-encoder features, cached on disk per (encoder, pooling, max_length, texts)."""
     from safetensors.torch import load_file, save_file
@@ -172,30 +172,13 @@ def make_loss(kind: str, y_train: np.ndarray, focal_gamma: float, pos_weight_cap
     return focal
 
 
-def param_groups(model: nn.Module, name: str, tp: dict, arch: dict) -> list[dict]:
-    """Head/BiLSTM at train.lr; for fine-tuning the encoder at encoder_lr, decayed layer by layer
-    from the top when layer_lr_decay < 1. No weight decay on biases and LayerNorm weights."""
-    def groups_for(module, lr):
-        decay = [p for n, p in module.named_parameters() if p.ndim > 1 and "LayerNorm" not in n]
-        no_decay = [p for n, p in module.named_parameters() if not (p.ndim > 1 and "LayerNorm" not in n)]
-        return [g for g in ({"params": decay, "lr": lr, "weight_decay": tp["weight_decay"]},
-                            {"params": no_decay, "lr": lr, "weight_decay": 0.0}) if g["params"]]
-
-    if name == "transformer_featureextract":
-        return groups_for(model.head, tp["lr"])
-    if name != "transformer_finetune":
-        return groups_for(model, tp["lr"])
-    enc = model.encoder
-    groups = groups_for(model.classifier, tp["lr"])
-    decay = arch["layer_lr_decay"]
-    if decay == 1.0:
-        return groups + groups_for(enc, arch["encoder_lr"])
-    layers = models.encoder_layers(enc)
-    in_layers = {id(p) for layer in layers for p in layer.parameters()}
-    for depth, layer in enumerate(reversed(layers)):
-        groups += groups_for(layer, arch["encoder_lr"] * decay ** depth)
-    rest = nn.ParameterList([p for p in enc.parameters() if id(p) not in in_layers])  # embeddings, pooler
-    return groups + groups_for(rest, arch["encoder_lr"] * decay ** len(layers))
+def param_groups(model: nn.Module, entry, train_params: dict, arch: dict) -> list[dict]:
+    """The architecture's own groups where it has them (e.g. per-layer rates), else every trainable
+    weight at train.lr; no weight decay on biases and LayerNorm weights."""
+    if entry.param_groups is not None:
+        return entry.param_groups(model, train_params, arch)
+    trainable = model.head if entry.head_on_features else model
+    return decay_groups(trainable, train_params["lr"], train_params["weight_decay"])
 
 
 def make_optimizer(kind: str, groups: list[dict], lr: float, device):
@@ -220,14 +203,6 @@ def make_scheduler(kind: str, opt, total_steps: int, warmup_ratio: float):
         return max(0.0, 1 - progress) if kind == "linear" else 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def set_unfrozen(model: nn.Module, n_top: int) -> None:
-    """Gradual unfreezing: train the top `n_top` encoder layers (and embeddings once all are)."""
-    layers = models.encoder_layers(model.encoder)
-    model.encoder.requires_grad_(n_top >= len(layers))
-    for layer in layers[len(layers) - min(n_top, len(layers)):]:
-        layer.requires_grad_(True)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -309,52 +284,52 @@ class Run:
     def __init__(self, params: dict, splits: dict, labels: list[str], feature_cache):
         model_params, train_params = params["model"], params["train"]
         self.name = model_params["name"]
-        models.check_name(self.name)
+        self.entry = architectures.get(self.name)
         self.arch = model_params[self.name]
+        if self.entry.check is not None:
+            self.entry.check(self.arch, distributed.world_size())
         self.device = distributed.setup(train_params["device"])
         self.precision = hardware.resolve_precision(train_params["precision"], self.device, "train.precision")
-        tokenizer = text.load_tokenizer(model_params["encoder"])
-        ids = {s: text.tokenize(tokenizer, splits[s]["text"], model_params["max_length"]) for s in ("train", "dev")}
+        self.tokenizer = text.load_tokenizer(model_params["encoder"])
+        ids = {s: text.tokenize(self.tokenizer, splits[s]["text"], model_params["max_length"])
+               for s in ("train", "dev")}
         self.y = {s: label_matrix(splits[s]) for s in ("train", "dev")}
-        self.model, self.cfg = models.build(self.name, model_params, tokenizer, labels, self.device.type)
+        self.model, self.cfg = models.build(self.name, model_params, self.tokenizer, labels, self.device.type)
         self.model.to(self.device)
-        self.tokenizer = tokenizer
-        if self.name == "transformer_featureextract":
-            key = {"encoder": text.resolve_encoder(model_params["encoder"]), "pooling": self.arch["pooling"],
-                   "max_length": model_params["max_length"], "precision": self.precision,
-                   "device": self.device.type}
-            if self.arch["feature_layers"] > 1:
-                key["feature_layers"] = self.arch["feature_layers"]
-            cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
-            feats = None
-            if distributed.is_writer():  # the frozen encoder runs once, on rank 0, whatever the world size
-                feats = {s: encoder_features(self.model, ids[s], tokenizer.pad_token_id,
-                                             self.arch["feature_batch_size"], self.device, self.precision, cache, key)
-                         for s in ids}
-            self.data = {s: FeatureData(f) for s, f in distributed.broadcast(feats).items()}
+        if self.entry.head_on_features:  # the frozen encoder runs once; only the head trains, on its features
+            self.data = {s: FeatureData(f) for s, f in self._features(ids, model_params, feature_cache).items()}
             self.trainable = self.model.head
         else:
-            self.data = {s: TokenData(ids[s], tokenizer.pad_token_id) for s in ids}
+            self.data = {s: TokenData(ids[s], self.tokenizer.pad_token_id) for s in ids}
             self.trainable = self.model
         self.loss_fn = make_loss(train_params["loss"], self.y["train"], train_params["focal_gamma"],
                                  train_params["pos_weight_cap"], self.device)
         self.optimizer = make_optimizer(train_params["optimizer"],
-                                        param_groups(self.model, self.name, train_params, self.arch),
+                                        param_groups(self.model, self.entry, train_params, self.arch),
                                         train_params["lr"], self.device)
         steps_per_epoch = math.ceil(len(self.y["train"]) / train_params["batch_size"])  # global batches
         self.scheduler = make_scheduler(train_params["scheduler"], self.optimizer,
                                         steps_per_epoch * train_params["epochs"], train_params["warmup_ratio"])
-        if distributed.world_size() > 1 and self.name == "transformer_finetune" and \
-                self.arch["unfreeze_layers_per_epoch"] > 0:
-            raise UserError("model.transformer_finetune.unfreeze_layers_per_epoch > 0 changes which weights train "
-                            "mid-run, which DDP cannot follow: use train.processes: 1 or unfreeze_layers_per_epoch: 0")
         self.forward = distributed.wrap(self.trainable, self.device)  # DDP averages gradients across ranks
+
+    def _features(self, ids: dict, model_params: dict, feature_cache) -> dict[str, torch.Tensor]:
+        """Encoder features of each split: computed on rank 0 only (cached on disk), handed to every rank."""
+        key = {"encoder": text.resolve_encoder(model_params["encoder"]), "max_length": model_params["max_length"],
+               "precision": self.precision, "device": self.device.type,
+               **{k: self.arch[k] for k in self.entry.feature_params}}
+        cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
+        feats = None
+        if distributed.is_writer():
+            feats = {s: encoder_features(self.model, ids[s], self.tokenizer.pad_token_id,
+                                         self.arch["feature_batch_size"], self.device, self.precision, cache, key)
+                     for s in ids}
+        return distributed.broadcast(feats)
 
 
 def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[float, float]:
     """One pass over the training data; returns (mean loss, seconds)."""
-    if run.name == "transformer_finetune" and run.arch["unfreeze_layers_per_epoch"] > 0:
-        set_unfrozen(run.model, run.arch["unfreeze_layers_per_epoch"] * epoch)
+    if run.entry.before_epoch is not None:
+        run.entry.before_epoch(run.model, run.arch, epoch)
     run.trainable.train()
     rng = np.random.default_rng([seed, epoch])  # the epoch's order depends on nothing else: resumable
     batches = bucket_batches(run.data["train"].lengths, train_params["batch_size"], train_params["bucket_chunk"], rng)
@@ -382,9 +357,9 @@ def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[fl
     return sum(t for t, _ in per_rank) / sum(n for _, n in per_rank), time.time() - t0
 
 
-def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = "models",
-        metrics_path: str | Path = "metrics/train.json", live_dir: str | Path | None = "dvclive",
-        checkpoint_root: str | Path = ".checkpoints", feature_cache: str | Path | None = "default",
+def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = paths.MODEL_DIR,
+        metrics_path: str | Path = paths.TRAIN_METRICS, live_dir: str | Path | None = paths.LIVE_DIR,
+        checkpoint_root: str | Path = paths.CHECKPOINTS, feature_cache: str | Path | None = "default",
         stop_after_epochs: int | None = None) -> dict:
     """Train `params['model']['name']` on splits['train'], select on splits['dev'], save to `model_dir`.
 

@@ -1,0 +1,52 @@
+"""The one registry of architectures. Each module of this package defines one (or a family) and
+registers what it is and can do; the rest of the code asks the entry, never the name.
+
+Add an architecture: a module here that calls `register(Architecture(...))`, and its
+`model.<name>` section in params.yaml. Nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    schema: dict  # its `model.<name>` params: key -> params.Field, validated like every param
+    build: Callable[[dict, dict, nn.Module | None], nn.Module]  # (arch params, sizes, encoder or None) -> model
+    needs_encoder: Callable[[dict], bool]  # does training build it from the pretrained encoder?
+    keeps_encoder: bool = False  # the model holds the encoder: its config is saved to rebuild it offline
+    head_on_features: bool = False  # only `model.head` trains, on cached `model.features(...)` of a frozen encoder
+    feature_params: tuple[str, ...] = ()  # the arch params those cached features depend on
+    param_groups: Callable | None = None  # (model, train_params, arch) -> optimizer groups; None: all at train.lr
+    before_epoch: Callable | None = None  # (model, arch, epoch): e.g. gradual unfreezing
+    check: Callable | None = None  # (arch, world_size): a UserError for settings this run cannot take
+    export_blocker: Callable[[dict], str | None] = lambda arch: "only fine-tuned transformers export"
+    # (arch) -> why `emotion-export` cannot write it, or None when it can
+
+
+REGISTRY: dict[str, Architecture] = {}
+
+
+def register(arch: Architecture) -> Architecture:
+    REGISTRY[arch.name] = arch
+    return arch
+
+
+def get(name: str) -> Architecture:
+    if name not in REGISTRY:
+        raise UserError(f"unknown model.name {name!r}; choose one of: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+for _module in pkgutil.iter_modules(__path__):  # every module here registers itself on import
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")

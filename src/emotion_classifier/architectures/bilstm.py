@@ -1,0 +1,61 @@
+"""BiLSTM over token embeddings (initialised from the encoder's), read out at the last token or max-pooled."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ..params import Field, choice, integer, number
+from . import Architecture, register
+from ._common import embedding, embeddings_from_encoder
+
+
+class BiLSTM(nn.Module):
+    """Embedding -> (Bi)LSTM over real tokens only (packed) -> last-token or max-pool -> linear."""
+
+    def __init__(self, emb: nn.Embedding, n_labels: int, pooling: str, hidden_size: int, num_layers: int,
+                 dropout: float, bidirectional: bool):
+        super().__init__()
+        self.pooling = pooling
+        self.embedding = emb
+        self.lstm = nn.LSTM(emb.embedding_dim, hidden_size, num_layers, batch_first=True,
+                            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size * (2 if bidirectional else 1), n_labels)
+
+    def forward(self, input_ids, attention_mask):
+        lengths = attention_mask.sum(1).clamp(min=1).cpu()
+        x = self.dropout(self.embedding(input_ids))
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, (h, _) = self.lstm(packed)
+        if self.pooling == "last":
+            # Packed: the forward final state is at each sequence's last real token, the
+            # backward one at its first token; padding is never read.
+            feats = torch.cat([h[-2], h[-1]], dim=1) if self.lstm.bidirectional else h[-1]
+        else:
+            out, _ = pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))
+            feats = out.max(dim=1).values
+        return self.classifier(self.dropout(feats))
+
+
+SCHEMA = {
+    "embedding_dim": integer(1),
+    "init_embeddings": choice("encoder", "random"),
+    "hidden_size": integer(1),
+    "num_layers": integer(1, 8),
+    "dropout": number(0, 0.95),
+    "bidirectional": Field(bool),
+}
+
+
+def _builder(name: str, pooling: str):
+    def build(arch: dict, sizes: dict, encoder) -> BiLSTM:
+        return BiLSTM(embedding(name, arch, sizes, encoder), sizes["n_labels"], pooling, arch["hidden_size"],
+                      arch["num_layers"], arch["dropout"], arch["bidirectional"])
+    return build
+
+
+for _name, _pooling in (("bilstm_lasttoken", "last"), ("bilstm_maxpool", "max")):
+    register(Architecture(name=_name, schema=SCHEMA, build=_builder(_name, _pooling),
+                          needs_encoder=embeddings_from_encoder))

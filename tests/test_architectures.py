@@ -1,0 +1,99 @@
+"""The registry: an architecture is one registered entry; the pipeline asks it, never its name."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from emotion_classifier import architectures, pipeline
+from emotion_classifier.architectures import Architecture
+from emotion_classifier.params import integer, validate
+
+from .conftest import tiny_params
+
+
+class BagOfWords(nn.Module):
+    """The mean of the text's token embeddings, then a linear layer: a toy defined in this test alone."""
+
+    def __init__(self, vocab_size: int, pad_id: int, n_labels: int, dim: int):
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=pad_id)
+        self.out = nn.Linear(dim, n_labels)
+
+    def forward(self, input_ids, attention_mask):
+        return self.out(self.embedding(input_ids, per_sample_weights=None))
+
+
+TOY = Architecture(
+    name="toy_bag",
+    schema={"dim": integer(1)},
+    build=lambda arch, sizes, encoder: BagOfWords(sizes["vocab_size"], sizes["pad_id"], sizes["n_labels"],
+                                                  arch["dim"]),
+    needs_encoder=lambda arch: False,
+)
+
+
+def test_a_toy_architecture_runs_train_tune_evaluate_and_predict(tmp_path, tiny_encoder, tiny_prepared, monkeypatch):
+    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2)
+    monkeypatch.setitem(architectures.REGISTRY, TOY.name, TOY)
+    p["model"] |= {"name": TOY.name, TOY.name: {"dim": 8}}
+    p["data"]["prepared_dir"] = str(tiny_prepared)
+    p = validate(p)
+    monkeypatch.chdir(tmp_path)
+    pipeline.train(p)
+    pipeline.tune_thresholds(p)
+    pipeline.evaluate(p)
+    ev = json.loads((tmp_path / "metrics/eval.json").read_text())
+    assert 0 <= ev["test_macro_f1_lo"] <= ev["test_macro_f1"] <= ev["test_macro_f1_hi"] <= 1
+    from emotion_classifier.inference import EmotionClassifier
+    from emotion_classifier.predict import main as predict_main
+
+    clf = EmotionClassifier.load(tmp_path / "models")
+    assert isinstance(clf.model, BagOfWords) and clf.predict_proba(["so happy", "awful"]).shape == (2, 3)
+    predict_main(["--model-dir", str(tmp_path / "models"), "--text", "so happy", "--output", "out.jsonl"])
+    assert "labels" in json.loads((tmp_path / "out.jsonl").read_text())
+    with pytest.raises(ValueError, match=r"toy_bag\): cannot export: only fine-tuned transformers export"):
+        from emotion_classifier.export import export
+
+        export(tmp_path / "models", tmp_path / "hf")
+
+
+def test_params_of_an_architecture_come_from_its_entry(tiny_encoder, monkeypatch):
+    p = tiny_params(tiny_encoder, "bilstm_maxpool")
+    monkeypatch.setitem(architectures.REGISTRY, TOY.name, TOY)
+    with pytest.raises(ValueError, match="'model' lacks key\\(s\\) toy_bag"):  # a registered one needs its section
+        validate(p)
+    p["model"][TOY.name] = {"dim": 0}
+    with pytest.raises(ValueError, match="'model.toy_bag.dim' is 0; expected an integer >= 1"):
+        validate(p)
+    p["model"][TOY.name] = {"dim": 4, "depth": 2}
+    with pytest.raises(ValueError, match="unknown key 'model.toy_bag.depth'"):
+        validate(p)
+
+
+def test_textcnn_max_pools_over_real_tokens_only():
+    """Every window that holds a real token counts, none that holds only padding: a short text gives the same
+    logits alone and in a long batch, and a one-token text (shorter than every window) still has features."""
+    torch.manual_seed(0)
+    arch = {"embedding_dim": 6, "init_embeddings": "random", "filters": 4, "kernel_sizes": "3,4,5", "dropout": 0.0}
+    model = architectures.get("textcnn").build(arch, {"vocab_size": 20, "pad_id": 0, "n_labels": 2}, None).eval()
+    with torch.no_grad():
+        model.embedding.weight[0] = 5.0  # a padding embedding that would show if it were read
+        alone = model(torch.tensor([[7]]), torch.tensor([[1]]))
+        ids = torch.tensor([[7, 0, 0, 0, 0, 0, 0], [3, 4, 5, 6, 7, 8, 9]])
+        batched = model(ids, (ids != 0).long())
+    torch.testing.assert_close(alone[0], batched[0])
+    assert np.isfinite(alone.numpy()).all()
+
+
+def test_no_architecture_name_outside_the_registry():
+    """Code outside architectures/ asks the entry, never the name (tests and params.yaml may name them)."""
+    src = os.path.join(os.path.dirname(architectures.__file__), os.pardir)
+    names = list(architectures.REGISTRY)
+    for f in sorted(os.listdir(src)):
+        if f.endswith(".py"):
+            code = open(os.path.join(src, f), encoding="utf-8").read()
+            assert not [n for n in names if f'"{n}"' in code], f
