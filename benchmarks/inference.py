@@ -2,8 +2,11 @@
 
 The same test sentences and the same fine-tuned MiniLM: ours batches by sorted length under
 torch.inference_mode, in fp32, in bf16 (where the CPU or GPU does it natively, or with --bf16) and
-int8-quantized (CPU); the pipeline runs with its defaults on the exported directory (`emotion-export`).
-Prints sentences/s, the ratios and the largest score differences.
+int8-quantized (CPU); the ONNX export under onnxruntime in fp32 and int8 (`--backend onnx`); the pipeline
+runs with its defaults on the exported directory (`emotion-export`). For a mean-pooled model, which has no
+standard head, the pipeline's speed is timed on a fresh pooler model of the same encoder (speed does not
+depend on the weights) and no score difference is printed. Prints sentences/s, ratios, largest score
+differences.
 
     python benchmarks/inference.py [--model-dir models] [--sentences 2000] [--device auto] [--bf16]
 
@@ -62,6 +65,19 @@ def pipeline_scores(hf_dir: Path, texts, labels, max_length: int, device) -> tup
     return speed, np.array([[d["score"] for d in sorted(r, key=lambda d: order[d["label"]])] for r in res])
 
 
+def onnx_rows(model_dir: Path, texts, p_fp32: np.ndarray, rows: dict, diffs: dict) -> tuple[dict, dict]:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("onnxruntime rows skipped: pip install -e '.[onnx]'")
+        return rows, diffs
+    for name, int8 in (("onnxruntime fp32", False), ("onnxruntime int8", True)):
+        clf = EmotionClassifier.load(model_dir, "fixed", backend="onnx", quantize=int8, device="cpu")
+        rows[name], p = timed(clf.predict_proba, texts)
+        diffs[f"{name} vs fp32"] = np.abs(p - p_fp32).max()
+    return rows, diffs
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model-dir", help="a transformer_finetune model directory (default: a fresh one)")
@@ -91,10 +107,15 @@ def main(argv=None) -> dict:
             quant = EmotionClassifier.load(model_dir, "fixed", quantize=True, device="cpu")
             rows["int8 (--quantize)"], p = timed(quant.predict_proba, texts)
             diffs["int8 vs fp32"] = np.abs(p - p_fp32).max()
+            rows, diffs = onnx_rows(model_dir, texts, p_fp32, rows, diffs)
         try:
             hf_dir = export(model_dir, Path(tmp) / "hf")
-        except UserError as e:  # a mean-pooled fine-tune has no standard HF head (yet): time ours alone
-            print(f"transformers.pipeline row skipped: {e}")
+        except UserError:  # a mean-pooled fine-tune has no standard head: time the pipeline on a pooler twin
+            print("transformers.pipeline: timed on a fresh pooler model of the same encoder (no score comparison)")
+            twin = fresh_model_dir(Path(tmp) / "twin", clf.config["encoder"], labels, "transformer_finetune",
+                                   pooling="pooler")
+            rows["pipeline"], _ = pipeline_scores(export(twin, Path(tmp) / "hf"), texts, clf.labels, clf.max_length,
+                                                  device)
         else:
             rows["pipeline"], p = pipeline_scores(hf_dir, texts, clf.labels, clf.max_length, device)
             diffs["fp32 vs pipeline"] = np.abs(p - p_fp32).max()

@@ -19,11 +19,23 @@ def test_inference_benchmark_builds_an_exportable_model_itself(tiny_encoder, tin
     # no --model-dir: whatever pooling params.yaml says, the fresh model must export for the pipeline row
     out = load("inference").main(["--encoder", str(tiny_encoder), "--data", str(tiny_raw), "--sentences", "20",
                                   "--device", "cpu", "--bf16"])
-    assert set(out["speed"]) == {"fp32", "bf16", "int8 (--quantize)", "pipeline"}
+    assert set(out["speed"]) == {"fp32", "bf16", "int8 (--quantize)", "onnxruntime fp32", "onnxruntime int8",
+                                 "pipeline"}
     assert all(v > 0 for v in out["speed"].values())
     assert out["max_diff"]["fp32 vs pipeline"] < 1e-4  # the same model, both fp32
+    assert out["max_diff"]["onnxruntime fp32 vs fp32"] < 1e-5
     assert out["max_diff"]["bf16 vs fp32"] < 2e-2 and out["max_diff"]["int8 vs fp32"] < 0.1
     assert "x the pipeline" in capsys.readouterr().out
+
+
+def test_inference_benchmark_times_the_pipeline_for_a_mean_pooled_model(tiny_encoder, tiny_raw, tmp_path, capsys):
+    bench = load("inference")
+    labels = (tiny_raw / "emotions.txt").read_text().split()
+    model_dir = bench.fresh_model_dir(tmp_path / "m", str(tiny_encoder), labels, "transformer_finetune",
+                                      pooling="mean")
+    out = bench.main(["--model-dir", str(model_dir), "--data", str(tiny_raw), "--sentences", "20", "--device", "cpu"])
+    assert out["speed"]["pipeline"] > 0 and "fp32 vs pipeline" not in out["max_diff"]
+    assert "timed on a fresh pooler model" in capsys.readouterr().out
 
 
 def test_train_throughput_benchmark(tiny_encoder, tiny_raw):

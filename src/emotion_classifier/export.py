@@ -1,11 +1,14 @@
-"""`emotion-export`: a fine-tuned model as a standard Hugging Face model directory.
+"""`emotion-export`: a trained model as a directory standard tools load.
 
-    emotion-export --model-dir models --out export/
+    emotion-export --model-dir models --out export/                 # Hugging Face (fine-tune, pooler)
     python -c "from transformers import pipeline as p; print(p('text-classification', 'export', top_k=None)('Hi'))"
+    emotion-export --model-dir models --out export-onnx/ --format onnx   # ONNX: every architecture
 
-The directory holds an AutoModelForSequenceClassification (problem_type multi_label_classification,
-id2label), the tokenizer with the two mask tokens, and the tuned thresholds in config.json
-(`thresholds`, `thresholds_strategy`).
+`--format hf`: an AutoModelForSequenceClassification (problem_type multi_label_classification, id2label),
+the tokenizer with the two mask tokens, and the tuned thresholds in config.json (`thresholds`,
+`thresholds_strategy`). `--format onnx`: `model.onnx` (inputs input_ids and attention_mask, output
+logits, dynamic batch and sequence axes, pooling inside the graph; `model.int8.onnx` too with
+--quantize), the tokenizer, and config.json with id2label, label2id, problem_type and the thresholds.
 """
 
 from __future__ import annotations
@@ -18,24 +21,51 @@ from .errors import UserError
 from .io import atomic_dir
 
 
+def _thresholds(model_dir, strategy: str, n_labels: int) -> list[float]:
+    from .inference import ThresholdsError, read_thresholds
+
+    try:
+        return [float(t) for t in read_thresholds(model_dir, strategy)]
+    except ThresholdsError as e:
+        print(f"warning: {e}; exporting threshold 0.5 for every label", file=sys.stderr)
+        return [0.5] * n_labels
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_label",
+                quantize: bool = False) -> Path:
+    import json
+
+    from . import models, onnx_backend
+
+    model, cfg, tok = models.load(model_dir)
+    labels = cfg["labels"]
+    config = {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)},
+              "num_labels": len(labels), "problem_type": "multi_label_classification",
+              "thresholds": _thresholds(model_dir, strategy, len(labels)), "thresholds_strategy": strategy,
+              "max_length": cfg["max_length"], "emotion_classifier": {"name": cfg["name"], "arch": cfg["arch"]},
+              "onnx": {"inputs": list(onnx_backend.INPUTS), "output": "logits", "opset": onnx_backend.OPSET}}
+    with atomic_dir(out_dir) as tmp:
+        onnx_backend.write(model, tok, tmp / "model.onnx")
+        if quantize:
+            onnx_backend.quantize(tmp / "model.onnx", tmp / "model.int8.onnx")
+        tok.save_pretrained(str(tmp))
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return Path(out_dir)
+
+
 def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_label") -> Path:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from . import architectures, models
-    from .inference import ThresholdsError, read_thresholds
 
     model, cfg, tok = models.load(model_dir)
     blocker = architectures.get(cfg["name"]).export_blocker(cfg["arch"])
     if blocker:
-        raise UserError(f"{model_dir} ({cfg['name']}): cannot export: {blocker}")
+        raise UserError(f"{model_dir} ({cfg['name']}): cannot export: {blocker} (--format onnx exports any model)")
     ours = ("num_labels", "problem_type", "id2label", "label2id", "architectures")
     ec = {k: v for k, v in cfg["encoder_config"].items() if not k.startswith("_") and k not in ours}
     labels = cfg["labels"]
-    try:
-        thresholds = [float(t) for t in read_thresholds(model_dir, strategy)]
-    except ThresholdsError as e:
-        print(f"warning: {e}; exporting threshold 0.5 for every label", file=sys.stderr)
-        thresholds = [0.5] * len(labels)
+    thresholds = _thresholds(model_dir, strategy, len(labels))
     conf = AutoConfig.for_model(
         ec.pop("model_type"), **ec, num_labels=len(labels), problem_type="multi_label_classification",
         id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
@@ -60,12 +90,20 @@ def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_labe
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="emotion-export", description=__doc__.split("\n")[0])
     ap.add_argument("--model-dir", default="models")
-    ap.add_argument("--out", required=True, help="the Hugging Face model directory to write")
+    ap.add_argument("--out", required=True, help="the directory to write")
+    ap.add_argument("--format", default="hf", choices=["hf", "onnx"],
+                    help="hf: a Hugging Face model directory (fine-tune with pooling pooler); onnx: any model")
+    ap.add_argument("--quantize", action="store_true", help="onnx: also write model.int8.onnx (int8 weights)")
     ap.add_argument("--thresholds", default="per_label", choices=["per_label", "global", "fixed"])
     args = ap.parse_args(argv)
     try:
-        out = export(args.model_dir, args.out, args.thresholds)
+        if args.format == "onnx":
+            out = export_onnx(args.model_dir, args.out, args.thresholds, args.quantize)
+        else:
+            out = export(args.model_dir, args.out, args.thresholds)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(f"exported -> {out} (transformers.pipeline('text-classification', model='{out}', top_k=None))")
+    hint = (f"onnxruntime.InferenceSession('{out}/model.onnx')" if args.format == "onnx" else
+            f"transformers.pipeline('text-classification', model='{out}', top_k=None)")
+    print(f"exported -> {out} ({hint})")

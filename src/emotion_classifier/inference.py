@@ -40,15 +40,26 @@ def read_thresholds(model_dir: str | Path, strategy: str = "per_label") -> np.nd
     return np.asarray(th["strategies"][strategy], dtype=np.float32)
 
 
+BACKENDS = ("torch", "onnx")
+
+
 class EmotionClassifier:
     """Scores on `device` (auto: CUDA when visible) in `precision` (fp32 by default: the same scores on
     every machine; auto = bf16 where the hardware does it natively, faster, scores within ~1e-3).
-    `quantize`: int8 weights for the linear layers with fp32 activations, CPU only."""
+    `quantize`: int8 weights for the linear layers with fp32 activations, CPU only.
+    `backend="onnx"`: the model exported to ONNX and run by onnxruntime (fp32; `quantize`: onnxruntime's
+    int8 dynamic quantization)."""
 
     def __init__(self, model, config: dict, tokenizer, thresholds: np.ndarray | None = None,
-                 precision: str = "fp32", batch_size: int = 64, quantize: bool = False, device: str = "auto"):
+                 precision: str = "fp32", batch_size: int = 64, quantize: bool = False, device: str = "auto",
+                 backend: str = "torch"):
+        if backend not in BACKENDS:
+            raise UserError(f"backend is {backend!r}; expected one of {', '.join(BACKENDS)}")
+        self.backend = backend
         self.device = hardware.resolve_device(device)
-        if quantize:
+        if backend == "onnx":
+            model, precision = self._onnx(model, tokenizer, quantize, precision), "fp32"
+        elif quantize:
             self.device = self._check_quantize(device, precision)
             precision = "fp32"
             import warnings
@@ -66,6 +77,14 @@ class EmotionClassifier:
         self.precision = hardware.resolve_precision(precision, self.device)
         self.quantized = quantize
         self.batch_size = batch_size
+
+    def _onnx(self, model, tokenizer, quantize: bool, precision: str):
+        from .onnx_backend import session_for
+
+        if precision == "bf16":
+            raise UserError("the onnx backend runs fp32 (int8 with quantize); use precision fp32 or auto")
+        self.device = torch.device("cpu")  # inputs are handed over on the CPU; onnxruntime picks its provider
+        return session_for(model, tokenizer, int8=quantize, threads=hardware.n_cores())
 
     @staticmethod
     def _check_quantize(device: str, precision: str) -> torch.device:
@@ -94,7 +113,8 @@ class EmotionClassifier:
 
     def describe(self) -> dict:
         """Device, precision, threads and CPU kind (or GPU) that produce these scores."""
-        return {**hardware.describe(self.device, self.precision), **({"quantized": True} if self.quantized else {})}
+        return {**hardware.describe(self.device, self.precision), **({"quantized": True} if self.quantized else {}),
+                **({"backend": self.backend} if self.backend != "torch" else {})}
 
     @staticmethod
     def _texts(texts) -> list[str]:

@@ -174,7 +174,10 @@ def parser() -> argparse.ArgumentParser:
                          "does it natively, faster) | bf16")
     ap.add_argument("--device", default="auto", help="auto (CUDA when visible) | cpu | cuda | cuda:N")
     ap.add_argument("--quantize", action="store_true",
-                    help="int8 weights for the linear layers, fp32 activations, CPU only (for transformers)")
+                    help="int8 weights for the linear layers, fp32 activations, CPU only (for transformers); "
+                         "with --backend onnx, onnxruntime's int8 dynamic quantization")
+    ap.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                    help="torch, or the model exported to ONNX and run by onnxruntime (pip install -e '.[onnx]')")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--skip-invalid", action="store_true", help="skip (and warn about) invalid UTF-8 lines")
     return ap
@@ -193,7 +196,7 @@ def main(argv=None) -> None:
         # Tuned thresholds are required: predicting at 0.5 by accident would be silently worse.
         clf = EmotionClassifier.load(args.model_dir, strategy=args.thresholds, precision=args.precision,
                                      batch_size=args.batch_size, quantize=args.quantize, device=args.device,
-                                     require_thresholds=args.thresholds != "fixed")
+                                     backend=args.backend, require_thresholds=args.thresholds != "fixed")
         as_json = args.json or not sys.stdout.isatty()
         with sink(output, clf.labels, args.all_scores, as_json) as write:
             n = label_stream(clf, texts, write, args.all_scores, progress=bool(args.input))

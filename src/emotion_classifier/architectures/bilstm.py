@@ -25,6 +25,8 @@ class BiLSTM(nn.Module):
         self.classifier = nn.Linear(hidden_size * (2 if bidirectional else 1), n_labels)
 
     def forward(self, input_ids, attention_mask):
+        if getattr(self, "unpacked", False):
+            return self.forward_unpacked(input_ids, attention_mask)
         lengths = attention_mask.sum(1).clamp(min=1).cpu()
         x = self.dropout(self.embedding(input_ids))
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
@@ -36,6 +38,34 @@ class BiLSTM(nn.Module):
         else:
             out, _ = pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))
             feats = out.max(dim=1).values
+        return self.classifier(self.dropout(feats))
+
+
+    def forward_unpacked(self, input_ids, attention_mask):
+        """The same function without packed sequences, which ONNX cannot express: each layer runs forward over
+        the padded batch (padding comes after the real tokens, so it never reaches them) and backward over each
+        text reversed within its own length. `emotion-export --format onnx` traces this path."""
+        lengths = attention_mask.sum(1).clamp(min=1)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
+        reverse = torch.where(positions < lengths[:, None], lengths[:, None] - 1 - positions, positions)
+        flip = lambda t: torch.gather(t, 1, reverse[:, :, None].expand(-1, -1, t.shape[2]))  # noqa: E731
+        x = self.dropout(self.embedding(input_ids))
+        lstm, dirs = self.lstm, 2 if self.lstm.bidirectional else 1
+        for layer in range(lstm.num_layers):
+            outs = []
+            for d, suffix in enumerate(["", "_reverse"][:dirs]):
+                weights = [getattr(lstm, f"{w}_l{layer}{suffix}") for w in ("weight_ih", "weight_hh", "bias_ih",
+                                                                             "bias_hh")]
+                h0 = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+                run = lambda t: torch._VF.lstm(t, (h0, h0), weights, True, 1, 0.0, False, False, True)[0]  # noqa
+                outs.append(run(x) if d == 0 else flip(run(flip(x))))
+            x = torch.cat(outs, dim=2)
+        if self.pooling == "last":  # forward state at the last real token, backward state at the first
+            last = torch.gather(x[:, :, :lstm.hidden_size], 1, (lengths - 1)[:, None, None].expand(-1, 1,
+                                                                                                  lstm.hidden_size))
+            feats = torch.cat([last[:, 0], x[:, 0, lstm.hidden_size:]], dim=1) if dirs == 2 else last[:, 0]
+        else:
+            feats = x.masked_fill((positions >= lengths[:, None])[:, :, None], float("-inf")).max(dim=1).values
         return self.classifier(self.dropout(feats))
 
 

@@ -1,0 +1,78 @@
+"""ONNX export of every registered architecture, and the onnxruntime backend, against torch's scores."""
+
+import json
+
+import numpy as np
+import pytest
+
+from emotion_classifier import architectures, models, text
+from emotion_classifier.inference import EmotionClassifier
+
+from .conftest import TINY_LABELS, tiny_params
+
+ort = pytest.importorskip("onnxruntime", reason="pip install -e '.[onnx]' (make test installs it)")
+
+TEXTS = ["so happy", "I hate this awful day", "", "the movie was ok , fine", "love love love it so very much"]
+
+
+@pytest.fixture(scope="module", params=list(architectures.REGISTRY))
+def model_dir(request, tmp_path_factory, tiny_encoder):
+    """An untrained model of each architecture (parity does not need training), saved as train saves it."""
+    import torch
+
+    p = tiny_params(tiny_encoder, request.param)
+    tok = text.load_tokenizer(p["model"]["encoder"])
+    torch.manual_seed(0)
+    model, cfg = models.build(request.param, p["model"], tok, TINY_LABELS)
+    d = tmp_path_factory.mktemp(request.param)
+    models.save(model, cfg, tok, d)
+    return d
+
+
+def test_onnx_export_gives_the_torch_scores(model_dir, tmp_path):
+    from emotion_classifier.export import export_onnx
+
+    torch_probs = EmotionClassifier.load(model_dir, strategy="fixed").predict_proba(TEXTS)
+    out = export_onnx(model_dir, tmp_path / "onnx", strategy="fixed", quantize=True)
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification" and config["id2label"]["0"] == "joy"
+    assert config["thresholds"] == [0.5] * 3
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out))  # the exported tokenizer, mask tokens included
+    assert tok.convert_tokens_to_ids("[NAME]") != tok.unk_token_id
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    enc = tok(TEXTS, padding=True, truncation=True, max_length=config["max_length"], return_tensors="np")
+    logits = session.run(["logits"], {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")})[0]
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), torch_probs, atol=1e-5)  # one padded batch: dynamic axes
+    assert (out / "model.int8.onnx").stat().st_size > 0
+
+
+def test_onnx_backend_scores_like_torch_and_quantizes(model_dir):
+    torch_probs = EmotionClassifier.load(model_dir, strategy="fixed").predict_proba(TEXTS)
+    clf = EmotionClassifier.load(model_dir, strategy="fixed", backend="onnx", batch_size=2)
+    np.testing.assert_allclose(clf.predict_proba(TEXTS), torch_probs, atol=1e-5)
+    assert clf.describe()["backend"] == "onnx"
+    int8 = EmotionClassifier.load(model_dir, strategy="fixed", backend="onnx", quantize=True).predict_proba(TEXTS)
+    assert int8.shape == torch_probs.shape and np.abs(int8 - torch_probs).max() < 0.2
+
+
+def test_predict_cli_with_the_onnx_backend(tiny_encoder, tmp_path, capsys):
+    import torch
+
+    from emotion_classifier.predict import main
+
+    p = tiny_params(tiny_encoder, "transformer_finetune")
+    tok = text.load_tokenizer(p["model"]["encoder"])
+    torch.manual_seed(0)
+    model, cfg = models.build("transformer_finetune", p["model"], tok, TINY_LABELS)
+    models.save(model, cfg, tok, tmp_path / "m")
+    main(["--model-dir", str(tmp_path / "m"), "--thresholds", "fixed", "--backend", "onnx", "--all-scores",
+          "--json", "--text", "so happy"])
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    want = EmotionClassifier.load(tmp_path / "m", strategy="fixed").predict_proba(["so happy"])[0]
+    assert [s for _, s in sorted(row["scores"].items(), key=lambda kv: TINY_LABELS.index(kv[0]))] == \
+        pytest.approx(want.tolist(), abs=1e-4)  # the CLI writes 4 decimals
+    with pytest.raises(ValueError, match="onnx backend runs fp32"):
+        EmotionClassifier.load(tmp_path / "m", strategy="fixed", backend="onnx", precision="bf16")
