@@ -65,17 +65,47 @@ def pipeline_scores(hf_dir: Path, texts, labels, max_length: int, device) -> tup
     return speed, np.array([[d["score"] for d in sorted(r, key=lambda d: order[d["label"]])] for r in res])
 
 
-def onnx_rows(model_dir: Path, texts, p_fp32: np.ndarray, rows: dict, diffs: dict) -> tuple[dict, dict]:
+def backends(model_dir: Path, device: torch.device, bf16: bool) -> dict[str, EmotionClassifier]:
+    """Every way this package can score: torch fp32, bf16 (where native, or asked), torch int8 and onnxruntime
+    fp32 / int8 (CPU)."""
+    out = {"fp32": EmotionClassifier.load(model_dir, "fixed", precision="fp32", device=str(device))}
+    if bf16 or hardware.native_bf16(device):
+        out["bf16"] = EmotionClassifier.load(model_dir, "fixed", precision="bf16", device=str(device))
+    if device.type != "cpu":
+        return out
+    out["int8 (--quantize)"] = EmotionClassifier.load(model_dir, "fixed", quantize=True, device="cpu")
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         print("onnxruntime rows skipped: pip install -e '.[onnx]'")
-        return rows, diffs
-    for name, int8 in (("onnxruntime fp32", False), ("onnxruntime int8", True)):
-        clf = EmotionClassifier.load(model_dir, "fixed", backend="onnx", quantize=int8, device="cpu")
-        rows[name], p = timed(clf.predict_proba, texts)
-        diffs[f"{name} vs fp32"] = np.abs(p - p_fp32).max()
-    return rows, diffs
+        return out
+    out["onnxruntime fp32"] = EmotionClassifier.load(model_dir, "fixed", backend="onnx", device="cpu")
+    out["onnxruntime int8"] = EmotionClassifier.load(model_dir, "fixed", backend="onnx", quantize=True, device="cpu")
+    return out
+
+
+def dev_macro_f1(model_dir: Path, data: Path, labels: list[str], clfs: dict) -> dict[str, float]:
+    """Dev macro F1 of each backend with the model's tuned per-label thresholds (tuned on fp32 scores)."""
+    from emotion_classifier.data import multi_hot
+    from emotion_classifier.inference import read_thresholds
+    from emotion_classifier.metrics import macro_f1
+
+    dev = read_split(data / "dev.tsv", len(labels))
+    y = multi_hot(dev["label_ids"], len(labels))
+    thresholds = read_thresholds(model_dir, "per_label")
+    return {name: macro_f1(y, clf.predict_proba(list(dev["text"])) >= thresholds) for name, clf in clfs.items()}
+
+
+def pipeline_row(model_dir: Path, tmp: Path, clf: EmotionClassifier, texts, labels, device):
+    """The pipeline's speed (and scores) on the exported model; a mean-pooled fine-tune has no standard head,
+    so its pipeline runs on a fresh pooler twin of the same encoder (speed only)."""
+    try:
+        hf_dir = export(model_dir, tmp / "hf")
+    except UserError:
+        print("transformers.pipeline: timed on a fresh pooler model of the same encoder (no score comparison)")
+        twin = fresh_model_dir(tmp / "twin", clf.config["encoder"], labels, "transformer_finetune", pooling="pooler")
+        return pipeline_scores(export(twin, tmp / "hf"), texts, clf.labels, clf.max_length, device)[0], None
+    return pipeline_scores(hf_dir, texts, clf.labels, clf.max_length, device)
 
 
 def main(argv=None) -> dict:
@@ -83,52 +113,45 @@ def main(argv=None) -> dict:
     ap.add_argument("--model-dir", help="a transformer_finetune model directory (default: a fresh one)")
     ap.add_argument("--encoder", default=load_params(ROOT / "params.yaml")["model"]["encoder"],
                     help="the encoder of the fresh model (default: params.yaml's)")
-    ap.add_argument("--data", default=str(DATA), help="a folder with test.tsv and emotions.txt")
+    ap.add_argument("--data", default=str(DATA), help="a folder with test.tsv (dev.tsv) and emotions.txt")
     ap.add_argument("--sentences", type=int, default=2000)
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--bf16", action="store_true", help="time bf16 even where it is emulated (slow)")
+    ap.add_argument("--dev-f1", action="store_true", help="also each backend's dev macro F1 (tuned thresholds)")
     args = ap.parse_args(argv)
     hardware.use_all_cores()
     device = hardware.resolve_device(args.device)
-    labels = (Path(args.data) / "emotions.txt").read_text(encoding="utf-8").split()
-    texts = list(read_split(Path(args.data) / "test.tsv", len(labels))["text"][: args.sentences])
-    rows: dict[str, float] = {}
+    data = Path(args.data)
+    labels = (data / "emotions.txt").read_text(encoding="utf-8").split()
+    texts = list(read_split(data / "test.tsv", len(labels))["text"][: args.sentences])
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(args.model_dir) if args.model_dir else fresh_model_dir(
             Path(tmp) / "m", args.encoder, labels, "transformer_finetune", pooling="pooler")  # the exportable head
-        clf = EmotionClassifier.load(model_dir, "fixed", precision="fp32", device=args.device)
-        rows["fp32"], p_fp32 = timed(clf.predict_proba, texts)
-        diffs = {}
-        if args.bf16 or hardware.native_bf16(device):
-            bf16 = EmotionClassifier.load(model_dir, "fixed", precision="bf16", device=args.device)
-            rows["bf16"], p = timed(bf16.predict_proba, texts)
-            diffs["bf16 vs fp32"] = np.abs(p - p_fp32).max()
-        if device.type == "cpu":
-            quant = EmotionClassifier.load(model_dir, "fixed", quantize=True, device="cpu")
-            rows["int8 (--quantize)"], p = timed(quant.predict_proba, texts)
-            diffs["int8 vs fp32"] = np.abs(p - p_fp32).max()
-            rows, diffs = onnx_rows(model_dir, texts, p_fp32, rows, diffs)
-        try:
-            hf_dir = export(model_dir, Path(tmp) / "hf")
-        except UserError:  # a mean-pooled fine-tune has no standard head: time the pipeline on a pooler twin
-            print("transformers.pipeline: timed on a fresh pooler model of the same encoder (no score comparison)")
-            twin = fresh_model_dir(Path(tmp) / "twin", clf.config["encoder"], labels, "transformer_finetune",
-                                   pooling="pooler")
-            rows["pipeline"], _ = pipeline_scores(export(twin, Path(tmp) / "hf"), texts, clf.labels, clf.max_length,
-                                                  device)
-        else:
-            rows["pipeline"], p = pipeline_scores(hf_dir, texts, clf.labels, clf.max_length, device)
-            diffs["fp32 vs pipeline"] = np.abs(p - p_fp32).max()
+        clfs = backends(model_dir, device, args.bf16)
+        speed, scores = {}, {}
+        for name, clf in clfs.items():
+            speed[name], scores[name] = timed(clf.predict_proba, texts)
+        diffs = {f"{name} vs fp32": float(np.abs(p - scores["fp32"]).max()) for name, p in scores.items()
+                 if name != "fp32"}
+        speed["pipeline"], p = pipeline_row(model_dir, Path(tmp), clfs["fp32"], texts, labels, device)
+        if p is not None:
+            diffs["fp32 vs pipeline"] = float(np.abs(p - scores["fp32"]).max())
+        dev = dev_macro_f1(model_dir, data, labels, clfs) if args.dev_f1 else {}
+    print_table(device, len(texts), speed, diffs, dev)
+    return {"speed": speed, "max_diff": diffs, "dev_macro_f1": dev}
+
+
+def print_table(device, n: int, speed: dict, diffs: dict, dev: dict) -> None:
     hw = hardware.describe(device, "fp32")
-    print(f"{len(texts)} test sentences, MiniLM fine-tune, device {hw['device']} ({hw.get('gpu') or hw['cpu_kind']}: "
+    print(f"{n} test sentences, MiniLM fine-tune, device {hw['device']} ({hw.get('gpu') or hw['cpu_kind']}: "
           f"{hardware.cpu_name()}), {hw['threads']} threads, torch {torch.__version__}")
-    for name, speed in rows.items():
+    for name, rate in speed.items():
         label = "transformers.pipeline (defaults)" if name == "pipeline" else f"EmotionClassifier {name}"
-        ratio = f"  {speed / rows['pipeline']:6.2f}x the pipeline" if "pipeline" in rows and name != "pipeline" else ""
-        print(f"{label:<40} {speed:9.1f} sentences/s{ratio}")
+        ratio = f"  {rate / speed['pipeline']:6.2f}x the pipeline" if name != "pipeline" else ""
+        f1 = f"  dev macro F1 {dev[name]:.4f} ({dev[name] - dev['fp32']:+.4f})" if name in dev else ""
+        print(f"{label:<40} {rate:9.1f} sentences/s{ratio}{f1}")
     for name, d in diffs.items():
-        print(f"max |score difference| {name + ':':<20} {d:.2e}")
-    return {"speed": rows, "max_diff": diffs}
+        print(f"max |score difference| {name + ':':<26} {d:.2e}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ The figures they print for the README come from the real runs named there; here 
 and that their side-by-side comparisons hold together."""
 
 import importlib.util
+import json
 
 from .conftest import ROOT
 
@@ -24,7 +25,7 @@ def test_inference_benchmark_builds_an_exportable_model_itself(tiny_encoder, tin
     assert all(v > 0 for v in out["speed"].values())
     assert out["max_diff"]["fp32 vs pipeline"] < 1e-4  # the same model, both fp32
     assert out["max_diff"]["onnxruntime fp32 vs fp32"] < 1e-5
-    assert out["max_diff"]["bf16 vs fp32"] < 2e-2 and out["max_diff"]["int8 vs fp32"] < 0.1
+    assert out["max_diff"]["bf16 vs fp32"] < 2e-2 and out["max_diff"]["int8 (--quantize) vs fp32"] < 0.1
     assert "x the pipeline" in capsys.readouterr().out
 
 
@@ -33,9 +34,17 @@ def test_inference_benchmark_times_the_pipeline_for_a_mean_pooled_model(tiny_enc
     labels = (tiny_raw / "emotions.txt").read_text().split()
     model_dir = bench.fresh_model_dir(tmp_path / "m", str(tiny_encoder), labels, "transformer_finetune",
                                       pooling="mean")
-    out = bench.main(["--model-dir", str(model_dir), "--data", str(tiny_raw), "--sentences", "20", "--device", "cpu"])
+    from emotion_classifier.models import weights_hash
+
+    (model_dir / "thresholds.json").write_text(json.dumps({"weights_sha256": weights_hash(model_dir),
+                                                           "strategies": {"per_label": [0.5, 0.4, 0.6]}}))
+    out = bench.main(["--model-dir", str(model_dir), "--data", str(tiny_raw), "--sentences", "20", "--device", "cpu",
+                      "--dev-f1"])
     assert out["speed"]["pipeline"] > 0 and "fp32 vs pipeline" not in out["max_diff"]
-    assert "timed on a fresh pooler model" in capsys.readouterr().out
+    assert set(out["dev_macro_f1"]) == set(out["speed"]) - {"pipeline"}
+    assert all(0 <= f <= 1 for f in out["dev_macro_f1"].values())
+    printed = capsys.readouterr().out
+    assert "timed on a fresh pooler model" in printed and "dev macro F1" in printed
 
 
 def test_train_throughput_benchmark(tiny_encoder, tiny_raw):
