@@ -97,3 +97,10 @@ def test_no_architecture_name_outside_the_registry():
         if f.endswith(".py"):
             code = open(os.path.join(src, f), encoding="utf-8").read()
             assert not [n for n in names if f'"{n}"' in code], f
+
+
+def test_readme_is_a_guide_with_the_add_an_architecture_section():
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme) <= 14_000 and "### Add an architecture" in readme
