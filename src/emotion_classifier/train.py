@@ -172,15 +172,6 @@ def make_loss(kind: str, y_train: np.ndarray, focal_gamma: float, pos_weight_cap
     return focal
 
 
-def param_groups(model: nn.Module, entry, train_params: dict, arch: dict) -> list[dict]:
-    """The architecture's own groups where it has them (e.g. per-layer rates), else every trainable
-    weight at train.lr; no weight decay on biases and LayerNorm weights."""
-    if entry.param_groups is not None:
-        return entry.param_groups(model, train_params, arch)
-    trainable = model.head if entry.head_on_features else model
-    return decay_groups(trainable, train_params["lr"], train_params["weight_decay"])
-
-
 def make_optimizer(kind: str, groups: list[dict], lr: float, device):
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9)
@@ -305,12 +296,19 @@ class Run:
         self.loss_fn = make_loss(train_params["loss"], self.y["train"], train_params["focal_gamma"],
                                  train_params["pos_weight_cap"], self.device)
         self.optimizer = make_optimizer(train_params["optimizer"],
-                                        param_groups(self.model, self.entry, train_params, self.arch),
+                                        self._param_groups(train_params),
                                         train_params["lr"], self.device)
         steps_per_epoch = math.ceil(len(self.y["train"]) / train_params["batch_size"])  # global batches
         self.scheduler = make_scheduler(train_params["scheduler"], self.optimizer,
                                         steps_per_epoch * train_params["epochs"], train_params["warmup_ratio"])
         self.forward = distributed.wrap(self.trainable, self.device)  # DDP averages gradients across ranks
+
+    def _param_groups(self, train_params: dict) -> list[dict]:
+        """The architecture's own groups where it has them (e.g. per-layer rates), else every trainable weight at
+        train.lr; no weight decay on biases and LayerNorm weights."""
+        if self.entry.param_groups is not None:
+            return self.entry.param_groups(self.model, train_params, self.arch)
+        return decay_groups(self.trainable, train_params["lr"], train_params["weight_decay"])
 
     def _features(self, ids: dict, model_params: dict, feature_cache) -> dict[str, torch.Tensor]:
         """Encoder features of each split: computed on rank 0 only (cached on disk), handed to every rank."""
