@@ -10,7 +10,7 @@ from emotion_classifier.architectures import REGISTRY, get
 from emotion_classifier.architectures._common import pool
 from emotion_classifier.data import load_prepared
 from emotion_classifier.params import ParamsError, validate
-from emotion_classifier.train import TokenData, bucket_batches, fit, pad, predict_logits
+from emotion_classifier.train import TokenData, asymmetric_loss, bucket_batches, fit, pad, predict_logits
 
 from .conftest import tiny_params
 
@@ -74,11 +74,27 @@ def test_same_seed_same_dev_metrics(tmp_path, params_for):
     assert (a["dev_loss"], a["dev_macro_f1"]) == (b["dev_loss"], b["dev_macro_f1"])
 
 
-@pytest.mark.parametrize("loss", ["weighted_bce", "focal"])
+@pytest.mark.parametrize("loss", ["weighted_bce", "focal", "asl"])
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_losses_and_optimizers_run(tmp_path, params_for, loss, optimizer):
     r = _fit(tmp_path, params_for("bilstm_lasttoken", epochs=1, loss=loss, optimizer=optimizer, scheduler="cosine"))
     assert np.isfinite(r["dev_loss"])
+
+
+def test_asymmetric_loss_against_its_definition():
+    logits = torch.tensor([[2.0, -1.0, -4.0], [0.5, 0.0, 1.5]])
+    y = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    # no focusing, no clip: plain BCE
+    assert asymmetric_loss(logits, y, 0.0, 0.0, 0.0).item() == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, y).item(), rel=1e-6)
+    p = torch.sigmoid(logits)
+    p_neg = (p - 0.05).clamp(min=0)
+    by_hand = -(y * (1 - p) * torch.log(p) + (1 - y) * p_neg ** 4 * torch.log(1 - p_neg)).mean()
+    assert asymmetric_loss(logits, y, 1.0, 4.0, 0.05).item() == pytest.approx(by_hand.item(), rel=1e-6)
+    # a negative below the clip costs nothing: its gradient is zero
+    x = logits.clone().requires_grad_(True)
+    asymmetric_loss(x, y, 0.0, 4.0, 0.05).backward()
+    assert p[0, 2] < 0.05 and x.grad[0, 2] == 0 and x.grad[0, 1] > 0
 
 
 def test_finetune_layer_decay_and_unfreezing(tmp_path, params_for):

@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -155,21 +156,33 @@ def encoder_features(model: nn.Module, ids: list[list[int]], pad_id: int, batch_
 # ---------------------------------------------------------------------------- loss, optimizer, schedule
 
 
-def make_loss(kind: str, y_train: np.ndarray, focal_gamma: float, pos_weight_cap: float, device):
+def make_loss(train_params: dict, y_train: np.ndarray, device):
+    kind = train_params["loss"]
     if kind == "bce":
         return nn.BCEWithLogitsLoss()
     if kind == "weighted_bce":
         pos = y_train.sum(0)
-        weight = np.minimum((len(y_train) - pos) / np.maximum(pos, 1), pos_weight_cap)
+        weight = np.minimum((len(y_train) - pos) / np.maximum(pos, 1), train_params["pos_weight_cap"])
         return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight, dtype=torch.float32, device=device))
+    if kind == "asl":
+        return partial(asymmetric_loss, gamma_pos=train_params["asl_gamma_pos"],
+                       gamma_neg=train_params["asl_gamma_neg"], clip=train_params["asl_clip"])
+    return partial(asymmetric_loss, gamma_pos=train_params["focal_gamma"], gamma_neg=train_params["focal_gamma"],
+                   clip=0.0, focal=True)
 
-    def focal(logits, y):
+
+def asymmetric_loss(logits, y, gamma_pos: float, gamma_neg: float, clip: float, focal: bool = False):
+    """Asymmetric loss (Ridnik et al., 2021), mean over labels: easy negatives, which swamp a long-tailed
+    multi-label set, are down-weighted by p^gamma_neg and dropped below `clip`; positives by (1-p)^gamma_pos.
+    focal=True is focal loss (both gammas equal, no clip) written as before: BCE x (1 - p_t)^gamma."""
+    p = torch.sigmoid(logits)
+    if focal:
         ce = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
-        p = torch.sigmoid(logits)
-        p_t = p * y + (1 - p) * (1 - y)
-        return (ce * (1 - p_t) ** focal_gamma).mean()
-
-    return focal
+        return (ce * (1 - (p * y + (1 - p) * (1 - y))) ** gamma_pos).mean()
+    p_neg = (p - clip).clamp(min=0) if clip > 0 else p
+    pos = y * (1 - p) ** gamma_pos * nn.functional.logsigmoid(logits)
+    neg = (1 - y) * p_neg ** gamma_neg * torch.log((1 - p_neg).clamp(min=1e-8))
+    return -(pos + neg).mean()
 
 
 def make_optimizer(kind: str, groups: list[dict], lr: float, device):
@@ -293,8 +306,7 @@ class Run:
         else:
             self.data = {s: TokenData(ids[s], self.tokenizer.pad_token_id) for s in ids}
             self.trainable = self.model
-        self.loss_fn = make_loss(train_params["loss"], self.y["train"], train_params["focal_gamma"],
-                                 train_params["pos_weight_cap"], self.device)
+        self.loss_fn = make_loss(train_params, self.y["train"], self.device)
         self.optimizer = make_optimizer(train_params["optimizer"],
                                         self._param_groups(train_params),
                                         train_params["lr"], self.device)
