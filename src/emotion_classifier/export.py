@@ -33,9 +33,12 @@ def _thresholds(model_dir, strategy: str, n_labels: int) -> list[float]:
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_label",
                 quantize: bool = False) -> Path:
+    """model.onnx (+ model.int8.onnx), tokenizer, config.json. An ensemble: each further model in
+    members/<i>/ alike, and config.json's `ensemble` gives the weights of the probability average."""
     import json
 
     from . import models, onnx_backend
+    from .inference import read_member_weights
 
     model, cfg, tok = models.load(model_dir)
     labels = cfg["labels"]
@@ -44,11 +47,26 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
               "thresholds": _thresholds(model_dir, strategy, len(labels)), "thresholds_strategy": strategy,
               "max_length": cfg["max_length"], "emotion_classifier": {"name": cfg["name"], "arch": cfg["arch"]},
               "onnx": {"inputs": list(onnx_backend.INPUTS), "output": "logits", "opset": onnx_backend.OPSET}}
+    members = models.member_dirs(model_dir)
+    if members:
+        weights = read_member_weights(model_dir, 1 + len(members))
+        if weights is None:
+            raise UserError(f"{model_dir}: an ensemble without weights tuned for these models; run "
+                            "`dvc repro tune_thresholds` first")
+        config["ensemble"] = {
+            "weights": [float(w) for w in weights],  # of model.onnx, then each member's
+            "members": [{"dir": f"{models.MEMBERS}/{d.name}", "max_length": models.read_config(d)["max_length"],
+                         "name": models.read_config(d)["name"]} for d in members],
+            "combine": "probabilities = sum of weight x sigmoid(logits) over the models; then the thresholds"}
     with atomic_dir(out_dir) as tmp:
-        onnx_backend.write(model, tok, tmp / "model.onnx")
-        if quantize:
-            onnx_backend.quantize(tmp / "model.onnx", tmp / "model.int8.onnx")
-        tok.save_pretrained(str(tmp))
+        for source, dest in [(model_dir, tmp), *((d, tmp / models.MEMBERS / d.name) for d in members)]:
+            if source != model_dir:
+                model, _, tok = models.load(source)
+            dest.mkdir(parents=True, exist_ok=True)
+            onnx_backend.write(model, tok, dest / "model.onnx")
+            if quantize:
+                onnx_backend.quantize(dest / "model.onnx", dest / "model.int8.onnx")
+            tok.save_pretrained(str(dest))
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return Path(out_dir)
 
@@ -58,6 +76,9 @@ def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_labe
 
     from . import architectures, models
 
+    if models.member_dirs(model_dir):
+        raise UserError(f"{model_dir}: an ensemble of {1 + len(models.member_dirs(model_dir))} models; a Hugging "
+                        "Face directory holds one: use --format onnx (it exports every member)")
     model, cfg, tok = models.load(model_dir)
     blocker = architectures.get(cfg["name"]).export_blocker(cfg["arch"])
     if blocker:

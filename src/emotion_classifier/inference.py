@@ -43,34 +43,48 @@ def read_thresholds(model_dir: str | Path, strategy: str = "per_label") -> np.nd
 BACKENDS = ("torch", "onnx")
 
 
+def read_member_weights(model_dir: str | Path, n_models: int) -> np.ndarray | None:
+    """An ensemble's weights as tune_thresholds fitted them on dev (None when not tuned for these weights)."""
+    try:
+        read_thresholds(model_dir, "fixed")
+    except ThresholdsError:
+        return None
+    weights = json.loads((Path(model_dir) / "thresholds.json").read_text()).get("member_weights")
+    return np.asarray(weights, dtype=np.float64) if weights and len(weights) == n_models else None
+
+
 class EmotionClassifier:
     """Scores on `device` (auto: CUDA when visible) in `precision` (fp32 by default: the same scores on
     every machine; auto = bf16 where the hardware does it natively, faster, scores within ~1e-3).
     `quantize`: int8 weights for the linear layers with fp32 activations, CPU only.
     `backend="onnx"`: the model exported to ONNX and run by onnxruntime (fp32; `quantize`: onnxruntime's
-    int8 dynamic quantization)."""
+    int8 dynamic quantization).
+    An ensemble (`members`: (model, config, tokenizer) of each further model) averages the models'
+    probabilities with `member_weights` (the model first; equal when not given)."""
 
     def __init__(self, model, config: dict, tokenizer, thresholds: np.ndarray | None = None,
                  precision: str = "fp32", batch_size: int = 64, quantize: bool = False, device: str = "auto",
-                 backend: str = "torch"):
+                 backend: str = "torch", members: list[tuple] = (), member_weights: np.ndarray | None = None):
         if backend not in BACKENDS:
             raise UserError(f"backend is {backend!r}; expected one of {', '.join(BACKENDS)}")
         self.backend = backend
         self.device = hardware.resolve_device(device)
         if backend == "onnx":
-            model, precision = self._onnx(model, tokenizer, quantize, precision), "fp32"
+            if precision == "bf16":
+                raise UserError("the onnx backend runs fp32 (int8 with quantize); use precision fp32 or auto")
+            self.device, precision = torch.device("cpu"), "fp32"  # onnxruntime picks its provider
         elif quantize:
-            self.device = self._check_quantize(device, precision)
-            precision = "fp32"
-            import warnings
-
-            with warnings.catch_warnings():  # deprecated for torchao, which is not a dependency; still works
-                warnings.simplefilter("ignore", DeprecationWarning)
-                warnings.simplefilter("ignore", UserWarning)
-                # not the LSTM: its dynamic-quantized kernel measured ~7x slower than fp32 here
-                model = torch.ao.quantization.quantize_dynamic(model.cpu(), {torch.nn.Linear}, dtype=torch.qint8)
-        self.model, self.config, self.tokenizer = model.to(self.device).eval(), config, tokenizer
+            self.device, precision = self._check_quantize(device, precision), "fp32"
+        self.parts = [(self._ready(m, tok, quantize), tok, cfg["max_length"])
+                      for m, cfg, tok in [(model, config, tokenizer), *members]]
+        self.model, self.config, self.tokenizer = self.parts[0][0], config, tokenizer
+        n_models = len(self.parts)
+        self.member_weights = (np.full(n_models, 1.0 / n_models) if member_weights is None
+                               else np.asarray(member_weights, dtype=np.float64))
         self.labels: list[str] = config["labels"]
+        if any(cfg["labels"] != self.labels for _, cfg, _ in members) or len(self.member_weights) != n_models:
+            raise UserError(f"an ensemble needs the same labels in every member and one weight per model "
+                            f"({n_models} models, {len(self.member_weights)} weights)")
         self.max_length: int = config["max_length"]
         self.tuned = thresholds is not None
         self.thresholds = thresholds if thresholds is not None else np.full(len(self.labels), 0.5, np.float32)
@@ -78,13 +92,21 @@ class EmotionClassifier:
         self.quantized = quantize
         self.batch_size = batch_size
 
-    def _onnx(self, model, tokenizer, quantize: bool, precision: str):
-        from .onnx_backend import session_for
+    def _ready(self, model, tokenizer, quantize: bool):
+        """The model as this backend runs it."""
+        if self.backend == "onnx":
+            from .onnx_backend import session_for
 
-        if precision == "bf16":
-            raise UserError("the onnx backend runs fp32 (int8 with quantize); use precision fp32 or auto")
-        self.device = torch.device("cpu")  # inputs are handed over on the CPU; onnxruntime picks its provider
-        return session_for(model, tokenizer, int8=quantize, threads=hardware.n_cores())
+            return session_for(model, tokenizer, int8=quantize, threads=hardware.n_cores())
+        if quantize:
+            import warnings
+
+            with warnings.catch_warnings():  # deprecated for torchao, which is not a dependency; still works
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                # not the LSTM: its dynamic-quantized kernel measured ~7x slower than fp32 here
+                model = torch.ao.quantization.quantize_dynamic(model.cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+        return model.to(self.device).eval()
 
     @staticmethod
     def _check_quantize(device: str, precision: str) -> torch.device:
@@ -98,7 +120,10 @@ class EmotionClassifier:
     @classmethod
     def load(cls, model_dir: str | Path = "models", strategy: str = "per_label", require_thresholds: bool = False,
              device: str = "auto", **kw) -> EmotionClassifier:
-        model, cfg, tok = models.load(model_dir, hardware.resolve_device(device).type)
+        """A model directory, or an ensemble's (its further models in members/0, members/1, ...)."""
+        device_type = hardware.resolve_device(device).type
+        model, cfg, tok = models.load(model_dir, device_type)
+        members = [models.load(d, device_type) for d in models.member_dirs(model_dir)]
         try:
             th = read_thresholds(model_dir, strategy)
         except ThresholdsError as e:
@@ -109,7 +134,8 @@ class EmotionClassifier:
                 import warnings
 
                 warnings.warn(f"{e}; predicting at 0.5 (strategy='fixed' says so on purpose)", stacklevel=2)
-        return cls(model, cfg, tok, th, device=device, **kw)
+        weights = read_member_weights(model_dir, 1 + len(members)) if members else None
+        return cls(model, cfg, tok, th, device=device, members=members, member_weights=weights, **kw)
 
     def describe(self) -> dict:
         """Device, precision, threads and CPU kind (or GPU) that produce these scores."""
@@ -123,19 +149,35 @@ class EmotionClassifier:
         # An empty text still yields [CLS] [SEP]: a defined (if uninformative) prediction.
         return ["" if t is None else str(t) for t in texts]
 
-    def _ids(self, texts) -> list[list[int]]:
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+    def _logits(self, part: int, texts: list[str], progress: bool) -> np.ndarray:
+        model, tokenizer, max_length = self.parts[part]
+        hardware.use_all_cores()
+        data = TokenData(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"],
+                         tokenizer.pad_token_id)
+        return predict_logits(model, data, self.batch_size, self.device, self.precision, progress)
 
-    def logits(self, texts, progress: bool = False) -> np.ndarray:
+    def member_probas(self, texts, progress: bool = False) -> list[np.ndarray]:
+        """Each model's own probabilities (one array for a single model)."""
         texts = self._texts(texts)
         if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        hardware.use_all_cores()
-        data = TokenData(self._ids(texts), self.tokenizer.pad_token_id)
-        return predict_logits(self.model, data, self.batch_size, self.device, self.precision, progress)
+            return [np.zeros((0, len(self.labels)), dtype=np.float32) for _ in self.parts]
+        return [1.0 / (1.0 + np.exp(-self._logits(k, texts, progress))) for k in range(len(self.parts))]
+
+    def logits(self, texts, progress: bool = False) -> np.ndarray:
+        if len(self.parts) == 1:
+            texts = self._texts(texts)
+            if not texts:
+                return np.zeros((0, len(self.labels)), dtype=np.float32)
+            return self._logits(0, texts, progress)
+        probs = np.clip(self.predict_proba(texts, progress), 1e-7, 1 - 1e-7)
+        return np.log(probs) - np.log1p(-probs)
 
     def predict_proba(self, texts, progress: bool = False) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logits(texts, progress)))
+        if len(self.parts) == 1:
+            return 1.0 / (1.0 + np.exp(-self.logits(texts, progress)))
+        from .ensemble import average
+
+        return average(self.member_probas(texts, progress), self.member_weights)
 
     def predict(self, texts, all_scores: bool = False) -> list[list[tuple[str, float]]]:
         """Per text, (label, score) pairs above the tuned thresholds (all 28 with `all_scores`), best first."""

@@ -20,6 +20,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer"
+MEMBERS = "members"  # an ensemble's further models: members/0, members/1, ... each a model directory
 
 
 def sizes(tokenizer, labels: list[str]) -> dict:
@@ -64,13 +65,29 @@ def save(model: nn.Module, cfg: dict, tokenizer, out_dir: str | Path, extra: dic
         tmp.write_text(json.dumps({**cfg, **(extra or {})}, indent=2) + "\n")
 
 
-def weights_hash(model_dir: str | Path) -> str:
-    """sha256 of the weights file: ties thresholds (and anything else derived) to these exact weights."""
+def member_dirs(model_dir: str | Path) -> list[Path]:
+    """An ensemble's further model directories, in member order (none for a single model)."""
+    root = Path(model_dir) / MEMBERS
+    found = [d for d in root.iterdir() if d.is_dir() and d.name.isdigit()] if root.is_dir() else []
+    return sorted(found, key=lambda d: int(d.name))
+
+
+def _file_hash(path: Path) -> str:
     h = hashlib.sha256()
-    with open(Path(model_dir) / WEIGHTS, "rb") as f:
+    with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def weights_hash(model_dir: str | Path) -> str:
+    """sha256 of the weights file (of every member's, for an ensemble): ties thresholds (and anything else
+    derived) to these exact weights."""
+    own = _file_hash(Path(model_dir) / WEIGHTS)
+    members = member_dirs(model_dir)
+    if not members:
+        return own
+    return hashlib.sha256(" ".join([own, *(_file_hash(d / WEIGHTS) for d in members)]).encode()).hexdigest()
 
 
 class ModelDirError(UserError):

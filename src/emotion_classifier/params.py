@@ -140,6 +140,9 @@ SCHEMA: dict[str, Any] = {
         "bootstrap_seed": integer(0),
         "ci_level": number(0.5, 0.999),
     },
+    "ensemble": {
+        "members": Field(list),  # each a mapping of overrides: see member_params
+    },
     "compare": {
         "tfidf_max_features": integer(100),
         "tfidf_ngram_max": integer(1, 3),
@@ -176,7 +179,42 @@ def schema() -> dict:
 
 
 def validate(raw: dict) -> dict:
-    return _validate(raw, schema(), "")
+    params = _validate(raw, schema(), "")
+    for index in range(len(params["ensemble"]["members"])):
+        member_params(params, index)
+    return params
+
+
+MEMBER_KEYS = ("seed", "model.", "train.")  # what may differ between members: never the data or the scoring
+
+
+def member_params(params: dict, index: int) -> dict:
+    """The params ensemble member `index` trains with: params.yaml with the member's overrides, written as
+    `dvc exp run -S` takes them ({model.name: bilstm_maxpool, seed: 0, train.epochs: 8}), validated."""
+    import copy
+
+    where = f"ensemble.members[{index}]"
+    overrides = params["ensemble"]["members"][index]
+    if not isinstance(overrides, dict) or not overrides:
+        raise ParamsError(f"params: '{where}' is {overrides!r}; expected a mapping of overrides, "
+                          "e.g. {{model.name: bilstm_maxpool, seed: 0}}")
+    member = copy.deepcopy(params)
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not (key == "seed" or key.startswith(MEMBER_KEYS[1:])):
+            raise ParamsError(f"params: '{where}' overrides {key!r}; a member may set only seed, model.* and "
+                              "train.* (every member trains and is scored on the same data)")
+        *parents, leaf = key.split(".")
+        section = member
+        for part in parents:
+            section = section.get(part) if isinstance(section, dict) else None
+        if not isinstance(section, dict) or leaf not in section:
+            raise ParamsError(f"params: '{where}' overrides {key!r}, which is not a key of params.yaml")
+        section[leaf] = value
+    member["ensemble"]["members"] = []
+    try:
+        return _validate(member, schema(), "")
+    except ParamsError as e:
+        raise ParamsError(f"{e} (in {where})") from None
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

@@ -3,6 +3,7 @@ they agree). Input locations are params: data.raw_dir, data.prepared_dir."""
 
 PARAMS_CHECKED = "data/params_checked"
 MODEL_DIR = "models"
+MEMBERS_DIR = "models/members"  # an ensemble's further models (empty for one model)
 CHECKPOINTS = ".checkpoints"
 LIVE_DIR = "dvclive"
 TEST_PREDICTIONS = "data/predictions/test.npz"  # compare pairs its baseline with these, example by example

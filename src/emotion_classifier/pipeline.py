@@ -23,6 +23,7 @@ from .paths import (
     EVAL_METRICS,
     EVAL_PLOTS,
     INFERENCE_METRICS,
+    MEMBERS_DIR,
     MODEL_DIR,
     PARAMS_CHECKED,
     PER_LABEL,
@@ -95,6 +96,7 @@ def train(params: dict) -> None:
         return
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
     try:
+        train_members(params, splits, names)
         result = fit(params, splits, names)
     finally:
         distributed.close()
@@ -102,6 +104,33 @@ def train(params: dict) -> None:
         return
     print(f"trained {result['model']}: best epoch {result['best_epoch']}/{result['epochs_run']}, "
           f"dev macro F1 {result['dev_macro_f1']:.4f} (threshold 0.5) -> {MODEL_DIR}/, {TRAIN_METRICS}")
+
+
+def train_members(params: dict, splits: dict, names: list[str]) -> None:
+    """An ensemble's further models, into models/members/<i>/ (kept by DVC across runs: persist), before
+    the main one: a member finished before an interruption is kept, not retrained."""
+    import shutil
+
+    from . import distributed
+    from .params import member_params
+    from .train import fit, trained_already
+
+    n_members = len(params["ensemble"]["members"])
+    if distributed.is_writer():
+        Path(MEMBERS_DIR).mkdir(parents=True, exist_ok=True)  # a DVC out, empty for a single model
+        for stale in Path(MEMBERS_DIR).iterdir():
+            if not (stale.name.isdigit() and int(stale.name) < n_members):
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    for index in range(n_members):
+        member, out = member_params(params, index), f"{MEMBERS_DIR}/{index}"
+        if trained_already(member, splits, out):
+            print(f"ensemble member {index} ({member['model']['name']}): trained already, kept")
+            continue
+        print(f"ensemble member {index}/{n_members}: {member['model']['name']} "
+              f"({params['ensemble']['members'][index]})")
+        result = fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=None)
+        if distributed.is_writer():
+            print(f"ensemble member {index}: dev macro F1 {result['dev_tuned_macro_f1']:.4f} (tuned) -> {out}/")
 
 
 def _csv(df: pd.DataFrame, path) -> None:
@@ -118,6 +147,7 @@ def _finite(d: dict) -> dict:
 def tune_thresholds(params: dict) -> None:
     from . import metrics as M
     from . import thresholds as T
+    from .ensemble import average, fit_weights
     from .inference import EmotionClassifier
     from .models import weights_hash
 
@@ -126,7 +156,10 @@ def tune_thresholds(params: dict) -> None:
     # evaluate's device and precision: the thresholds fit the probabilities evaluate will see
     clf = EmotionClassifier.load(MODEL_DIR, "fixed", precision=params["evaluate"]["precision"],
                                  device=params["evaluate"]["device"])
-    probs, y = clf.predict_proba(dev["text"], progress=True), data.label_matrix(dev)
+    y = data.label_matrix(dev)
+    member_probs = clf.member_probas(dev["text"], progress=True)
+    weights = fit_weights(member_probs, y) if len(member_probs) > 1 else None  # an ensemble's, on dev
+    probs = member_probs[0] if weights is None else average(member_probs, weights)
     thr_params = params["thresholds"]
     res = T.tune(y, probs, thr_params["metric"], thr_params["min_positives"])
     write_json(f"{MODEL_DIR}/thresholds.json", {
@@ -138,12 +171,17 @@ def tune_thresholds(params: dict) -> None:
         "global_threshold": res["global_threshold"],
         "fallback_labels": [names[i] for i in res["fallback_labels"]],
         "strategies": res["strategies"],
+        **({"member_weights": [float(w) for w in weights]} if weights is not None else {}),
     })
     m = {"global_threshold": res["global_threshold"]}
     for s in ("global", "per_label"):  # fixed 0.5 is train.json's dev F1
         pred = T.apply(probs, res["strategies"][s])
         m[f"{s}_dev_micro_f1"] = M.micro_f1(y, pred)
         m[f"{s}_dev_macro_f1"] = M.macro_f1(y, pred)
+    if weights is not None:  # how much the ensemble adds over its best model (thresholds tuned alike)
+        alone = [M.macro_f1(y, T.apply(p, T.tune(y, p, thr_params["metric"], thr_params["min_positives"])
+                                        ["strategies"]["per_label"])) for p in member_probs]
+        m["best_single_model_dev_macro_f1"] = max(alone)
     write_json(THRESHOLDS_METRICS, m)
     c = res["curves"]
     _csv(pd.DataFrame({"threshold": T.GRID, "micro_f1": c["micro_f1"], "macro_f1": c["macro_f1"]}),

@@ -249,6 +249,18 @@ def run_id(params: dict, splits: dict, device: torch.device, precision: str) -> 
                         distributed.world_size())
 
 
+def trained_already(params: dict, splits: dict, model_dir: str | Path) -> bool:
+    """model_dir holds what `fit` would train from these exact params, data and code (an ensemble member
+    finished before an interruption)."""
+    try:
+        cfg = models.read_config(model_dir)
+    except models.ModelDirError:
+        return False
+    device = hardware.resolve_device(params["train"]["device"], "train.device")
+    precision = hardware.resolve_precision(params["train"]["precision"], device, "train.precision")
+    return cfg.get("train", {}).get("run_id") == run_id(params, splits, device, precision)
+
+
 def _save_state(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -453,7 +465,7 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
         "world_size": distributed.world_size(),
     }
     # The whole record travels with the model; train.json keeps what experiments are compared on.
-    record = {**result, **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1")},
+    record = {**result, **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1")}, "run_id": ckpt_dir.name,
               "params_trainable": models.n_params(run.trainable, trainable_only=True),
               **hardware.describe(run.device, run.precision), "run_wall_time_s": round(wall_time, 2)}
     models.save(run.model, run.cfg, run.tokenizer, model_dir, extra={"train": record})

@@ -1,0 +1,221 @@
+"""Ensembles: weights fitted on dev, members trained by the train stage, served as one model directory."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from emotion_classifier import models, pipeline
+from emotion_classifier.ensemble import average, fit_weights
+from emotion_classifier.inference import EmotionClassifier, ThresholdsError, read_thresholds
+from emotion_classifier.params import ParamsError, member_params, validate
+from emotion_classifier.train import fit
+
+from .conftest import tiny_params
+
+
+def _bce(probs, y):
+    probs = np.clip(probs, 1e-7, 1 - 1e-7)
+    return -np.mean(y * np.log(probs) + (1 - y) * np.log(1 - probs))
+
+
+def test_fit_weights_finds_the_informative_member():
+    rng = np.random.default_rng(0)
+    y = rng.random((400, 5)) < 0.2
+    good = np.where(y, 0.8, 0.1)
+    noise = rng.random(y.shape)
+    w = fit_weights([noise, good], y)
+    assert w.sum() == pytest.approx(1.0) and (w >= 0).all() and w[1] > 0.95
+    # identical members: no reason to move from equal weights
+    assert fit_weights([good, good], y) == pytest.approx([0.5, 0.5])
+
+
+def test_fit_weights_minimises_dev_cross_entropy():
+    rng = np.random.default_rng(1)
+    y = rng.random((300, 4)) < 0.3
+    members = [np.clip(y * 0.6 + rng.random(y.shape) * 0.4, 0.01, 0.99) for _ in range(2)] + [rng.random(y.shape)]
+    w = fit_weights(members, y)
+    best = _bce(average(members, w), y)
+    for other in ([1 / 3] * 3, [0.5, 0.5, 0.0], [0.6, 0.3, 0.1], [1.0, 0.0, 0.0]):  # none beats the fitted mix
+        assert best <= _bce(average(members, other), y) + 1e-6, other
+
+
+def test_member_params_apply_overrides_and_refuse_others(tiny_encoder):
+    p = tiny_params(tiny_encoder, "bilstm_maxpool")
+    p["ensemble"]["members"] = [{"model.name": "textcnn", "seed": 3, "train.epochs": 1}]
+    m = member_params(validate(p), 0)
+    assert (m["model"]["name"], m["seed"], m["train"]["epochs"], m["ensemble"]["members"]) == ("textcnn", 3, 1, [])
+    assert p["model"]["name"] == "bilstm_maxpool"  # the main params are left as they were
+    for bad, says in (({"data.max_examples": 5}, "may set only seed, model.* and train.*"),
+                      ({"model.textcnn.filterz": 5}, "not a key of params.yaml"),
+                      ({"train.epochs": 0}, "'train.epochs' is 0"),
+                      ("textcnn", "expected a mapping of overrides")):
+        p["ensemble"]["members"] = [bad]
+        with pytest.raises(ParamsError, match="ensemble.members\\[0\\]") as e:
+            validate(p)
+        assert says in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def ensemble_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
+    d = tmp_path_factory.mktemp("ensemble")
+    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2)
+    p["data"]["prepared_dir"] = str(tiny_prepared)
+    p["ensemble"]["members"] = [{"model.name": "textcnn", "seed": 1}, {"seed": 2}]
+    p = validate(p)
+    old = os.getcwd()
+    os.chdir(d)
+    try:
+        pipeline.train(p)
+        pipeline.tune_thresholds(p)
+        yield d, p
+    finally:
+        os.chdir(old)
+
+
+def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
+    d, p = ensemble_dir
+    os.chdir(d)
+    assert [json.loads((d / f"models/members/{i}/config.json").read_text())["name"] for i in (0, 1)] == [
+        "textcnn", "bilstm_maxpool"]
+    th = json.loads((d / "models/thresholds.json").read_text())
+    assert len(th["member_weights"]) == 3 and sum(th["member_weights"]) == pytest.approx(1.0)
+    clf = EmotionClassifier.load(d / "models", device="cpu")
+    texts = ["so happy for you", "this is awful", "what?"]
+    alone = [EmotionClassifier(*models.load(m), device="cpu").predict_proba(texts)  # each model by itself
+             for m in (d / "models", d / "models/members/0", d / "models/members/1")]
+    assert np.allclose(clf.predict_proba(texts), np.tensordot(th["member_weights"], np.stack(alone), 1), atol=1e-6)
+    assert len(clf.predict(texts)) == 3
+    m = json.loads((d / "metrics/thresholds.json").read_text())
+    assert 0 <= m["best_single_model_dev_macro_f1"] <= 1
+    pipeline.evaluate(p)
+    assert 0 <= json.loads((d / "metrics/eval.json").read_text())["test_macro_f1"] <= 1
+
+    # a finished member is kept when the stage reruns (DVC keeps models/members: persist)
+    capsys.readouterr()
+    pipeline.train_members(p, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
+    assert capsys.readouterr().out.count("trained already, kept") == 2
+
+
+def test_a_member_is_the_model_its_overrides_train_alone(ensemble_dir, tmp_path):
+    """Member 1, trained after member 0 in the same process, equals the model its params train alone:
+    a member can be tried as an experiment first (`dvc exp run -S ...`) and be the same model."""
+    d, p = ensemble_dir
+    os.chdir(d)
+    splits, names = pipeline.data.load_prepared(p["data"]["prepared_dir"])
+    fit(member_params(p, 1), splits, names, model_dir=tmp_path / "alone", metrics_path=None, live_dir=None,
+        checkpoint_root=tmp_path / "ckpt")
+    member = (d / "models/members/1/model.safetensors").read_bytes()
+    assert (tmp_path / "alone/model.safetensors").read_bytes() == member
+
+
+def test_ensemble_thresholds_belong_to_every_member(ensemble_dir, tiny_encoder):
+    d, p = ensemble_dir
+    os.chdir(d)
+    weights = d / "models/members/1/model.safetensors"
+    original = weights.read_bytes()
+    try:
+        weights.write_bytes(original[:-4] + b"\0\0\0\0")  # one member's weights change
+        with pytest.raises(ThresholdsError, match="tuned for other weights"):
+            read_thresholds(d / "models")
+    finally:
+        weights.write_bytes(original)
+    read_thresholds(d / "models")
+
+
+
+def test_ensemble_exports_to_onnx_member_by_member(ensemble_dir, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="pip install -e '.[onnx]' (make test installs it)")
+    from transformers import AutoTokenizer
+
+    from emotion_classifier.errors import UserError
+    from emotion_classifier.export import export, export_onnx
+
+    d, _ = ensemble_dir
+    texts = ["so happy for you", "this is awful", ""]
+    clf = EmotionClassifier.load(d / "models", device="cpu")
+    out = export_onnx(d / "models", tmp_path / "onnx")
+    config = json.loads((out / "config.json").read_text())
+    weights, probs = config["ensemble"]["weights"], []
+    assert weights == pytest.approx(clf.member_weights.tolist())
+    for part in [{"dir": ".", "max_length": config["max_length"]}, *config["ensemble"]["members"]]:
+        tok = AutoTokenizer.from_pretrained(str(out / part["dir"]))
+        session = ort.InferenceSession(str(out / part["dir"] / "model.onnx"), providers=["CPUExecutionProvider"])
+        enc = tok(texts, padding=True, truncation=True, max_length=part["max_length"], return_tensors="np")
+        logits = session.run(["logits"], {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")})[0]
+        probs.append(1 / (1 + np.exp(-logits)))
+    np.testing.assert_allclose(np.tensordot(weights, np.stack(probs), 1), clf.predict_proba(texts), atol=1e-5)
+    onnx_clf = EmotionClassifier.load(d / "models", backend="onnx")
+    np.testing.assert_allclose(onnx_clf.predict_proba(texts), clf.predict_proba(texts), atol=1e-5)
+    with pytest.raises(UserError, match="an ensemble of 3 models"):
+        export(d / "models", tmp_path / "hf")
+
+
+def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatch):
+    import shutil
+
+    from emotion_classifier import ensemble
+
+    d, p = ensemble_dir
+    os.chdir(d)
+    dirs = {"a": d / "models", "b": d / "models/members/0", "c": d / "models/members/1"}
+    monkeypatch.setattr(ensemble, "experiment_model", lambda name, dest, repo: shutil.copytree(
+        dirs[name], dest, ignore=shutil.ignore_patterns("members", "thresholds.json")))
+    lines = ensemble.search(["a", "b", "c"], p)
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| a", "| a + b", "| a + c", "| a + b + c"]
+    weights = [float(w) for w in lines[-1].split(" | ")[1].split(", ")]
+    assert sum(weights) == pytest.approx(1.0, abs=0.02)
+
+
+def test_a_shorter_member_list_drops_the_rest(ensemble_dir):  # last: it changes the ensemble
+    d, p = ensemble_dir
+    os.chdir(d)
+    fewer = validate({**p, "ensemble": {"members": p["ensemble"]["members"][:1]}})
+    pipeline.train_members(fewer, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
+    assert sorted(x.name for x in (d / "models/members").iterdir()) == ["0"]
+
+
+def test_cross_validated_f1_does_not_flatter_noise():
+    from emotion_classifier import metrics as M
+    from emotion_classifier import thresholds as T
+    from emotion_classifier.ensemble import cross_validated_f1
+
+    rng = np.random.default_rng(0)
+    y = rng.random((500, 4)) < 0.3
+    assert cross_validated_f1(y, np.where(y, 0.7, 0.2)) == pytest.approx((1.0, 1.0))  # separable: perfect
+    y = rng.random((500, 4)) < 0.05  # rare labels, uninformative scores: thresholds tuned on the scored
+    noise = rng.random(y.shape)      # examples themselves catch lucky positives (0.109 here, 0.060 held out)
+    in_sample = M.macro_f1(y, T.apply(noise, T.tune(y, noise)["strategies"]["per_label"]))
+    assert cross_validated_f1(y, noise)[0] < in_sample - 0.01
+
+
+def test_experiment_model_is_copied_out_of_the_dvc_cache(tmp_path):
+    import subprocess
+
+    import yaml
+
+    from emotion_classifier.ensemble import experiment_model
+    from emotion_classifier.errors import UserError
+
+    repo = tmp_path / "repo"
+    cache = repo / ".dvc/cache/files/md5"
+    blobs = {"aa11": b"weights", "bb22": b"{}", "cc33": b"tok",
+             "dd44.dir": b'[{"relpath": "vocab.txt", "md5": "cc33"}]'}
+    for md5, content in blobs.items():
+        (cache / md5[:2]).mkdir(parents=True, exist_ok=True)
+        (cache / md5[:2] / md5[2:]).write_bytes(content)
+    outs = [{"path": "models/model.safetensors", "md5": "aa11"}, {"path": "models/config.json", "md5": "bb22"},
+            {"path": "models/tokenizer", "md5": "dd44.dir"}, {"path": "dvclive/plots", "md5": "ee55.dir"}]
+    (repo / "dvc.lock").write_text(yaml.safe_dump({"stages": {"train": {"outs": outs}}}))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
+    subprocess.run(git + ["add", "dvc.lock"], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "exp"], cwd=repo, check=True)
+    subprocess.run(git + ["update-ref", "refs/exps/ab/cdef/ft-s7", "HEAD"], cwd=repo, check=True)
+    out = experiment_model("ft-s7", tmp_path / "out", repo)
+    assert (out / "model.safetensors").read_bytes() == b"weights"
+    assert (out / "tokenizer/vocab.txt").read_bytes() == b"tok"
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer"]
+    with pytest.raises(UserError, match="no experiment named 'ft-s8'"):
+        experiment_model("ft-s8", tmp_path / "out2", repo)
