@@ -67,6 +67,7 @@ def check_params(args, **train) -> dict:
     params = copy.deepcopy(load_params(ROOT / "params.yaml"))
     params["model"].update(name=args.model, encoder=args.encoder)
     params["train"].update(device=args.device, **train)
+    params["ensemble"]["members"] = []  # one model checks the device path
     params["evaluate"].update(device=args.device)
     return validate(params)
 

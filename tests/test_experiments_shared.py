@@ -36,7 +36,7 @@ def team(tmp_path_factory, tiny_encoder):
     seed = copy_repo(root / "seed")
     p = yaml.safe_load((seed / "params.yaml").read_text())
     tiny = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
-    p.update(model=tiny["model"], train=tiny["train"], evaluate=tiny["evaluate"])
+    p.update(model=tiny["model"], train=tiny["train"], evaluate=tiny["evaluate"], ensemble={"members": []})
     p["data"]["max_examples"] = 60
     p["compare"]["tfidf_max_features"] = 500
     (seed / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))

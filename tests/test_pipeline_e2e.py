@@ -83,6 +83,7 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
     tiny = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
     p["model"] = tiny["model"]
     p["train"] = tiny["train"]
+    p["ensemble"]["members"] = [{"model.name": "bilstm_lasttoken", "seed": 1}]  # an ensemble, through DVC
     p["compare"]["tfidf_max_features"] = 2000
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     r = dvc(["repro"], repo)
@@ -95,6 +96,8 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
     values = [v for f in files.values() for v in flatten(f["data"]).values()]
     assert len(values) <= 60, len(values)  # scores you can read, not 204 values led by dataset counts
     assert "epochs_run" in files["metrics/train.json"]["data"]
+    assert "best_single_model_dev_macro_f1" in files["metrics/thresholds.json"]["data"]  # the ensemble was tuned
+    assert len(json.loads((repo / "models/thresholds.json").read_text())["member_weights"]) == 2
     plots = json.loads(dvc(["plots", "show", "--json"], repo).stdout)["data"]
     for name in ("Training curves", "Dev F1 vs global threshold", "Test F1 per label", "precision-recall",
                  "ROC", "model vs TF-IDF", "confusion_matrices.png", "reliability.png"):

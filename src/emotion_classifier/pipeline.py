@@ -102,6 +102,7 @@ def train(params: dict) -> None:
         distributed.close()
     if not distributed.is_writer():
         return
+    Path(MEMBERS_DIR).mkdir(parents=True, exist_ok=True)  # a DVC out, empty for a single model
     print(f"trained {result['model']}: best epoch {result['best_epoch']}/{result['epochs_run']}, "
           f"dev macro F1 {result['dev_macro_f1']:.4f} (threshold 0.5) -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
@@ -116,8 +117,7 @@ def train_members(params: dict, splits: dict, names: list[str]) -> None:
     from .train import fit, trained_already
 
     n_members = len(params["ensemble"]["members"])
-    if distributed.is_writer():
-        Path(MEMBERS_DIR).mkdir(parents=True, exist_ok=True)  # a DVC out, empty for a single model
+    if distributed.is_writer() and Path(MEMBERS_DIR).is_dir():
         for stale in Path(MEMBERS_DIR).iterdir():
             if not (stale.name.isdigit() and int(stale.name) < n_members):
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
