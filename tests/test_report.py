@@ -135,3 +135,13 @@ def test_seeds_are_grouped_with_spread_noise_and_honest_target_states(tmp_path):
     assert "`dvc exp run --queue -S model.name=bilstm_maxpool -S seed=0,1,2`, then `dvc queue start`" in md
     per_label = md.split("## Per-label test F1")[1]
     assert "mp-s1" in per_label and "mp-s0" not in per_label  # the group's best seed on dev, not on test
+
+
+def test_a_single_model_experiment_says_so_when_main_is_an_ensemble():
+    from emotion_classifier.report import command
+
+    defaults = {"model.name": "x", "seed": 0, "ensemble.members": [{"model.name": "y"}]}
+    one_model = "dvc exp run -S ensemble.members=[] -S seed=1"
+    assert command({"params": {"model.name": "x", "seed": 1}}, defaults) == one_model
+    assert command({"params": {"model.name": "x", "seed": 1}}, {**defaults, "ensemble.members": []}) == (
+        "dvc exp run -S seed=1")

@@ -191,10 +191,12 @@ SEARCH_COLUMNS = [  # what a search run gave on dev (test is not looked at to ch
 def command(r: dict, defaults: dict) -> str:
     """`dvc exp run -S ...` with the params that differ from the defaults, leaving out the other
     architectures' sub-sections (the train stage does not read them)."""
-    name = r["params"].get("model.name")
-    sections = {k.split(".")[1] for k in {**defaults, **r["params"]} if k.startswith("model.") and k.count(".") >= 2}
+    before_ensembles = {"ensemble.members": []} if "ensemble.members" in defaults else {}  # they trained one model
+    params = {**before_ensembles, **r["params"]}
+    name = params.get("model.name")
+    sections = {k.split(".")[1] for k in {**defaults, **params} if k.startswith("model.") and k.count(".") >= 2}
     other = tuple(f"model.{a}." for a in sections if a != name)
-    diff = {k: v for k, v in differing(r["params"], defaults).items() if not k.startswith(other)}
+    diff = {k: v for k, v in differing(params, defaults).items() if not k.startswith(other)}
     return "dvc exp run" + "".join(f" -S {k}={json.dumps(v) if isinstance(v, str) and ' ' in v else v}"
                                    for k, v in sorted(diff.items()))
 
