@@ -38,7 +38,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
     import json
 
     from . import models, onnx_backend
-    from .inference import read_member_weights
+    from .inference import ThresholdsError, read_tuned
 
     model, cfg, tok = models.load(model_dir)
     labels = cfg["labels"]
@@ -49,14 +49,16 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
               "onnx": {"inputs": list(onnx_backend.INPUTS), "output": "logits", "opset": onnx_backend.OPSET}}
     members = models.member_dirs(model_dir)
     if members:
-        weights = read_member_weights(model_dir, 1 + len(members))
-        if weights is None:
+        try:
+            weights = read_tuned(model_dir)["member_weights"]
+        except (ThresholdsError, KeyError):
             raise UserError(f"{model_dir}: an ensemble without weights tuned for these models; run "
-                            "`dvc repro tune_thresholds` first")
+                            "`dvc repro tune_thresholds` first") from None
+        member_cfgs = [models.read_config(d) for d in members]
         config["ensemble"] = {
             "weights": [float(w) for w in weights],  # of model.onnx, then each member's
-            "members": [{"dir": f"{models.MEMBERS}/{d.name}", "max_length": models.read_config(d)["max_length"],
-                         "name": models.read_config(d)["name"]} for d in members],
+            "members": [{"dir": f"{models.MEMBERS}/{d.name}", "max_length": c["max_length"], "name": c["name"]}
+                        for d, c in zip(members, member_cfgs)],
             "combine": "probabilities = sum of weight x sigmoid(logits) over the models; then the thresholds"}
     with atomic_dir(out_dir) as tmp:
         for source, dest in [(model_dir, tmp), *((d, tmp / models.MEMBERS / d.name) for d in members)]:

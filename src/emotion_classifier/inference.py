@@ -23,34 +23,35 @@ class ThresholdsError(UserError):
     pass
 
 
-def read_thresholds(model_dir: str | Path, strategy: str = "per_label") -> np.ndarray:
-    """The tuned thresholds of `strategy`, refused unless they were tuned for these exact weights."""
+def read_tuned(model_dir: str | Path) -> dict:
+    """thresholds.json (thresholds, and an ensemble's member weights), refused unless it was tuned for these
+    exact weights."""
     model_dir = Path(model_dir)
     path = model_dir / "thresholds.json"
     if not path.exists():
         raise ThresholdsError(f"{path}: no tuned thresholds; run `dvc repro tune_thresholds` first")
-    th = json.loads(path.read_text())
+    tuned = json.loads(path.read_text())
     actual = models.weights_hash(model_dir)
-    if th.get("weights_sha256") != actual:
+    if tuned.get("weights_sha256") != actual:
         raise ThresholdsError(
-            f"{path}: tuned for other weights (sha256 {str(th.get('weights_sha256'))[:12]}..., the model in "
+            f"{path}: tuned for other weights (sha256 {str(tuned.get('weights_sha256'))[:12]}..., the model in "
             f"{model_dir} has {actual[:12]}...); re-tune them: `dvc repro tune_thresholds`")
-    if strategy not in th["strategies"]:
-        raise ThresholdsError(f"{path}: no strategy {strategy!r}; it has {', '.join(th['strategies'])}")
-    return np.asarray(th["strategies"][strategy], dtype=np.float32)
+    return tuned
+
+
+def strategy_thresholds(tuned: dict, strategy: str, model_dir: str | Path) -> np.ndarray:
+    if strategy not in tuned["strategies"]:
+        raise ThresholdsError(f"{Path(model_dir) / 'thresholds.json'}: no strategy {strategy!r}; it has "
+                              f"{', '.join(tuned['strategies'])}")
+    return np.asarray(tuned["strategies"][strategy], dtype=np.float32)
+
+
+def read_thresholds(model_dir: str | Path, strategy: str = "per_label") -> np.ndarray:
+    """The tuned thresholds of `strategy`, refused unless they were tuned for these exact weights."""
+    return strategy_thresholds(read_tuned(model_dir), strategy, model_dir)
 
 
 BACKENDS = ("torch", "onnx")
-
-
-def read_member_weights(model_dir: str | Path, n_models: int) -> np.ndarray | None:
-    """An ensemble's weights as tune_thresholds fitted them on dev (None when not tuned for these weights)."""
-    try:
-        read_thresholds(model_dir, "fixed")
-    except ThresholdsError:
-        return None
-    weights = json.loads((Path(model_dir) / "thresholds.json").read_text()).get("member_weights")
-    return np.asarray(weights, dtype=np.float64) if weights and len(weights) == n_models else None
 
 
 class EmotionClassifier:
@@ -124,8 +125,10 @@ class EmotionClassifier:
         device_type = hardware.resolve_device(device).type
         model, cfg, tok = models.load(model_dir, device_type)
         members = [models.load(d, device_type) for d in models.member_dirs(model_dir)]
-        try:
-            th = read_thresholds(model_dir, strategy)
+        tuned = th = None
+        try:  # one read of thresholds.json: the weights hash covers every member
+            tuned = read_tuned(model_dir)
+            th = strategy_thresholds(tuned, strategy, model_dir)
         except ThresholdsError as e:
             if require_thresholds:
                 raise
@@ -134,7 +137,7 @@ class EmotionClassifier:
                 import warnings
 
                 warnings.warn(f"{e}; predicting at 0.5 (strategy='fixed' says so on purpose)", stacklevel=2)
-        weights = read_member_weights(model_dir, 1 + len(members)) if members else None
+        weights = tuned.get("member_weights") if tuned and members else None
         return cls(model, cfg, tok, th, device=device, members=members, member_weights=weights, **kw)
 
     def describe(self) -> dict:
@@ -164,20 +167,17 @@ class EmotionClassifier:
         return [1.0 / (1.0 + np.exp(-self._logits(k, texts, progress))) for k in range(len(self.parts))]
 
     def logits(self, texts, progress: bool = False) -> np.ndarray:
-        if len(self.parts) == 1:
-            texts = self._texts(texts)
-            if not texts:
-                return np.zeros((0, len(self.labels)), dtype=np.float32)
-            return self._logits(0, texts, progress)
-        probs = np.clip(self.predict_proba(texts, progress), 1e-7, 1 - 1e-7)
-        return np.log(probs) - np.log1p(-probs)
+        if len(self.parts) > 1:  # an ensemble averages probabilities: its logits are theirs
+            probs = np.clip(self.predict_proba(texts, progress), 1e-7, 1 - 1e-7)
+            return np.log(probs) - np.log1p(-probs)
+        texts = self._texts(texts)
+        return self._logits(0, texts, progress) if texts else np.zeros((0, len(self.labels)), dtype=np.float32)
 
     def predict_proba(self, texts, progress: bool = False) -> np.ndarray:
-        if len(self.parts) == 1:
-            return 1.0 / (1.0 + np.exp(-self.logits(texts, progress)))
         from .ensemble import average
 
-        return average(self.member_probas(texts, progress), self.member_weights)
+        probs = self.member_probas(texts, progress)
+        return probs[0] if len(probs) == 1 else average(probs, self.member_weights)
 
     def predict(self, texts, all_scores: bool = False) -> list[list[tuple[str, float]]]:
         """Per text, (label, score) pairs above the tuned thresholds (all 28 with `all_scores`), best first."""
