@@ -60,7 +60,11 @@ def tiny_encoder(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny_encoder")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s", "##ly", ".", "!", ","]
     (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(str(d))
+    # The vocabulary path positionally: transformers 5 names it `vocab` and silently ignores `vocab_file`,
+    # which left a tokenizer of the 5 special tokens that read every word as [UNK].
+    tok = BertTokenizerFast(str(d / "vocab.txt"), do_lower_case=True)
+    assert tok.tokenize("Happy movies!") == ["happy", "movie", "##s", "!"], "the tiny tokenizer lost its vocabulary"
+    tok.save_pretrained(str(d))
     torch_seed = __import__("torch").manual_seed(0)  # noqa: F841
     cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=64)
