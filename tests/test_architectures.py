@@ -104,3 +104,25 @@ def test_readme_is_a_guide_with_the_add_an_architecture_section():
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme) <= 14_000 and "### Add an architecture" in readme
+
+
+def test_mask_words_start_the_mask_tokens_as_those_words(tiny_encoder):
+    """A frozen encoder never learns its masks: mapped, [NAME] embeds as the word; unmapped, as the mean."""
+    from emotion_classifier import models, text
+    from emotion_classifier.errors import UserError
+
+    p = tiny_params(tiny_encoder, "transformer_featureextract")
+    tok = text.load_tokenizer(str(tiny_encoder))
+    name_id, religion_id, word_id = tok.convert_tokens_to_ids(["[NAME]", "[RELIGION]", "love"])
+
+    def embeddings(mask_words):
+        torch.manual_seed(0)  # resizing draws the new rows near the mean embedding
+        model, _ = models.build("transformer_featureextract", {**p["model"], "mask_words": mask_words}, tok, ["a"])
+        return model.encoder.get_input_embeddings().weight.detach()
+
+    emb = embeddings({"NAME": "love", "RELIGION": ""})
+    assert torch.equal(emb[name_id], emb[word_id])
+    default = embeddings({"NAME": "", "RELIGION": ""})
+    assert torch.equal(emb[religion_id], default[religion_id]) and not torch.equal(default[name_id], emb[name_id])
+    with pytest.raises(UserError, match=r"model.mask_words.NAME is 'zebra': not one token"):
+        embeddings({"NAME": "zebra", "RELIGION": ""})

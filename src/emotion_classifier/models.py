@@ -31,7 +31,7 @@ def build(name: str, model_params: dict, tokenizer, labels: list[str], device_ty
           ) -> tuple[nn.Module, dict]:
     """A new model for training (pretrained encoder weights where the architecture wants them),
     and the config that rebuilds it offline (see `load`)."""
-    from .text import load_encoder
+    from .text import load_encoder, map_mask_tokens
 
     entry = architectures.get(name)
     arch = dict(model_params[name])
@@ -40,6 +40,7 @@ def build(name: str, model_params: dict, tokenizer, labels: list[str], device_ty
     encoder = None
     if entry.needs_encoder(arch):
         encoder = load_encoder(model_params["encoder"], len(tokenizer), device_type, arch.get("encoder_dropout"))
+        map_mask_tokens(encoder, tokenizer, model_params["mask_words"])
         if entry.keeps_encoder:
             cfg["encoder_config"] = encoder.config.to_dict()
     return entry.build(arch, cfg, encoder), cfg

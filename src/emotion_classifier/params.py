@@ -105,6 +105,7 @@ SCHEMA: dict[str, Any] = {
         "name": Field(str),
         "encoder": Field(str),
         "max_length": integer(8, 4096),
+        "mask_words": {"NAME": Field(str), "RELIGION": Field(str)},  # text.MASK_TOKENS without brackets
     },
     "train": {
         "epochs": integer(1),
@@ -121,6 +122,8 @@ SCHEMA: dict[str, Any] = {
         "asl_gamma_pos": number(0, 10),
         "asl_clip": number(0, 0.5),
         "pos_weight_cap": number(1),
+        "teacher": Field(str, pattern=r"([\w.-]+\.npz)?", pattern_text="a .npz file name in teachers/, or \"\""),
+        "distill_weight": number(0, 1),
         "precision": PRECISION,
         "device": DEVICE,
         "processes": integer(1, 1024),

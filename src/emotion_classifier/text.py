@@ -58,6 +58,24 @@ def load_encoder(encoder: str, vocab_size: int, device_type: str = "cpu", dropou
     return model
 
 
+def map_mask_tokens(encoder, tokenizer, mask_words: dict) -> None:
+    """Start each mask token's embedding as a word's (mask_words: {"NAME": "john"}; "" keeps the default,
+    the mean of all embeddings, which makes the two masks identical). A frozen encoder never learns its
+    masks: mapped, "[NAME] is so cute" reads to it as "john is so cute"."""
+    import torch
+
+    emb = encoder.get_input_embeddings().weight
+    for key, word in mask_words.items():
+        if not word:
+            continue
+        word_id = tokenizer.convert_tokens_to_ids(word)
+        if word_id == tokenizer.unk_token_id or word in MASK_TOKENS:
+            raise UserError(f"model.mask_words.{key} is {word!r}: not one token of the encoder's vocabulary "
+                            f"(tokenized: {tokenizer.tokenize(word)}); choose a word the tokenizer keeps whole")
+        with torch.no_grad():
+            emb[tokenizer.convert_tokens_to_ids(f"[{key}]")] = emb[word_id]
+
+
 def tokenize(tokenizer, texts, max_length: int) -> list[list[int]]:
     """Token ids with [CLS]/[SEP], truncated, unpadded (batches pad to their own longest)."""
     enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
