@@ -201,3 +201,48 @@ def load_prepared(prepared_dir: str | Path) -> tuple[dict[str, pd.DataFrame], li
 
 def label_matrix(df: pd.DataFrame) -> np.ndarray:
     return np.stack(df["labels"].to_numpy()).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- distillation teachers
+
+
+def teacher_path(train_params: dict) -> Path | None:
+    from .paths import TEACHERS_DIR
+
+    return Path(TEACHERS_DIR) / train_params["teacher"] if train_params["teacher"] else None
+
+
+def teacher_hash(train_params: dict) -> str | None:
+    """sha256 of train.teacher's file: a run (and its checkpoint) belongs to these exact targets."""
+    import hashlib
+
+    path = teacher_path(train_params)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.exists() else None
+
+
+def save_teacher(path: str | Path, train_split: pd.DataFrame, probs: np.ndarray) -> None:
+    from .io import atomic_path
+
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, ids=train_split["id"].to_numpy().astype(str), probs=probs.astype(np.float16))
+
+
+def training_targets(train_params: dict, train_split: pd.DataFrame, y: np.ndarray) -> np.ndarray:
+    """The labels, or with train.teacher (distillation) (1 - distill_weight) * labels + distill_weight *
+    the teacher's probabilities: for BCE exactly the weighted sum of the loss on each."""
+    path = teacher_path(train_params)
+    if path is None:
+        return y
+    if not path.exists():
+        raise UserError(f"train.teacher: {path} not found; write it with `python -m emotion_classifier.distill "
+                        f"MODEL_DIR {path}` (the teacher's probabilities on the training split)")
+    try:
+        with np.load(path) as f:
+            ids, probs = f["ids"], f["probs"].astype(np.float32)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: not a teacher file (an .npz with ids and probs): {e}") from None
+    if probs.shape != y.shape or not np.array_equal(ids.astype(str), train_split["id"].to_numpy().astype(str)):
+        raise UserError(f"{path}: the teacher scored other training data ({probs.shape[0]} rows, the training split "
+                        f"has {len(y)} in another order or with other ids); rewrite it for this data")
+    weight = train_params["distill_weight"]
+    return ((1 - weight) * y + weight * probs).astype(np.float32)

@@ -5,6 +5,7 @@ PARAMS_CHECKED = "data/params_checked"
 MODEL_DIR = "models"
 MEMBERS_DIR = "models/members"  # an ensemble's further models (empty for one model)
 CHECKPOINTS = ".checkpoints"
+TEACHERS_DIR = "teachers"  # distillation targets: train.teacher names a file here
 LIVE_DIR = "dvclive"
 TEST_PREDICTIONS = "data/predictions/test.npz"  # compare pairs its baseline with these, example by example
 

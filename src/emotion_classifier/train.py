@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from . import architectures, distributed, hardware, models, paths, text, thresholds
 from . import metrics as M
 from .architectures._common import decay_groups
-from .data import label_matrix
+from .data import label_matrix, teacher_hash, training_targets
 from .hardware import autocast
 from .io import atomic_path
 
@@ -244,7 +244,7 @@ def code_version() -> str:
 def run_id(params: dict, splits: dict, device: torch.device, precision: str) -> str:
     """A checkpoint belongs to exactly these params, data, code, device kind, precision and world size."""
     return _fingerprint(params["seed"], params["model"], params["train"], params["thresholds"],
-                        params["evaluate"]["thresholds"],
+                        params["evaluate"]["thresholds"], teacher_hash(params["train"]),
                         [splits[s]["id"].tolist() for s in ("train", "dev")], code_version(), device.type, precision,
                         distributed.world_size())
 
@@ -310,6 +310,7 @@ class Run:
         ids = {s: text.tokenize(self.tokenizer, splits[s]["text"], model_params["max_length"])
                for s in ("train", "dev")}
         self.y = {s: label_matrix(splits[s]) for s in ("train", "dev")}
+        self.targets = training_targets(train_params, splits["train"], self.y["train"])  # labels, or with a teacher's
         self.model, self.cfg = models.build(self.name, model_params, self.tokenizer, labels, self.device.type)
         self.model.to(self.device)
         if self.entry.head_on_features:  # the frozen encoder runs once; only the head trains, on its features
@@ -355,7 +356,7 @@ def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[fl
     run.trainable.train()
     rng = np.random.default_rng([seed, epoch])  # the epoch's order depends on nothing else: resumable
     batches = bucket_batches(run.data["train"].lengths, train_params["batch_size"], train_params["bucket_chunk"], rng)
-    y_train = torch.from_numpy(run.y["train"])
+    y_train = torch.from_numpy(run.targets)
     t0 = time.time()
     total, seen = 0.0, 0
     bar = tqdm(batches, desc=f"epoch {epoch}/{train_params['epochs']}", unit="batch", leave=False,

@@ -1,0 +1,78 @@
+"""Distillation: train.teacher's probabilities blended into the training targets."""
+
+import os
+
+import numpy as np
+import pytest
+
+from emotion_classifier import distill, pipeline
+from emotion_classifier.data import save_teacher, training_targets
+from emotion_classifier.errors import UserError
+from emotion_classifier.inference import EmotionClassifier
+from emotion_classifier.params import validate
+from emotion_classifier.train import fit, run_id
+
+from .conftest import tiny_params
+
+
+@pytest.fixture()
+def project(tmp_path, tiny_encoder, tiny_prepared):
+    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=4)
+    p["data"]["prepared_dir"] = str(tiny_prepared)
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path, p, *pipeline.data.load_prepared(tiny_prepared)
+    finally:
+        os.chdir(old)
+
+
+def _teacher(splits, probs, name="t.npz"):
+    save_teacher(f"teachers/{name}", splits["train"], probs)
+
+
+def test_targets_blend_labels_and_teacher_and_refuse_other_data(project):
+    _, p, splits, _ = project
+    y = pipeline.data.label_matrix(splits["train"])
+    teacher = np.random.default_rng(0).random(y.shape).astype(np.float16)
+    _teacher(splits, teacher)
+    train_params = {**p["train"], "teacher": "t.npz", "distill_weight": 0.25}
+    assert np.allclose(training_targets(train_params, splits["train"], y), 0.75 * y + 0.25 * teacher.astype(np.float32))
+    assert training_targets({**train_params, "teacher": ""}, splits["train"], y) is y
+    _teacher({"train": splits["train"].iloc[::-1]}, teacher, "reversed.npz")
+    with pytest.raises(UserError, match="teachers/reversed.npz: the teacher scored other training data"):
+        training_targets({**train_params, "teacher": "reversed.npz"}, splits["train"], y)
+    with pytest.raises(UserError, match="teachers/missing.npz not found; write it with"):
+        training_targets({**train_params, "teacher": "missing.npz"}, splits["train"], y)
+
+
+def test_a_student_learns_the_teachers_probabilities(project):
+    """With distill_weight 1 the labels are ignored: a teacher that says 0.05 everywhere is what the student
+    learns towards (trained on the labels, the same model predicts ~1/3, each tiny label's share)."""
+    d, p, splits, names = project
+    y = pipeline.data.label_matrix(splits["train"])
+    _teacher(splits, np.full(y.shape, 0.05))
+    student = validate({**p, "train": {**p["train"], "teacher": "t.npz", "distill_weight": 1.0}})
+    assert run_id(student, splits, *_device_precision()) != run_id(validate(p), splits, *_device_precision())
+    for params, out in ((student, "student"), (validate(p), "labels")):
+        fit(params, splits, names, model_dir=d / out, metrics_path=None, live_dir=None, checkpoint_root=d / "ckpt")
+    student, labels = (EmotionClassifier.load(d / out, "fixed").predict_proba(splits["dev"]["text"]).mean()
+                       for out in ("student", "labels"))
+    assert student < 0.15 < labels, (student, labels)
+
+
+def test_write_teacher_scores_the_training_split(project):
+    d, p, splits, names = project
+    p = validate({**p, "train": {**p["train"], "epochs": 1}})
+    fit(p, splits, names, model_dir=d / "m", metrics_path=None, live_dir=None, checkpoint_root=d / "ckpt")
+    distill.write_teacher(d / "m", "teachers/m.npz", p["data"]["prepared_dir"])
+    with np.load("teachers/m.npz") as f:
+        expected = EmotionClassifier.load(d / "m", "fixed").predict_proba(splits["train"]["text"])
+        assert np.allclose(f["probs"], expected, atol=1e-3)  # float16
+        assert list(f["ids"]) == splits["train"]["id"].astype(str).tolist()
+
+
+def _device_precision():
+    import torch
+
+    return torch.device("cpu"), "fp32"
