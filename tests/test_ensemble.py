@@ -166,6 +166,20 @@ def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatc
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| a", "| a + b", "| a + c", "| a + b + c"]
     weights = [float(w) for w in lines[-1].split(" | ")[1].split(", ")]
     assert sum(weights) == pytest.approx(1.0, abs=0.02)
+    assert len(ensemble.search(["a", "b"], p, temperature=True)) == 4
+
+
+def test_fit_temperature_recovers_an_overconfident_models_calibration():
+    from emotion_classifier.ensemble import fit_temperature, tempered
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (4000, 3))
+    y = rng.random(logits.shape) < 1 / (1 + np.exp(-logits))  # calibrated at temperature 1
+    overconfident = 1 / (1 + np.exp(-3 * logits))             # the same ranking, logits x 3
+    t = fit_temperature(overconfident, y)
+    assert t == pytest.approx(3.0, rel=0.1)
+    assert _bce(tempered(overconfident, t), y) < _bce(overconfident, y)
+    assert fit_temperature(1 / (1 + np.exp(-logits)), y) == pytest.approx(1.0, rel=0.1)
 
 
 def test_a_shorter_member_list_drops_the_rest(ensemble_dir):  # last: it changes the ensemble

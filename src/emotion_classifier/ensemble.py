@@ -35,6 +35,29 @@ def fit_weights(member_probs: list[np.ndarray], y: np.ndarray, iterations: int =
     return w
 
 
+def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T minimising the dev cross-entropy of sigmoid(logit / T): one number that makes an
+    over- or under-confident model's probabilities comparable with the others' before they are averaged."""
+    from scipy.optimize import minimize_scalar
+
+    logits = _logit(probs)
+    y = y.astype(np.float64)
+
+    def loss(t):
+        return float(np.mean(np.logaddexp(0, logits / t) - y * logits / t))  # BCE with logits
+
+    return float(minimize_scalar(loss, bounds=(0.05, 20), method="bounded").x)
+
+
+def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+    return (1 / (1 + np.exp(-_logit(probs) / temperature))).astype(np.float32)
+
+
+def _logit(probs: np.ndarray) -> np.ndarray:
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
 def cross_validated_f1(y: np.ndarray, probs: np.ndarray, metric: str = "micro_f1", min_positives: int = 5,
                        folds: int = 5, repeats: int = 4) -> tuple[float, float]:
     """Macro and micro F1 with per-label thresholds tuned on the other folds of dev, averaged over folds
@@ -88,9 +111,11 @@ def experiment_model(name: str, dest: str | Path, repo: str | Path = ".") -> Pat
     return dest
 
 
-def search(experiments: list[str], params: dict, max_size: int = 5, repo: str | Path = ".") -> list[str]:
+def search(experiments: list[str], params: dict, max_size: int = 5, repo: str | Path = ".",
+           temperature: bool = False) -> list[str]:
     """Dev only: each combination of the experiments' models that holds the first, weights fitted on dev,
-    dev F1 with thresholds tuned on dev itself and cross-validated on dev. Markdown table lines."""
+    dev F1 with thresholds tuned on dev itself and cross-validated on dev. Markdown table lines.
+    `temperature`: each model's probabilities are first calibrated by a temperature fitted on dev."""
     import itertools
     import tempfile
 
@@ -107,6 +132,10 @@ def search(experiments: list[str], params: dict, max_size: int = 5, repo: str | 
         for name in experiments:
             model = EmotionClassifier(*models.load(experiment_model(name, Path(tmp) / name, repo)), device="cpu")
             probs[name] = model.predict_proba(texts, progress=True)
+    if temperature:
+        temperatures = {name: fit_temperature(p, y) for name, p in probs.items()}
+        print("temperatures fitted on dev: " + ", ".join(f"{n} {t:.3f}" for n, t in temperatures.items()))
+        probs = {name: tempered(p, temperatures[name]) for name, p in probs.items()}
     lines = ["| models | weights (fitted on dev) | dev macro F1 | dev micro F1 | CV macro F1 | CV micro F1 |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     combos = (c for size in range(1, min(max_size, len(experiments)) + 1)
@@ -132,9 +161,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m emotion_classifier.ensemble", description=main.__doc__)
     ap.add_argument("experiments", nargs="+", help="experiment names (dvc exp list --all-commits)")
     ap.add_argument("--max-size", type=int, default=5, help="most models in one ensemble")
+    ap.add_argument("--temperature", action="store_true",
+                    help="calibrate each model by a temperature fitted on dev before fitting the weights")
     args = ap.parse_args(argv)
     try:
-        print("\n".join(search(args.experiments, load_params(), args.max_size)))
+        print("\n".join(search(args.experiments, load_params(), args.max_size, temperature=args.temperature)))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
