@@ -126,3 +126,18 @@ def test_mask_words_start_the_mask_tokens_as_those_words(tiny_encoder):
     assert torch.equal(emb[religion_id], default[religion_id]) and not torch.equal(default[name_id], emb[name_id])
     with pytest.raises(UserError, match=r"model.mask_words.NAME is 'zebra': not one token"):
         embeddings({"NAME": "zebra", "RELIGION": ""})
+
+
+def test_cached_features_belong_to_the_mask_words(tiny_encoder, tiny_prepared, tmp_path):
+    """Mapped masks change the frozen encoder's features: they must not come from another mapping's cache."""
+    from emotion_classifier import data
+    from emotion_classifier.train import fit
+
+    splits, names = data.load_prepared(tiny_prepared)
+    p = tiny_params(tiny_encoder, "transformer_featureextract", epochs=1)
+    cache = tmp_path / "features"
+    for n, word in enumerate(("", "love"), start=1):
+        params = validate({**p, "model": {**p["model"], "mask_words": {"NAME": word, "RELIGION": ""}}})
+        fit(params, splits, names, model_dir=tmp_path / f"m{n}", metrics_path=None, live_dir=None,
+            checkpoint_root=tmp_path / "ckpt", feature_cache=cache)
+        assert len(list(cache.glob("*.safetensors"))) == 2 * n  # train and dev, for each mapping

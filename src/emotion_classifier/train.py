@@ -338,7 +338,7 @@ class Run:
     def _features(self, ids: dict, model_params: dict, feature_cache) -> dict[str, torch.Tensor]:
         """Encoder features of each split: computed on rank 0 only (cached on disk), handed to every rank."""
         key = {"encoder": text.resolve_encoder(model_params["encoder"]), "max_length": model_params["max_length"],
-               "precision": self.precision, "device": self.device.type,
+               "mask_words": model_params["mask_words"], "precision": self.precision, "device": self.device.type,
                **{k: self.arch[k] for k in self.entry.feature_params}}
         cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
         feats = None
