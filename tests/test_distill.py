@@ -5,11 +5,12 @@ import os
 import numpy as np
 import pytest
 
-from emotion_classifier import distill, pipeline
-from emotion_classifier.data import save_teacher, training_targets
+from emotion_classifier import pipeline
+from emotion_classifier.distill import save_teacher, training_targets
 from emotion_classifier.errors import UserError
 from emotion_classifier.inference import EmotionClassifier
 from emotion_classifier.params import validate
+from emotion_classifier.teach import write_teacher
 from emotion_classifier.train import fit, run_id
 
 from .conftest import tiny_params
@@ -65,7 +66,7 @@ def test_write_teacher_scores_the_training_split(project):
     d, p, splits, names = project
     p = validate({**p, "train": {**p["train"], "epochs": 1}})
     fit(p, splits, names, model_dir=d / "m", metrics_path=None, live_dir=None, checkpoint_root=d / "ckpt")
-    distill.write_teacher(d / "m", "teachers/m.npz", p["data"]["prepared_dir"])
+    write_teacher(d / "m", "teachers/m.npz", p["data"]["prepared_dir"])
     with np.load("teachers/m.npz") as f:
         expected = EmotionClassifier.load(d / "m", "fixed").predict_proba(splits["train"]["text"])
         assert np.allclose(f["probs"], expected, atol=1e-3)  # float16

@@ -1,48 +1,55 @@
 """Distillation: a model trained on a teacher's probabilities as well as the labels.
 
-The teacher (typically the ensemble in `models/`) scores the training split once:
-`python -m emotion_classifier.distill models teachers/ensemble.npz`. With `train.teacher: ensemble.npz`
-the next `train` fits each example towards (1 - distill_weight) * labels + distill_weight * teacher
-(data.training_targets), so one model may learn what the ensemble knows and serve at one model's speed.
+The teacher (typically the ensemble in `models/`) scores the training split once
+(`python -m emotion_classifier.teach models teachers/ensemble.npz`). With `train.teacher: ensemble.npz`
+`train` fits each example towards (1 - distill_weight) * labels + distill_weight * teacher, so one model
+may learn what the ensemble knows and serve at one model's speed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from .errors import UserError
+from .io import atomic_path
 from .paths import TEACHERS_DIR
 
 
-def write_teacher(model_dir: str | Path, out: str | Path, prepared_dir: str | Path) -> Path:
-    """The model's (an ensemble's: weighted as tuned) probabilities on the training split, with its ids."""
-    from . import data
-    from .inference import EmotionClassifier
-
-    splits, _ = data.load_prepared(prepared_dir)
-    clf = EmotionClassifier.load(model_dir, "fixed", precision="fp32")
-    data.save_teacher(out, splits["train"], clf.predict_proba(splits["train"]["text"], progress=True))
-    return Path(out)
+def teacher_path(train_params: dict) -> Path | None:
+    return Path(TEACHERS_DIR) / train_params["teacher"] if train_params["teacher"] else None
 
 
-def main(argv=None) -> None:
-    """python -m emotion_classifier.distill MODEL_DIR OUT: write a teacher file for `train.teacher`."""
-    import argparse
-    import sys
+def teacher_hash(train_params: dict) -> str | None:
+    """sha256 of train.teacher's file: a run (and its checkpoint) belongs to these exact targets."""
+    path = teacher_path(train_params)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.exists() else None
 
-    from .params import load_params
 
-    ap = argparse.ArgumentParser(prog="python -m emotion_classifier.distill", description=main.__doc__)
-    ap.add_argument("model_dir", help="the teacher: a model or ensemble directory (tuned: its member weights)")
-    ap.add_argument("out", help=f"the file to write, under {TEACHERS_DIR}/ for train.teacher")
-    args = ap.parse_args(argv)
+def save_teacher(path: str | Path, train_split: pd.DataFrame, probs: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, ids=train_split["id"].to_numpy().astype(str), probs=probs.astype(np.float16))
+
+
+def training_targets(train_params: dict, train_split: pd.DataFrame, y: np.ndarray) -> np.ndarray:
+    """The labels, or with train.teacher (distillation) (1 - distill_weight) * labels + distill_weight *
+    the teacher's probabilities: for BCE exactly the weighted sum of the loss on each."""
+    path = teacher_path(train_params)
+    if path is None:
+        return y
+    if not path.exists():
+        raise UserError(f"train.teacher: {path} not found; write it with `python -m emotion_classifier.teach "
+                        f"MODEL_DIR {path}` (the teacher's probabilities on the training split)")
     try:
-        path = write_teacher(args.model_dir, args.out, load_params()["data"]["prepared_dir"])
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(f"teacher probabilities on the training split -> {path}")
-
-
-if __name__ == "__main__":
-    main()
+        with np.load(path) as f:
+            ids, probs = f["ids"], f["probs"].astype(np.float32)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: not a teacher file (an .npz with ids and probs): {e}") from None
+    if probs.shape != y.shape or not np.array_equal(ids.astype(str), train_split["id"].to_numpy().astype(str)):
+        raise UserError(f"{path}: the teacher scored other training data ({probs.shape[0]} rows, the training split "
+                        f"has {len(y)} in another order or with other ids); rewrite it for this data")
+    weight = train_params["distill_weight"]
+    return ((1 - weight) * y + weight * probs).astype(np.float32)

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from . import architectures, distributed, hardware, models, paths, text, thresholds
 from . import metrics as M
 from .architectures._common import decay_groups
-from .data import label_matrix, teacher_hash, training_targets
+from .data import label_matrix
+from .distill import teacher_hash, training_targets
 from .hardware import autocast
 from .io import atomic_path
 
