@@ -201,4 +201,3 @@ def load_prepared(prepared_dir: str | Path) -> tuple[dict[str, pd.DataFrame], li
 
 def label_matrix(df: pd.DataFrame) -> np.ndarray:
     return np.stack(df["labels"].to_numpy()).astype(np.float32)
-
