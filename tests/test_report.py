@@ -82,11 +82,11 @@ def test_command_leaves_out_other_architectures_params():
     from emotion_classifier.report import command
 
     row = {"params": {"model.name": "bilstm_lasttoken", "model.transformer_finetune.pooling": "pooler",
-                      "model.bilstm_lasttoken.hidden_size": 128, "train.epochs": 3}}
+                      "model.bilstm_lasttoken.hidden_size": 128, "train.epochs": 3, "model.mask_words.NAME": "john"}}
     defaults = {"model.name": "transformer_finetune", "model.transformer_finetune.pooling": "mean",
-                "model.bilstm_lasttoken.hidden_size": 256, "train.epochs": 5}
+                "model.bilstm_lasttoken.hidden_size": 256, "train.epochs": 5, "model.mask_words.NAME": ""}
     assert command(row, defaults) == ("dvc exp run -S model.bilstm_lasttoken.hidden_size=128 "
-                                      "-S model.name=bilstm_lasttoken -S train.epochs=3")
+                                      "-S model.mask_words.NAME=john -S model.name=bilstm_lasttoken -S train.epochs=3")
 
 
 def test_inference_speed_is_read_from_inference_json_or_from_older_experiments_eval_json():

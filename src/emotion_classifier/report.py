@@ -193,9 +193,10 @@ def command(r: dict, defaults: dict) -> str:
     architectures' sub-sections (the train stage does not read them)."""
     before_ensembles = {"ensemble.members": []} if "ensemble.members" in defaults else {}  # they trained one model
     params = {**before_ensembles, **r["params"]}
+    from .architectures import REGISTRY  # model.<architecture>.* are sections; model.mask_words.* is not
+
     name = params.get("model.name")
-    sections = {k.split(".")[1] for k in {**defaults, **params} if k.startswith("model.") and k.count(".") >= 2}
-    other = tuple(f"model.{a}." for a in sections if a != name)
+    other = tuple(f"model.{a}." for a in REGISTRY if a != name)
     diff = {k: v for k, v in differing(params, defaults).items() if not k.startswith(other)}
     return "dvc exp run" + "".join(f" -S {k}={json.dumps(v) if isinstance(v, str) and ' ' in v else v}"
                                    for k, v in sorted(diff.items()))
