@@ -50,10 +50,11 @@ def cross_entropy(probs: np.ndarray, y: np.ndarray) -> float:
 
 
 def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
-    return (1 / (1 + np.exp(-_logit(probs) / temperature))).astype(np.float32)
+    return (1 / (1 + np.exp(-logit(probs) / temperature))).astype(np.float32)
 
 
-def _logit(probs: np.ndarray) -> np.ndarray:
+def logit(probs: np.ndarray) -> np.ndarray:
+    """The inverse of the sigmoid, clipped away from 0 and 1 (float64)."""
     p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
     return np.log(p) - np.log1p(-p)
 

@@ -168,8 +168,9 @@ class EmotionClassifier:
 
     def logits(self, texts, progress: bool = False) -> np.ndarray:
         if len(self.parts) > 1:  # an ensemble averages probabilities: its logits are theirs
-            probs = np.clip(self.predict_proba(texts, progress), 1e-7, 1 - 1e-7)
-            return np.log(probs) - np.log1p(-probs)
+            from .ensemble import logit
+
+            return logit(self.predict_proba(texts, progress)).astype(np.float32)
         texts = self._texts(texts)
         return self._logits(0, texts, progress) if texts else np.zeros((0, len(self.labels)), dtype=np.float32)
 

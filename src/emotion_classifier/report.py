@@ -191,10 +191,10 @@ SEARCH_COLUMNS = [  # what a search run gave on dev (test is not looked at to ch
 def command(r: dict, defaults: dict) -> str:
     """`dvc exp run -S ...` with the params that differ from the defaults, leaving out the other
     architectures' sub-sections (the train stage does not read them)."""
-    before_ensembles = {"ensemble.members": []} if "ensemble.members" in defaults else {}  # they trained one model
-    params = {**before_ensembles, **r["params"]}
     from .architectures import REGISTRY  # model.<architecture>.* are sections; model.mask_words.* is not
 
+    before_ensembles = {"ensemble.members": []} if "ensemble.members" in defaults else {}  # they trained one model
+    params = {**before_ensembles, **r["params"]}
     name = params.get("model.name")
     other = tuple(f"model.{a}." for a in REGISTRY if a != name)
     diff = {k: v for k, v in differing(params, defaults).items() if not k.startswith(other)}
