@@ -10,7 +10,7 @@ from emotion_classifier.architectures import REGISTRY, get
 from emotion_classifier.architectures._common import pool
 from emotion_classifier.data import load_prepared
 from emotion_classifier.params import ParamsError, validate
-from emotion_classifier.train import TokenData, asymmetric_loss, bucket_batches, fit, pad, predict_logits
+from emotion_classifier.train import TokenData, asymmetric_loss, batch_loss, bucket_batches, fit, pad, predict_logits
 
 from .conftest import tiny_params
 
@@ -95,6 +95,44 @@ def test_asymmetric_loss_against_its_definition():
     x = logits.clone().requires_grad_(True)
     asymmetric_loss(x, y, 0.0, 4.0, 0.05).backward()
     assert p[0, 2] < 0.05 and x.grad[0, 2] == 0 and x.grad[0, 1] > 0
+
+
+def test_rdrop_loss_against_its_definition():
+    bce = torch.nn.BCEWithLogitsLoss()
+    a, b = torch.tensor([[2.0, -1.0, -4.0]]), torch.tensor([[0.5, 0.0, -3.0]])
+    y = torch.tensor([[1.0, 0.0, 0.0]])
+    pa, pb = torch.sigmoid(a), torch.sigmoid(b)
+    kl = lambda p, q: (p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))).mean()  # noqa: E731
+    by_hand = (bce(a, y) + bce(b, y)) / 2 + 0.7 / 4 * (kl(pa, pb) + kl(pb, pa))
+    assert batch_loss(bce, torch.cat([a, b]), y, 0.7).item() == pytest.approx(by_hand.item(), rel=1e-6)
+    assert batch_loss(bce, torch.cat([a, a]), y, 0.7).item() == pytest.approx(bce(a, y).item(), rel=1e-6)
+    assert batch_loss(bce, a, y, 0.0).item() == bce(a, y).item()
+
+
+def test_rdrop_without_dropout_trains_as_without_rdrop(tmp_path, params_for):
+    """No dropout: both passes agree, the extra term and its gradient are zero, the same model trains (this fails
+    when the doubled batch and its targets are misaligned)."""
+    p = params_for("bilstm_maxpool")
+    p["model"]["bilstm_maxpool"]["dropout"] = 0.0
+    plain = _fit(tmp_path / "plain", p)
+    rdrop = _fit(tmp_path / "rdrop", validate({**p, "train": {**p["train"], "rdrop_alpha": 1.0}}))
+    assert rdrop["dev_loss"] == pytest.approx(plain["dev_loss"], rel=1e-4)
+
+
+def test_rdrop_makes_dropout_passes_agree(tmp_path, params_for):
+    p = params_for("bilstm_maxpool", epochs=3)
+    p["model"]["bilstm_maxpool"]["dropout"] = 0.5
+    splits, _ = load_prepared(p["data"]["prepared_dir"])
+    gaps = []
+    for alpha in (0.0, 20.0):
+        _fit(tmp_path / str(alpha), validate({**p, "train": {**p["train"], "rdrop_alpha": alpha}}))
+        model, _, tok = models.load(tmp_path / str(alpha) / "models")
+        batch = pad(tok(list(splits["dev"]["text"]), truncation=True, max_length=16)["input_ids"], tok.pad_token_id)
+        model.train()  # dropout on: two passes differ
+        torch.manual_seed(0)
+        with torch.no_grad():
+            gaps.append((torch.sigmoid(model(**batch)) - torch.sigmoid(model(**batch))).abs().mean().item())
+    assert gaps[1] < 0.7 * gaps[0], gaps  # 0.55 here; 0.4-0.5 under seeds 1-3
 
 
 def test_finetune_layer_decay_and_unfreezing(tmp_path, params_for):

@@ -124,6 +124,7 @@ SCHEMA: dict[str, Any] = {
         "pos_weight_cap": number(1),
         "teacher": Field(str, pattern=r"([\w.-]+\.npz)?", pattern_text="a .npz file name in teachers/, or \"\""),
         "distill_weight": number(0, 1),
+        "rdrop_alpha": number(0, 100),
         "precision": PRECISION,
         "device": DEVICE,
         "processes": integer(1, 1024),

@@ -186,6 +186,16 @@ def asymmetric_loss(logits, y, gamma_pos: float, gamma_neg: float, clip: float, 
     return -(pos + neg).mean()
 
 
+def batch_loss(loss_fn, logits: torch.Tensor, y: torch.Tensor, rdrop_alpha: float) -> torch.Tensor:
+    """The loss; with R-Drop (Liang et al., 2021: the batch twice, under two dropout masks) half the paper's
+    L1 + L2 + alpha/2 (KL(P1||P2) + KL(P2||P1)), per label, averaged over labels as the loss is."""
+    if rdrop_alpha == 0:
+        return loss_fn(logits, y)
+    a, b = logits.chunk(2)
+    sym_kl = ((torch.sigmoid(a) - torch.sigmoid(b)) * (a - b)).mean()  # both Bernoulli KLs summed, in closed form
+    return (loss_fn(a, y) + loss_fn(b, y)) / 2 + rdrop_alpha * sym_kl / 4
+
+
 def make_optimizer(kind: str, groups: list[dict], lr: float, device):
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9)
@@ -364,9 +374,13 @@ def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[fl
                disable=not distributed.is_writer())
     for idx in bar:
         idx, weight = distributed.my_share(idx)  # the whole batch, weight 1, in one process
+        batch = run.data["train"].batch(idx)
+        if train_params["rdrop_alpha"] > 0:  # each example twice in one forward: two independent dropout masks
+            batch = {k: torch.cat([v, v]) for k, v in batch.items()}
         with autocast(run.device, run.precision):
-            logits = _call(run.forward, run.data["train"].batch(idx), run.device)
-        loss = run.loss_fn(logits.float(), y_train[torch.as_tensor(idx)].to(run.device))
+            logits = _call(run.forward, batch, run.device)
+        loss = batch_loss(run.loss_fn, logits.float(), y_train[torch.as_tensor(idx)].to(run.device),
+                          train_params["rdrop_alpha"])
         run.optimizer.zero_grad(set_to_none=True)
         (loss * weight).backward()
         if train_params["grad_clip"] > 0:
