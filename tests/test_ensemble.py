@@ -12,7 +12,7 @@ from emotion_classifier.inference import EmotionClassifier, ThresholdsError, rea
 from emotion_classifier.params import ParamsError, member_params, validate
 from emotion_classifier.train import fit
 
-from .conftest import tiny_params
+from .conftest import ROOT, tiny_params
 
 
 def _bce(probs, y):
@@ -91,6 +91,12 @@ def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
     assert 0 <= m["best_single_model_dev_macro_f1"] <= 1
     pipeline.evaluate(p)
     assert 0 <= json.loads((d / "metrics/eval.json").read_text())["test_macro_f1"] <= 1
+    (d / "reference").mkdir()
+    (d / "reference/results.yaml").write_text((ROOT / "reference/results.yaml").read_text())
+    pipeline.compare(p)
+    w = th["member_weights"]
+    assert (f"| **ensemble (weights fitted on dev): {w[0]:.2f} bilstm_maxpool + {w[1]:.2f} textcnn + {w[2]:.2f} "
+            "bilstm_maxpool** (this experiment) |") in (d / "reports/compare.md").read_text()
 
     # a finished member is kept when the stage reruns (DVC keeps models/members: persist)
     capsys.readouterr()

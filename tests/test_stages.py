@@ -72,6 +72,7 @@ def test_tune_evaluate_compare(workdir):
     assert cmp["reference_macro_f1"] == 0.440  # bilstm_maxpool's reference row
     report = (d / "reports/compare.md").read_text()
     assert "TF-IDF + logistic regression" in report and "reference project, bilstm_maxpool" in report
+    assert "| **bilstm_maxpool** (this experiment) |" in report  # one model: its architecture
     assert "model minus baseline, macro f1 (paired; p = " in report
 
 

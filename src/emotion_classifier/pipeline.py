@@ -303,6 +303,17 @@ def paired_with_baseline(params: dict, y: np.ndarray, model_pred: np.ndarray, ba
     return out
 
 
+def model_description() -> str:
+    """The architecture, or an ensemble's architectures with their weights (read without importing the model
+    code: compare depends on none of it)."""
+    members = sorted(Path(MEMBERS_DIR).glob("*/config.json"), key=lambda f: int(f.parent.name))
+    names = [read_json(f)["name"] for f in (Path(MODEL_DIR, "config.json"), *members)]
+    if len(names) == 1:
+        return names[0]
+    weights = read_json(Path(MODEL_DIR, "thresholds.json"))["member_weights"]
+    return "ensemble (weights fitted on dev): " + " + ".join(f"{w:.2f} {n}" for n, w in zip(names, weights))
+
+
 def compare(params: dict) -> None:
     """This experiment's model beside the TF-IDF baseline (trained here, thresholds tuned on dev the
     same way, paired bootstrap on test) and the published references, in metrics/compare.json and
@@ -324,7 +335,9 @@ def compare(params: dict) -> None:
     base_pred = T.apply(probs["test"], base_th)
     base, base_per_label = M.evaluate(y["test"], probs["test"], base_pred)
 
-    model_name = read_json(f"{MODEL_DIR}/config.json")["name"]
+    model_name = read_json(f"{MODEL_DIR}/config.json")["name"]  # an ensemble's first: whose reference row applies
+    described = model_description()
+    series = model_name if described == model_name else "ensemble"
     ev = read_json(EVAL_METRICS)
     model = {k: ev[f"test_{k}"] for k in MAIN_FIGURES}
     model_f1 = pd.read_csv(PER_LABEL)["f1"].to_numpy()
@@ -336,22 +349,22 @@ def compare(params: dict) -> None:
     out |= {f"reference_{k}": ref[k] for k in SCORED if k in ref}
     out |= {f"model_minus_reference_{k}": model[k] - ref[k] for k in SCORED if k in ref}
     write_json(COMPARE_METRICS, _finite(out))
-    _csv(pd.DataFrame([(n, s, round(float(f), 4)) for s, f1s in ((model_name, model_f1),
+    _csv(pd.DataFrame([(n, s, round(float(f), 4)) for s, f1s in ((series, model_f1),
                                                                   ("tfidf_logreg", base_per_label["f1"]))
                        for n, f in zip(names, f1s)], columns=["label", "series", "f1"]),
          f"{COMPARE_PLOTS}/per_label_f1.csv")
-    rows = [(f"**{model_name}** (this experiment)", model),
+    rows = [(f"**{described}** (this experiment)", model),
             ("TF-IDF + logistic regression (trained in this stage)", base)]
     rows += [(f"reference project, {model_name}", ref)] if ref else []
     rows += [(f"reference project, {a}", r) for a, r in references["reference_project"].items() if a != model_name]
     rows.append(("GoEmotions paper, BERT-base", references["goemotions_paper"]["bert_base"]))
-    lines = compare_markdown(model_name, strategy, rows, ev, out, params["evaluate"])
-    lines += ["", "## Per-label F1: model vs baseline", "", f"| label | {model_name} | tfidf_logreg | difference |",
+    lines = compare_markdown(described, strategy, rows, ev, out, params["evaluate"])
+    lines += ["", "## Per-label F1: model vs baseline", "", f"| label | {series} | tfidf_logreg | difference |",
               "| --- | ---: | ---: | ---: |"]
     lines += [f"| {n} | {a:.3f} | {b:.3f} | {a - b:+.3f} |" for n, a, b in zip(names, model_f1, base_per_label["f1"])]
     with atomic_path(COMPARE_REPORT) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-    print(f"compare: {model_name} test macro F1 {model['macro_f1']:.4f} vs baseline {base['macro_f1']:.4f}: "
+    print(f"compare: {series} test macro F1 {model['macro_f1']:.4f} vs baseline {base['macro_f1']:.4f}: "
           f"{out['model_minus_baseline_macro_f1']:+.4f} [{out['model_minus_baseline_macro_f1_lo']:+.4f}, "
           f"{out['model_minus_baseline_macro_f1_hi']:+.4f}], p = {out['model_minus_baseline_macro_f1_p_value']:.4f}"
           " -> reports/compare.md")
