@@ -14,9 +14,12 @@ from emotion_classifier.report import flatten
 from .conftest import SHARED, copy_repo, tiny_params
 
 
+def dvc_env() -> dict:
+    return dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+
+
 def dvc(args, cwd, **kw):
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, check=False,
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=dvc_env(), check=False,
                           capture_output=True, text=True, **kw)
 
 
