@@ -3,7 +3,8 @@
 Both fine-tune the same MiniLM (+ the two mask tokens) on the same GoEmotions train examples for one
 epoch. The Trainer runs twice: with its defaults (batch 8, fp32, random batches padded to their
 longest, its default optimizer and learning rate), and with its defaults but our batch size, which
-isolates what the loop itself gains. Prints examples/s and both ratios.
+isolates what the loop itself gains. Prints examples/s and both ratios. `--vs KEY=VALUE` runs our loop
+once more with that override and prints what it costs (e.g. `--vs train.rdrop_alpha=1 --no-trainer`).
 
     python benchmarks/train_throughput.py [--examples 2000] [--batch-size 32] [-S train.precision=fp32]
 
@@ -78,6 +79,15 @@ def hf_trainer(params, splits, names, batch_size: int | None) -> float:
     return len(ds) / elapsed
 
 
+def override(params: dict, kv: str) -> None:
+    key, value = kv.split("=", 1)
+    node = params
+    *parents, leaf = key.split(".")
+    for k in parents:
+        node = node[k]
+    node[leaf] = yaml.safe_load(value)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--examples", type=int, default=2000)
@@ -85,15 +95,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a param of our loop, e.g. -S model.transformer_finetune.encoder_dropout=0")
+    ap.add_argument("--vs", action="append", default=[], metavar="KEY=VALUE",
+                    help="run our loop again with this override too, e.g. --vs train.rdrop_alpha=1")
+    ap.add_argument("--no-trainer", action="store_true", help="skip the two HF Trainer runs")
     args = ap.parse_args(argv)
     params = copy.deepcopy(load_params(ROOT / "params.yaml"))
     for kv in args.set:
-        key, value = kv.split("=", 1)
-        node = params
-        *parents, leaf = key.split(".")
-        for k in parents:
-            node = node[k]
-        node[leaf] = yaml.safe_load(value)
+        override(params, kv)
     params = validate(params)
     params["model"]["name"] = "transformer_finetune"
     params["train"].update(epochs=1, batch_size=args.batch_size, patience=0)
@@ -103,6 +111,17 @@ def main(argv=None) -> dict:
           f"{args.batch_size}, {hardware.n_cores()} cores ({hardware.cpu_kind()}: {hardware.cpu_name()}), "
           f"torch {torch.__version__}")
     a = ours(params, splits, names)
+    out = {"ours": a}
+    if args.vs:
+        variant = copy.deepcopy(params)
+        for kv in args.vs:
+            override(variant, kv)
+        v = ours(validate(variant), splits, names)
+        print(f"ours (batch {args.batch_size}):                  {a:8.1f} examples/s")
+        print(f"ours with {' '.join(args.vs)}: {v:8.1f} examples/s, {a / v:.2f}x the time per epoch")
+        out["ours_vs"] = v
+    if args.no_trainer:
+        return out
     b = hf_trainer(params, splits, names, None)
     c = hf_trainer(params, splits, names, args.batch_size)
     print(f"ours (batch {args.batch_size}):                  {a:8.1f} examples/s")
@@ -110,7 +129,7 @@ def main(argv=None) -> dict:
     print(f"HF Trainer, defaults but batch {args.batch_size}:  {c:8.1f} examples/s")
     print(f"ratio vs Trainer defaults:          {a / b:8.2f}x")
     print(f"ratio vs Trainer at the same batch: {a / c:8.2f}x")
-    return {"ours": a, "trainer_defaults": b, "trainer_same_batch": c}
+    return out | {"trainer_defaults": b, "trainer_same_batch": c}
 
 
 if __name__ == "__main__":

@@ -54,6 +54,14 @@ def test_train_throughput_benchmark(tiny_encoder, tiny_raw):
     assert set(out) == {"ours", "trainer_defaults", "trainer_same_batch"} and min(out.values()) > 0
 
 
+def test_train_throughput_benchmark_vs(tiny_encoder, tiny_raw):
+    out = load("train_throughput").main([
+        "--data", str(tiny_raw), "--examples", "40", "--batch-size", "8", "-S", f"model.encoder={tiny_encoder}",
+        "-S", "train.precision=fp32", "-S", "train.device=cpu", "-S", "model.max_length=16",
+        "--vs", "train.rdrop_alpha=1", "--no-trainer"])
+    assert set(out) == {"ours", "ours_vs"} and min(out.values()) > 0
+
+
 def test_gpu_check_runs_its_path_on_cpu(tiny_encoder, tiny_raw):
     out = load("gpu_check").main([
         "--device", "cpu", "--skip-tests", "--encoder", str(tiny_encoder), "--data", str(tiny_raw),
