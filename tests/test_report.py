@@ -145,3 +145,23 @@ def test_a_single_model_experiment_says_so_when_main_is_an_ensemble():
     assert command({"params": {"model.name": "x", "seed": 1}}, defaults) == one_model
     assert command({"params": {"model.name": "x", "seed": 1}}, {**defaults, "ensemble.members": []}) == (
         "dvc exp run -S seed=1")
+
+
+def test_an_older_run_without_a_later_param_gets_the_value_it_trained_with():
+    from emotion_classifier.report import command
+
+    defaults = {"model.name": "x", "seed": 0, "train.epochs": 3, "train.rdrop_alpha": 1.0}
+    assert command({"params": {"model.name": "x", "seed": 0, "train.epochs": 5}}, defaults) == (
+        "dvc exp run -S train.epochs=5 -S train.rdrop_alpha=0.0")
+    assert command({"params": {"model.name": "x", "seed": 0, "train.epochs": 3, "train.rdrop_alpha": 1.0}},
+                   defaults) == "dvc exp run"
+
+
+def test_ranking_names_the_settings_of_one_architecture_seen_twice():
+    from emotion_classifier.report import EVAL_METRICS, ranking
+
+    def rows(macro):
+        ev = {"test_macro_f1": macro, "test_macro_f1_lo": macro - 0.01, "test_macro_f1_hi": macro + 0.01}
+        return [{"params": {"model.name": "ft"}, "metrics": {EVAL_METRICS: ev}}]
+    lines = ranking({"dvc exp run": rows(0.53), "dvc exp run -S train.epochs=5": rows(0.52)})
+    assert "- ft (main's settings) over ft (`train.epochs=5`): +0.0100" in "\n".join(lines)

@@ -188,13 +188,18 @@ SEARCH_COLUMNS = [  # what a search run gave on dev (test is not looked at to ch
 ]
 
 
+# Params added after some experiments ran, with the value that trains as the code did before them: an older run
+# lacks the key, and its command must still rerun it when main's value differs.
+INTRODUCED = {"ensemble.members": [], "train.rdrop_alpha": 0.0}
+
+
 def command(r: dict, defaults: dict) -> str:
     """`dvc exp run -S ...` with the params that differ from the defaults, leaving out the other
     architectures' sub-sections (the train stage does not read them)."""
     from .architectures import REGISTRY  # model.<architecture>.* are sections; model.mask_words.* is not
 
-    before_ensembles = {"ensemble.members": []} if "ensemble.members" in defaults else {}  # they trained one model
-    params = {**before_ensembles, **r["params"]}
+    introduced_later = {k: v for k, v in INTRODUCED.items() if k in defaults}  # what an older run trained with
+    params = {**introduced_later, **r["params"]}
     name = params.get("model.name")
     other = tuple(f"model.{a}." for a in REGISTRY if a != name)
     diff = {k: v for k, v in differing(params, defaults).items() if not k.startswith(other)}
@@ -304,6 +309,12 @@ def seed_table(groups: dict[str, list[dict]], targets: dict) -> list[str]:
     return lines + ranking(groups)
 
 
+def _label(name: str, cmd: str) -> str:
+    """An architecture with several settings in the ranking: its name and what its command sets."""
+    settings = [a for a in cmd.split(" -S ")[1:] if not a.startswith(("ensemble.members=", "model.name="))]
+    return f"{name} (`{' '.join(settings)}`)" if settings else f"{name} (main's settings)"
+
+
 def ranking(groups: dict[str, list[dict]], key: str = "test_macro_f1") -> list[str]:
     """Groups by mean test macro F1; each next to the one below it: does the gap exceed the noise? Conservative:
     the two test intervals are combined as if independent, though both models saw the same test examples."""
@@ -312,6 +323,8 @@ def ranking(groups: dict[str, list[dict]], key: str = "test_macro_f1") -> list[s
     ranked = [g for g in ranked if g[0] is not None and g[0]["lo"] is not None]
     if len(ranked) < 2:
         return []
+    shared = {name for name in [g[1] for g in ranked] if [g[1] for g in ranked].count(name) > 1}
+    ranked = [(sp, _label(name, cmd) if name in shared else name, cmd) for sp, name, cmd in ranked]
     lines = ["", "Ranking by mean test macro F1; a gap is beyond noise when it exceeds both groups' interval "
              "half-widths combined:", ""]
     for (a, name_a, _), (b, name_b, _) in zip(ranked, ranked[1:]):
