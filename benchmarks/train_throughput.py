@@ -26,7 +26,7 @@ import yaml
 
 from emotion_classifier import hardware, text
 from emotion_classifier.data import SPLITS, label_matrix, multi_hot, read_raw, subset
-from emotion_classifier.params import load_params, validate
+from emotion_classifier.params import load_params, set_key, validate
 from emotion_classifier.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +81,7 @@ def hf_trainer(params, splits, names, batch_size: int | None) -> float:
 
 def override(params: dict, kv: str) -> None:
     key, value = kv.split("=", 1)
-    node = params
-    *parents, leaf = key.split(".")
-    for k in parents:
-        node = node[k]
-    node[leaf] = yaml.safe_load(value)
+    set_key(params, key, yaml.safe_load(value), kv)
 
 
 def main(argv=None) -> dict:
@@ -116,20 +112,22 @@ def main(argv=None) -> dict:
         variant = copy.deepcopy(params)
         for kv in args.vs:
             override(variant, kv)
-        v = ours(validate(variant), splits, names)
-        print(f"ours (batch {args.batch_size}):                  {a:8.1f} examples/s")
+        out["ours_vs"] = ours(validate(variant), splits, names)
+    if not args.no_trainer:
+        out["trainer_defaults"] = hf_trainer(params, splits, names, None)
+        out["trainer_same_batch"] = hf_trainer(params, splits, names, args.batch_size)
+    print(f"ours (batch {args.batch_size}):                  {a:8.1f} examples/s")
+    if args.vs:
+        v = out["ours_vs"]
         print(f"ours with {' '.join(args.vs)}: {v:8.1f} examples/s, {a / v:.2f}x the time per epoch")
-        out["ours_vs"] = v
     if args.no_trainer:
         return out
-    b = hf_trainer(params, splits, names, None)
-    c = hf_trainer(params, splits, names, args.batch_size)
-    print(f"ours (batch {args.batch_size}):                  {a:8.1f} examples/s")
+    b, c = out["trainer_defaults"], out["trainer_same_batch"]
     print(f"HF Trainer, defaults:               {b:8.1f} examples/s")
     print(f"HF Trainer, defaults but batch {args.batch_size}:  {c:8.1f} examples/s")
     print(f"ratio vs Trainer defaults:          {a / b:8.2f}x")
     print(f"ratio vs Trainer at the same batch: {a / c:8.2f}x")
-    return out | {"trainer_defaults": b, "trainer_same_batch": c}
+    return out
 
 
 if __name__ == "__main__":

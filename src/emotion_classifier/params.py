@@ -192,6 +192,17 @@ def validate(raw: dict) -> dict:
 MEMBER_KEYS = ("seed", "model.", "train.")  # what may differ between members: never the data or the scoring
 
 
+def set_key(params: dict, key: str, value: Any, where: str) -> None:
+    """params[a][b] = value for key "a.b", as `dvc exp run -S` writes it; only a key params.yaml has."""
+    *parents, leaf = key.split(".")
+    section = params
+    for part in parents:
+        section = section.get(part) if isinstance(section, dict) else None
+    if not isinstance(section, dict) or leaf not in section:
+        raise ParamsError(f"params: '{where}' overrides {key!r}, which is not a key of params.yaml")
+    section[leaf] = value
+
+
 def member_params(params: dict, index: int) -> dict:
     """The params ensemble member `index` trains with: params.yaml with the member's overrides, written as
     `dvc exp run -S` takes them ({model.name: bilstm_maxpool, seed: 0, train.epochs: 8}), validated."""
@@ -207,13 +218,7 @@ def member_params(params: dict, index: int) -> dict:
         if not isinstance(key, str) or not (key == "seed" or key.startswith(MEMBER_KEYS[1:])):
             raise ParamsError(f"params: '{where}' overrides {key!r}; a member may set only seed, model.* and "
                               "train.* (every member trains and is scored on the same data)")
-        *parents, leaf = key.split(".")
-        section = member
-        for part in parents:
-            section = section.get(part) if isinstance(section, dict) else None
-        if not isinstance(section, dict) or leaf not in section:
-            raise ParamsError(f"params: '{where}' overrides {key!r}, which is not a key of params.yaml")
-        section[leaf] = value
+        set_key(member, key, value, where)
     member["ensemble"]["members"] = []
     try:
         return _validate(member, schema(), "")

@@ -19,6 +19,7 @@ import io
 import json
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -323,8 +324,8 @@ def ranking(groups: dict[str, list[dict]], key: str = "test_macro_f1") -> list[s
     ranked = [g for g in ranked if g[0] is not None and g[0]["lo"] is not None]
     if len(ranked) < 2:
         return []
-    shared = {name for name in [g[1] for g in ranked] if [g[1] for g in ranked].count(name) > 1}
-    ranked = [(sp, _label(name, cmd) if name in shared else name, cmd) for sp, name, cmd in ranked]
+    count = Counter(name for _, name, _ in ranked)
+    ranked = [(sp, _label(name, cmd) if count[name] > 1 else name, cmd) for sp, name, cmd in ranked]
     lines = ["", "Ranking by mean test macro F1; a gap is beyond noise when it exceeds both groups' interval "
              "half-widths combined:", ""]
     for (a, name_a, _), (b, name_b, _) in zip(ranked, ranked[1:]):
