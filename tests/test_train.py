@@ -11,6 +11,7 @@ from emotion_classifier.architectures._common import pool
 from emotion_classifier.data import load_prepared
 from emotion_classifier.params import ParamsError, validate
 from emotion_classifier.train import TokenData, asymmetric_loss, batch_loss, bucket_batches, fit, pad, predict_logits
+from emotion_classifier.train import distribution_balanced_loss as db_loss
 
 from .conftest import tiny_params
 
@@ -74,7 +75,7 @@ def test_same_seed_same_dev_metrics(tmp_path, params_for):
     assert (a["dev_loss"], a["dev_macro_f1"]) == (b["dev_loss"], b["dev_macro_f1"])
 
 
-@pytest.mark.parametrize("loss", ["weighted_bce", "focal", "asl"])
+@pytest.mark.parametrize("loss", ["weighted_bce", "focal", "asl", "distribution_balanced"])
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_losses_and_optimizers_run(tmp_path, params_for, loss, optimizer):
     r = _fit(tmp_path, params_for("bilstm_lasttoken", epochs=1, loss=loss, optimizer=optimizer, scheduler="cosine"))
@@ -95,6 +96,30 @@ def test_asymmetric_loss_against_its_definition():
     x = logits.clone().requires_grad_(True)
     asymmetric_loss(x, y, 0.0, 4.0, 0.05).backward()
     assert p[0, 2] < 0.05 and x.grad[0, 2] == 0 and x.grad[0, 1] > 0
+
+
+def test_distribution_balanced_loss_against_its_definition():
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    logits = torch.tensor([[2.0, -1.0, -4.0], [0.5, 0.0, 1.5]])
+    y = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    # equally frequent labels, no regularisation: a constant weight per example times BCE
+    even = torch.tensor([50.0, 50.0, 50.0])
+    got = db_loss(logits, y, even, 100, neg_scale=1.0, bias_scale=0.0)
+    w = torch.sigmoid(10 * (torch.tensor([[1.0], [0.5]]) - 0.2)) + 0.1  # one label: share 1; two: 1/2 each
+    assert got.item() == pytest.approx((w * bce(logits, y, reduction="none")).mean().item(), rel=1e-6)
+    # in an example with a rare and a common label, the rare one weighs more
+    x = logits.clone().requires_grad_(True)
+    db_loss(x, y, torch.tensor([50.0, 5.0, 80.0]), 100, neg_scale=1.0, bias_scale=0.0).backward()
+    assert -x.grad[1, 1] / (1 - torch.sigmoid(x[1, 1])) > -x.grad[1, 2] / (1 - torch.sigmoid(x[1, 2]))
+    # negative-tolerant: negatives cost softplus(lambda (z + b)) / lambda, b the prior log-odds x kappa / lambda
+    counts = torch.tensor([50.0, 5.0, 80.0])
+    z = logits - torch.log(100 / counts - 1) * 0.05 / 2.0
+    one = torch.tensor([[0.0, 0.0, 1.0]])  # each label's share: its inverse count over the positive's
+    w = torch.sigmoid(10 * (torch.tensor([80 / 50, 80 / 5, 1.0]) - 0.2)) + 0.1
+    sp = torch.nn.functional.softplus
+    by_hand = (w[:2] * sp(2 * z[0, :2]) / 2).sum() / 3 + w[2] * sp(-z[0, 2]) / 3
+    got = db_loss(logits[:1], one, counts, 100, neg_scale=2.0, bias_scale=0.05)
+    assert got.item() == pytest.approx(by_hand.item(), rel=1e-6)
 
 
 def test_rdrop_loss_against_its_definition():

@@ -161,10 +161,14 @@ def make_loss(train_params: dict, y_train: np.ndarray, device):
     kind = train_params["loss"]
     if kind == "bce":
         return nn.BCEWithLogitsLoss()
+    pos = np.maximum(y_train.sum(0), 1)
     if kind == "weighted_bce":
-        pos = y_train.sum(0)
-        weight = np.minimum((len(y_train) - pos) / np.maximum(pos, 1), train_params["pos_weight_cap"])
+        weight = np.minimum((len(y_train) - pos) / pos, train_params["pos_weight_cap"])
         return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight, dtype=torch.float32, device=device))
+    if kind == "distribution_balanced":
+        return partial(distribution_balanced_loss, label_counts=torch.tensor(pos, dtype=torch.float32, device=device),
+                       n_train=len(y_train), neg_scale=train_params["db_neg_scale"],
+                       bias_scale=train_params["db_bias_scale"])
     if kind == "asl":
         return partial(asymmetric_loss, gamma_pos=train_params["asl_gamma_pos"],
                        gamma_neg=train_params["asl_gamma_neg"], clip=train_params["asl_clip"])
@@ -184,6 +188,23 @@ def asymmetric_loss(logits, y, gamma_pos: float, gamma_neg: float, clip: float, 
     pos = y * (1 - p) ** gamma_pos * nn.functional.logsigmoid(logits)
     neg = (1 - y) * p_neg ** gamma_neg * torch.log((1 - p_neg).clamp(min=1e-8))
     return -(pos + neg).mean()
+
+
+def distribution_balanced_loss(logits, y, label_counts, n_train: int, neg_scale: float, bias_scale: float):
+    """Distribution-balanced loss (Wu et al., 2020), without its focal term, as in the authors' code.
+    Re-balanced weights: a label's share of an example's inverse label frequencies, smoothed into
+    [0.1, 1.1], so an example's rare labels count more than its common ones. Negative-tolerant regularisation:
+    negatives' logits are scaled by neg_scale (their loss divided by it) and every logit is shifted by
+    bias_scale x the label's prior log-odds / neg_scale, so the many easy negatives stop pushing rare labels
+    down. The shift is the loss's only: the model's logits stay uncalibrated by it, per label, which the
+    per-label thresholds absorb."""
+    inv = 1 / label_counts
+    share = inv / (y * inv).sum(1, keepdim=True).clamp(min=1e-12)
+    weight = torch.sigmoid(10 * (share - 0.2)) + 0.1  # the paper's mapping: alpha 0.1, beta 10, mu 0.2
+    z = logits - torch.log(n_train / label_counts - 1).clamp(min=-30, max=30) * bias_scale / neg_scale
+    pos = y * nn.functional.softplus(-z)
+    neg = (1 - y) * nn.functional.softplus(neg_scale * z) / neg_scale
+    return (weight * (pos + neg)).mean()
 
 
 def batch_loss(loss_fn, logits: torch.Tensor, y: torch.Tensor, rdrop_alpha: float) -> torch.Tensor:
