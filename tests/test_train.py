@@ -6,9 +6,10 @@ import torch
 
 from emotion_classifier import metrics as M
 from emotion_classifier import models
+from emotion_classifier import train as train_module
 from emotion_classifier.architectures import REGISTRY, get
 from emotion_classifier.architectures._common import pool
-from emotion_classifier.data import load_prepared
+from emotion_classifier.data import label_matrix, load_prepared
 from emotion_classifier.params import ParamsError, validate
 from emotion_classifier.train import TokenData, asymmetric_loss, batch_loss, bucket_batches, fit, pad, predict_logits
 from emotion_classifier.train import distribution_balanced_loss as db_loss
@@ -48,6 +49,7 @@ def test_each_architecture_trains_and_reloads(tmp_path, params_for, name):
     # save -> load gives identical logits
     model, cfg, tok = models.load(tmp_path / "models")
     assert cfg["name"] == name and tok.convert_tokens_to_ids("[NAME]") != tok.unk_token_id
+    assert get(name).output_layer(model).out_features == len(cfg["labels"])  # the logits' layer
     splits, _ = load_prepared(p["data"]["prepared_dir"])
     ids = tok(list(splits["dev"]["text"]), truncation=True, max_length=16)["input_ids"]
     data = TokenData(ids, tok.pad_token_id)
@@ -96,6 +98,29 @@ def test_asymmetric_loss_against_its_definition():
     x = logits.clone().requires_grad_(True)
     asymmetric_loss(x, y, 0.0, 4.0, 0.05).backward()
     assert p[0, 2] < 0.05 and x.grad[0, 2] == 0 and x.grad[0, 1] > 0
+
+
+@pytest.mark.parametrize("name", ["transformer_finetune", "transformer_featureextract"])
+def test_weighted_bce_model_saves_calibrated_logits(tmp_path, params_for, monkeypatch, name):
+    """The saved model's logits are the trained ones minus log(pos_weight), and its train.json F1s are theirs."""
+    p = params_for(name, epochs=1, loss="weighted_bce", pos_weight_cap=10.0, precision="fp32")
+    calibrated = _fit(tmp_path / "a", p)
+    monkeypatch.setattr(train_module, "logit_shift", lambda *a: None)
+    _fit(tmp_path / "b", p)
+    splits, _ = load_prepared(p["data"]["prepared_dir"])
+    y_train, y_dev = label_matrix(splits["train"]), label_matrix(splits["dev"])
+    shift = np.log(train_module.positive_weights(p["train"], y_train))
+    assert shift.max() > 0.5  # a shift the comparison below would see
+
+    def dev_logits(model_dir):
+        model, _, tok = models.load(model_dir)
+        data = TokenData(tok(list(splits["dev"]["text"]), truncation=True, max_length=16)["input_ids"],
+                         tok.pad_token_id)
+        return predict_logits(model, data, 8, torch.device("cpu"), "fp32")
+
+    a, b = dev_logits(tmp_path / "a/models"), dev_logits(tmp_path / "b/models")
+    np.testing.assert_allclose(a, b - shift, atol=1e-5)
+    assert calibrated["dev_micro_f1"] == pytest.approx(M.micro_f1(y_dev, a > 0))
 
 
 def test_distribution_balanced_loss_against_its_definition():

@@ -157,14 +157,27 @@ def encoder_features(model: nn.Module, ids: list[list[int]], pad_id: int, batch_
 # ---------------------------------------------------------------------------- loss, optimizer, schedule
 
 
+def positive_weights(train_params: dict, y_train: np.ndarray) -> np.ndarray:
+    """weighted_bce's per-label weight of a positive: negatives per positive, capped at pos_weight_cap."""
+    pos = np.maximum(y_train.sum(0), 1)
+    return np.minimum((len(y_train) - pos) / pos, train_params["pos_weight_cap"]).astype(np.float32)
+
+
+def logit_shift(train_params: dict, y_train: np.ndarray) -> np.ndarray | None:
+    """What the loss adds to each label's calibrated logit, to be taken out of the saved model. Weighted BCE's
+    optimum is sigmoid(z) = w p / (w p + 1 - p), so z = logit(p) + log(w): probabilities run high, by up to
+    10x in odds, which misleads a reader, a global threshold and an ensemble's fitted weights alike."""
+    return np.log(positive_weights(train_params, y_train)) if train_params["loss"] == "weighted_bce" else None
+
+
 def make_loss(train_params: dict, y_train: np.ndarray, device):
     kind = train_params["loss"]
     if kind == "bce":
         return nn.BCEWithLogitsLoss()
     pos = np.maximum(y_train.sum(0), 1)
     if kind == "weighted_bce":
-        weight = np.minimum((len(y_train) - pos) / pos, train_params["pos_weight_cap"])
-        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight, dtype=torch.float32, device=device))
+        weight = torch.from_numpy(positive_weights(train_params, y_train)).to(device)
+        return nn.BCEWithLogitsLoss(pos_weight=weight)
     if kind == "distribution_balanced":
         return partial(distribution_balanced_loss, label_counts=torch.tensor(pos, dtype=torch.float32, device=device),
                        n_train=len(y_train), neg_scale=train_params["db_neg_scale"],
@@ -245,12 +258,15 @@ def make_scheduler(kind: str, opt, total_steps: int, warmup_ratio: float):
 
 
 def dev_metrics(logits: np.ndarray, y: np.ndarray, loss_fn, device, metric: str, min_positives: int,
-                strategy: str) -> dict[str, float]:
+                strategy: str, shift: np.ndarray | None = None) -> dict[str, float]:
     """Dev loss, F1 at p > 0.5, and F1 with thresholds tuned on dev itself exactly as tune_thresholds
     and evaluate will (thresholds.metric, thresholds.min_positives, evaluate.thresholds): the fair way
-    to pick an epoch (an epoch whose probabilities are well ranked but shy of 0.5 scores low at 0.5)."""
+    to pick an epoch (an epoch whose probabilities are well ranked but shy of 0.5 scores low at 0.5).
+    The F1s are of `logits - shift`, what the saved model will give (see logit_shift)."""
     with torch.no_grad():
         loss = float(loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(y).to(device)))
+    if shift is not None:
+        logits = logits - shift
     pred = logits > 0
     probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
     tuned = thresholds.apply(probs, thresholds.tune(y, probs, metric, min_positives)["strategies"][strategy])
@@ -352,6 +368,7 @@ class Run:
             self.data = {s: TokenData(ids[s], self.tokenizer.pad_token_id) for s in ids}
             self.trainable = self.model
         self.loss_fn = make_loss(train_params, self.y["train"], self.device)
+        self.logit_shift = logit_shift(train_params, self.y["train"])
         self.optimizer = make_optimizer(train_params["optimizer"],
                                         self._param_groups(train_params),
                                         train_params["lr"], self.device)
@@ -461,7 +478,7 @@ def score_epoch(run: Run, params: dict, epoch: int, train_loss: float, epoch_tim
     thr_params = params["thresholds"]
     return {"epoch": epoch, "train_loss": train_loss,
             **dev_metrics(logits, run.y["dev"], run.loss_fn, run.device, thr_params["metric"],
-                          thr_params["min_positives"], params["evaluate"]["thresholds"]),
+                          thr_params["min_positives"], params["evaluate"]["thresholds"], run.logit_shift),
             "epoch_time_s": epoch_time, "train_examples_per_s": len(run.y["train"]) / epoch_time}
 
 
@@ -486,6 +503,9 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
     best = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=True)
     run.trainable.load_state_dict(best["model"])
     run.model.to("cpu")
+    if run.logit_shift is not None:
+        with torch.no_grad():
+            run.entry.output_layer(run.model).bias -= torch.from_numpy(run.logit_shift)
     best_rec = state["history"][state["best_epoch"] - 1]
     epoch_times = [r["epoch_time_s"] for r in state["history"]]
     result = {

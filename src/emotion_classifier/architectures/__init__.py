@@ -31,6 +31,8 @@ class Architecture:
     check: Callable | None = None  # (arch, world_size): a UserError for settings this run cannot take
     export_blocker: Callable[[dict], str | None] = lambda arch: "only fine-tuned transformers export"
     # (arch) -> why `emotion-export` cannot write it, or None when it can
+    output_layer: Callable[[nn.Module], nn.Linear] = lambda model: model.classifier
+    # (model) -> the Linear that gives the logits: a loss's known per-label shift is taken out of its bias
 
 
 REGISTRY: dict[str, Architecture] = {}

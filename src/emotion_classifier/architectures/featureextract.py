@@ -58,6 +58,7 @@ register(Architecture(
         "dropout": number(0, 0.95),
         "feature_batch_size": integer(1),  # batch size of the one encoding pass
     },
+    output_layer=lambda model: model.head[-1],
     build=lambda arch, sizes, encoder: FeatureExtract(encoder, sizes["n_labels"], arch["pooling"],
                                                       arch["head_layers"], arch["head_hidden"], arch["dropout"],
                                                       arch["feature_layers"]),
