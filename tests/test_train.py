@@ -123,6 +123,18 @@ def test_weighted_bce_model_saves_calibrated_logits(tmp_path, params_for, monkey
     assert calibrated["dev_micro_f1"] == pytest.approx(M.micro_f1(y_dev, a > 0))
 
 
+def test_weighted_bce_refuses_an_entry_without_its_logits_layer(tmp_path, params_for, monkeypatch):
+    import dataclasses
+
+    from emotion_classifier.errors import UserError
+    broken = dataclasses.replace(REGISTRY["bilstm_lasttoken"], output_layer=lambda model: model.dropout)
+    monkeypatch.setitem(REGISTRY, "bilstm_lasttoken", broken)
+    with pytest.raises(UserError, match="bilstm_lasttoken: its entry's output_layer"):
+        _fit(tmp_path, params_for("bilstm_lasttoken", epochs=1, loss="weighted_bce"))
+    assert not (tmp_path / "models").exists()
+    _fit(tmp_path, params_for("bilstm_lasttoken", epochs=1))  # BCE shifts nothing: it trains
+
+
 def test_distribution_balanced_loss_against_its_definition():
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     logits = torch.tensor([[2.0, -1.0, -4.0], [0.5, 0.0, 1.5]])

@@ -369,6 +369,8 @@ class Run:
             self.trainable = self.model
         self.loss_fn = make_loss(train_params, self.y["train"], self.device)
         self.logit_shift = logit_shift(train_params, self.y["train"])
+        if self.logit_shift is not None:  # refuse now, not after the epochs
+            architectures.output_layer(self.entry, self.model, len(labels))
         self.optimizer = make_optimizer(train_params["optimizer"],
                                         self._param_groups(train_params),
                                         train_params["lr"], self.device)
@@ -505,7 +507,8 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
     run.model.to("cpu")
     if run.logit_shift is not None:
         with torch.no_grad():
-            run.entry.output_layer(run.model).bias -= torch.from_numpy(run.logit_shift)
+            architectures.output_layer(run.entry, run.model, len(run.logit_shift)).bias -= torch.from_numpy(
+                run.logit_shift)
     best_rec = state["history"][state["best_epoch"] - 1]
     epoch_times = [r["epoch_time_s"] for r in state["history"]]
     result = {

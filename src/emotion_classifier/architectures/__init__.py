@@ -49,6 +49,19 @@ def get(name: str) -> Architecture:
     return REGISTRY[name]
 
 
+def output_layer(arch: Architecture, model: nn.Module, n_labels: int) -> nn.Linear:
+    """The Linear giving `model`'s logits, as its entry names it; checked before a training needs it."""
+    try:
+        layer = arch.output_layer(model)
+    except AttributeError:
+        layer = None
+    if not isinstance(layer, nn.Linear) or layer.out_features != n_labels:
+        raise UserError(f"architecture {arch.name}: its entry's output_layer must give the nn.Linear that outputs "
+                        f"the {n_labels} logits (train.loss weighted_bce shifts its bias); declare "
+                        f"`output_layer=lambda model: model.<that layer>` in its register(...)")
+    return layer
+
+
 for _module in pkgutil.iter_modules(__path__):  # every module here registers itself on import
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
