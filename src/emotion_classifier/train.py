@@ -157,9 +157,13 @@ def encoder_features(model: nn.Module, ids: list[list[int]], pad_id: int, batch_
 # ---------------------------------------------------------------------------- loss, optimizer, schedule
 
 
+def label_counts(y_train: np.ndarray) -> np.ndarray:
+    return np.maximum(y_train.sum(0), 1)  # a label without positives counts one, so nothing divides by zero
+
+
 def positive_weights(train_params: dict, y_train: np.ndarray) -> np.ndarray:
     """weighted_bce's per-label weight of a positive: negatives per positive, capped at pos_weight_cap."""
-    pos = np.maximum(y_train.sum(0), 1)
+    pos = label_counts(y_train)
     return np.minimum((len(y_train) - pos) / pos, train_params["pos_weight_cap"]).astype(np.float32)
 
 
@@ -174,12 +178,12 @@ def make_loss(train_params: dict, y_train: np.ndarray, device):
     kind = train_params["loss"]
     if kind == "bce":
         return nn.BCEWithLogitsLoss()
-    pos = np.maximum(y_train.sum(0), 1)
     if kind == "weighted_bce":
         weight = torch.from_numpy(positive_weights(train_params, y_train)).to(device)
         return nn.BCEWithLogitsLoss(pos_weight=weight)
     if kind == "distribution_balanced":
-        return partial(distribution_balanced_loss, label_counts=torch.tensor(pos, dtype=torch.float32, device=device),
+        counts = torch.tensor(label_counts(y_train), dtype=torch.float32, device=device)
+        return partial(distribution_balanced_loss, label_counts=counts,
                        n_train=len(y_train), neg_scale=train_params["db_neg_scale"],
                        bias_scale=train_params["db_bias_scale"])
     if kind == "asl":
