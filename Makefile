@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test lint plots
+.PHONY: setup repro test lint plots compare
 
 setup: $(STAMP)
 
@@ -28,3 +28,10 @@ lint: $(STAMP)
 # dvc plots show as one self-contained page (vega inlined from npm: works offline). REVS="exp-a exp-b" to diff.
 plots: $(STAMP)
 	python -m emotion_classifier.offline_plots $(REVS)
+
+# Every architecture and the ensemble x SEEDS as DVC experiments (resumable), then reports/experiments.md.
+# SET="train.epochs=1 data.max_examples=300" for a quick look; SHARE=k/n runs one machine's share.
+SEEDS ?= 0
+compare: $(STAMP)
+	dvc pull data/raw/goemotions.dvc
+	python -m emotion_classifier.comparison --seeds $(SEEDS) $(if $(SHARE),--share $(SHARE)) $(foreach s,$(SET),--set $(s))

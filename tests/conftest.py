@@ -23,6 +23,14 @@ def write_raw(d: Path, rows=None, labels=None) -> Path:
     return d
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """Feature and model caches of the tests' own (subprocesses inherit it): never the user's."""
+    import os
+
+    os.environ["EMOTION_CLASSIFIER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def raw_dir(tmp_path):
     return write_raw(tmp_path / "raw")
@@ -127,8 +135,9 @@ def tiny_params(encoder_dir, name: str, **train) -> dict:
     p["model"]["name"] = name
     p["model"]["encoder"] = str(encoder_dir)
     p["model"]["max_length"] = 16
+    # the tiny encoder's 32 hidden units and 2 layers, and small layers for any architecture
     tiny = {"embedding_dim": 32, "hidden_size": 16, "filters": 8, "head_hidden": 16, "feature_batch_size": 16,
-            "encoder_lr": 1e-3}  # the tiny encoder's 32 hidden units, and small layers for any architecture
+            "encoder_lr": 1e-3, "feature_layers": 1}
     for section in p["model"].values():
         if isinstance(section, dict):
             section.update({k: v for k, v in tiny.items() if k in section})

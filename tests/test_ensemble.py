@@ -62,7 +62,9 @@ def ensemble_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
     d = tmp_path_factory.mktemp("ensemble")
     p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2)
     p["data"]["prepared_dir"] = str(tiny_prepared)
-    p["ensemble"]["members"] = [{"model.name": "textcnn", "seed": 1}, {"seed": 2}]
+    p["model"]["name"] = "ensemble"
+    p["ensemble"]["members"] = [{"model.name": "bilstm_maxpool"}, {"model.name": "textcnn", "seed": 1},
+                                {"model.name": "bilstm_maxpool", "seed": 2}]
     p = validate(p)
     old = os.getcwd()
     os.chdir(d)
@@ -77,14 +79,15 @@ def ensemble_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
 def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
     d, p = ensemble_dir
     os.chdir(d)
-    assert [json.loads((d / f"models/members/{i}/config.json").read_text())["name"] for i in (0, 1)] == [
+    assert [json.loads((d / f"models/members/{i}/config.json").read_text())["name"] for i in (1, 2)] == [
         "textcnn", "bilstm_maxpool"]
+    assert sorted(x.name for x in (d / "models/members").iterdir()) == ["1", "2"]
     th = json.loads((d / "models/thresholds.json").read_text())
     assert len(th["member_weights"]) == 3 and sum(th["member_weights"]) == pytest.approx(1.0)
     clf = EmotionClassifier.load(d / "models", device="cpu")
     texts = ["so happy for you", "this is awful", "what?"]
     alone = [EmotionClassifier(*models.load(m), device="cpu").predict_proba(texts)  # each model by itself
-             for m in (d / "models", d / "models/members/0", d / "models/members/1")]
+             for m in (d / "models", d / "models/members/1", d / "models/members/2")]
     assert np.allclose(clf.predict_proba(texts), np.tensordot(th["member_weights"], np.stack(alone), 1), atol=1e-6)
     assert len(clf.predict(texts)) == 3
     m = json.loads((d / "metrics/thresholds.json").read_text())
@@ -100,8 +103,12 @@ def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
 
     # a finished member is kept when the stage reruns (DVC keeps models/members: persist)
     capsys.readouterr()
-    pipeline.train_members(p, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
-    assert capsys.readouterr().out.count("trained already, kept") == 2
+    pipeline.train_ensemble(p, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
+    assert capsys.readouterr().out.count("trained already, kept") == 3
+    train_json = json.loads((d / "metrics/train.json").read_text())
+    records = [models.read_config(m)["train"] for m in (d / "models", d / "models/members/1", d / "models/members/2")]
+    assert train_json["train_time_s"] == pytest.approx(sum(r["train_time_s"] for r in records), abs=0.05)
+    assert train_json["members"] == "bilstm_maxpool + textcnn + bilstm_maxpool"
 
 
 def test_a_member_is_the_model_its_overrides_train_alone(ensemble_dir, tmp_path):
@@ -114,6 +121,23 @@ def test_a_member_is_the_model_its_overrides_train_alone(ensemble_dir, tmp_path)
         checkpoint_root=tmp_path / "ckpt")
     member = (d / "models/members/1/model.safetensors").read_bytes()
     assert (tmp_path / "alone/model.safetensors").read_bytes() == member
+
+
+def test_a_member_trained_by_an_earlier_run_is_copied_not_trained(ensemble_dir, tmp_path, capsys):
+    """The model cache (by run id): an ensemble of models that experiments trained already costs no training."""
+    d, p = ensemble_dir
+    os.chdir(tmp_path)
+    again = validate({**p, "ensemble": {"members": p["ensemble"]["members"][1:]}})
+    capsys.readouterr()
+    pipeline.train_ensemble(again, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
+    out = capsys.readouterr().out
+    assert out.count("trained by an earlier run") == 2 and "epoch" not in out, out
+    for mine, theirs in (("models", "models/members/1"), ("models/members/1", "models/members/2")):
+        assert (tmp_path / mine / "model.safetensors").read_bytes() == (d / theirs / "model.safetensors").read_bytes()
+    changed = validate({**again, "seed": 9, "ensemble": {"members": [{"model.name": "textcnn"}]}})
+    capsys.readouterr()
+    pipeline.train_ensemble(changed, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
+    assert "trained; dev macro F1" in capsys.readouterr().out  # another seed: another model, trained
 
 
 def test_ensemble_thresholds_belong_to_every_member(ensemble_dir, tiny_encoder):
@@ -165,7 +189,7 @@ def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatc
 
     d, p = ensemble_dir
     os.chdir(d)
-    dirs = {"a": d / "models", "b": d / "models/members/0", "c": d / "models/members/1"}
+    dirs = {"a": d / "models", "b": d / "models/members/1", "c": d / "models/members/2"}
     monkeypatch.setattr(ensemble, "experiment_model", lambda name, dest, repo: shutil.copytree(
         dirs[name], dest, ignore=shutil.ignore_patterns("members", "thresholds.json")))
     lines = ensemble.search(["a", "b", "c"], p)
@@ -191,9 +215,9 @@ def test_fit_temperature_recovers_an_overconfident_models_calibration():
 def test_a_shorter_member_list_drops_the_rest(ensemble_dir):  # last: it changes the ensemble
     d, p = ensemble_dir
     os.chdir(d)
-    fewer = validate({**p, "ensemble": {"members": p["ensemble"]["members"][:1]}})
-    pipeline.train_members(fewer, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
-    assert sorted(x.name for x in (d / "models/members").iterdir()) == ["0"]
+    fewer = validate({**p, "ensemble": {"members": p["ensemble"]["members"][:2]}})
+    pipeline.train_ensemble(fewer, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
+    assert sorted(x.name for x in (d / "models/members").iterdir()) == ["1"]
 
 
 def test_cross_validated_f1_does_not_flatter_noise():

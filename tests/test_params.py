@@ -3,7 +3,8 @@ import copy
 import pytest
 import yaml
 
-from emotion_classifier.params import ParamsError, load_params, validate
+from emotion_classifier.architectures import REGISTRY
+from emotion_classifier.params import ParamsError, load_params, member_params, resolve, validate
 
 from .conftest import ROOT
 
@@ -15,7 +16,56 @@ def params():
 
 def test_project_params_are_valid():
     p = load_params(ROOT / "params.yaml")
-    assert p["model"]["name"] in p["model"]
+    assert p["model"]["name"] in p["model"] or p["model"]["name"] == "ensemble"
+    assert all("train" in p["model"][name] for name in REGISTRY)  # every architecture declares its recipe
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_each_architecture_trains_with_its_recipe_unless_told_otherwise(params, name):
+    """The resolved train settings are the architecture's declared recipe; an explicit train.K always wins."""
+    params["model"]["name"] = name
+    recipe = params["model"][name]["train"]
+    assert recipe and all(params["train"][k] is None for k in recipe)  # params.yaml leaves them to the recipe
+    resolved = resolve(validate(params))["train"]
+    assert {k: resolved[k] for k in recipe} == pytest.approx(recipe)
+    assert all(v is not None for v in resolved.values())
+    params["train"]["epochs"] = 1  # as `dvc exp run -S train.epochs=1` writes it
+    resolved = resolve(validate(params))["train"]
+    assert resolved["epochs"] == 1 and all(resolved[k] == v for k, v in recipe.items() if k != "epochs")
+
+
+def test_ensemble_members_train_with_their_own_recipes(params):
+    params["model"]["name"] = "ensemble"
+    params["ensemble"]["members"] = [{"model.name": "bilstm_maxpool"}, {"model.name": "textcnn", "seed": 4},
+                                     {"model.name": "textcnn", "train.epochs": 2}]
+    p = validate(params)
+    members = [member_params(p, i) for i in range(3)]
+    assert [m["train"]["epochs"] for m in members] == [params["model"]["bilstm_maxpool"]["train"]["epochs"],
+                                                       params["model"]["textcnn"]["train"]["epochs"], 2]
+    assert [m["seed"] for m in members] == [params["seed"], 4, params["seed"]]
+    p["train"]["loss"] = "focal"  # an explicit setting of the ensemble's reaches every member
+    assert {member_params(p, i)["train"]["loss"] for i in range(3)} == {"focal"}
+
+
+@pytest.mark.parametrize("name, change, says", [
+    ("textcnn", lambda p: p["model"]["textcnn"]["train"].update(epoch=3),
+     "'model.textcnn.train.epoch' is not a train setting"),
+    ("textcnn", lambda p: p["model"]["textcnn"]["train"].update(loss="hinge"), "'model.textcnn.train.loss' is 'hinge'"),
+    ("textcnn", lambda p: p["model"]["textcnn"]["train"].pop("epochs"),
+     "'train.epochs' is null (the architecture's recipe decides) and 'model.textcnn.train' sets no epochs"),
+    ("ensemble", lambda p: p["ensemble"].update(members=[{"model.name": "gru"}]),
+     "'model.name' is 'gru'; expected one of"),
+    ("ensemble", lambda p: p["ensemble"].update(members=[{"seed": 3}]), "a member is one architecture"),
+    ("ensemble", lambda p: p["ensemble"].update(members=[{"model.name": "textcnn", "train.epoch": 3}]),
+     "overrides 'train.epoch', which is not a key of params.yaml"),
+    ("ensemble", lambda p: p["ensemble"].update(members=[]), "ensemble.members is empty"),
+])
+def test_bad_recipes_and_members_get_one_line(params, name, change, says):
+    params["model"]["name"] = name
+    change(params)
+    with pytest.raises(ParamsError) as e:
+        validate(params)
+    assert says in str(e.value) and "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,8 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
     tiny = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
     p["model"] = tiny["model"]
     p["train"] = tiny["train"]
-    p["ensemble"]["members"] = [{"model.name": "bilstm_lasttoken", "seed": 1}]  # an ensemble, through DVC
+    p["model"]["name"] = "ensemble"  # an ensemble, through DVC
+    p["ensemble"]["members"] = [{"model.name": "bilstm_maxpool"}, {"model.name": "bilstm_lasttoken", "seed": 1}]
     p["compare"]["tfidf_max_features"] = 2000
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     r = dvc(["repro"], repo)

@@ -121,7 +121,7 @@ class EmotionClassifier:
     @classmethod
     def load(cls, model_dir: str | Path = "models", strategy: str = "per_label", require_thresholds: bool = False,
              device: str = "auto", **kw) -> EmotionClassifier:
-        """A model directory, or an ensemble's (its further models in members/0, members/1, ...)."""
+        """A model directory, or an ensemble's (its further models in members/1, members/2, ...)."""
         device_type = hardware.resolve_device(device).type
         model, cfg, tok = models.load(model_dir, device_type)
         members = [models.load(d, device_type) for d in models.member_dirs(model_dir)]

@@ -20,7 +20,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer"
-MEMBERS = "members"  # an ensemble's further models: members/0, members/1, ... each a model directory
+MEMBERS = "members"  # an ensemble's further models: members/1, members/2, ... each a model directory
 
 
 def sizes(tokenizer, labels: list[str]) -> dict:

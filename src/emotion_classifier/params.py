@@ -157,6 +157,33 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """An architecture's best training settings, `model.<name>.train`: any keys of `train:`, each checked as there.
+    They fill the train settings that params.yaml leaves null (see resolve)."""
+
+    def check(self, key: str, value: Any) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ParamsError(f"params: '{key}' is {value!r}; expected a mapping of train settings, "
+                              "e.g. {epochs: 5, loss: bce}")
+        out = {}
+        for k, v in value.items():
+            if k not in SCHEMA["train"]:
+                raise ParamsError(f"params: '{key}.{k}' is not a train setting; allowed keys: "
+                                  f"{', '.join(SCHEMA['train'])}")
+            if v is None:
+                raise ParamsError(f"params: '{key}.{k}' is null; a recipe gives a value or leaves the key out")
+            out[k] = SCHEMA["train"][k].check(f"{key}.{k}", v)
+        return out
+
+
+RECIPE = Recipe()
+ENSEMBLE = "ensemble"  # the model.name that trains ensemble.members, each with its own recipe
+NULLABLE = ("train",)  # sections whose keys may be null: "the architecture's recipe decides"
+
+
 def _validate(raw: Any, schema: dict, prefix: str) -> dict:
     if not isinstance(raw, dict):
         raise ParamsError(f"params: '{prefix or '<top>'}' must be a mapping, got {type(raw).__name__}")
@@ -168,7 +195,10 @@ def _validate(raw: Any, schema: dict, prefix: str) -> dict:
                 f"params: unknown key '{path}'; allowed keys here: {', '.join(sorted(schema))}"
             )
         spec = schema[key]
-        out[key] = _validate(value, spec, path) if isinstance(spec, dict) else spec.check(path, value)
+        if value is None and prefix in NULLABLE:
+            out[key] = None
+        else:
+            out[key] = _validate(value, spec, path) if isinstance(spec, dict) else spec.check(path, value)
     missing = [k for k in schema if k not in raw]
     if missing:
         where = f"'{prefix}'" if prefix else "the top level"
@@ -177,18 +207,53 @@ def _validate(raw: Any, schema: dict, prefix: str) -> dict:
 
 
 def schema() -> dict:
-    """SCHEMA with `model.name` choosing among the registered architectures and each one's section."""
+    """SCHEMA with `model.name` choosing among the registered architectures (or an ensemble of them) and each
+    one's section, its recipe (`train`) included."""
     from .architectures import REGISTRY  # imports torch: only when params are validated
 
-    model = {**SCHEMA["model"], "name": choice(*REGISTRY), **{a.name: a.schema for a in REGISTRY.values()}}
+    model = {**SCHEMA["model"], "name": choice(*REGISTRY, ENSEMBLE),
+             **{a.name: {**a.schema, "train": RECIPE} for a in REGISTRY.values()}}
     return {**SCHEMA, "model": model}
 
 
 def validate(raw: dict) -> dict:
+    """The checked params tree, as written: `train:` may hold nulls (resolve fills them for a run)."""
     params = _validate(raw, schema(), "")
-    for index in range(len(params["ensemble"]["members"])):
+    members = params["ensemble"]["members"]
+    if params["model"]["name"] == ENSEMBLE:
+        if not members:
+            raise ParamsError("params: model.name is ensemble but ensemble.members is empty; list its architectures, "
+                              "e.g. [{model.name: transformer_finetune}, {model.name: bilstm_lasttoken}]")
+    else:
+        resolve(params)  # a null train setting that no recipe fills fails now
+    for index in range(len(members)):
         member_params(params, index)
     return params
+
+
+def resolve(params: dict) -> dict:
+    """The params one architecture trains with: each `train.K` that params.yaml sets (not null) as it is, so an
+    explicit `-S train.K=V` always wins; each null one from the architecture's recipe, `model.<name>.train.K`.
+    Idempotent: resolved params come back equal."""
+    name = params["model"]["name"]
+    if name == ENSEMBLE:
+        raise ParamsError("params: model.name is ensemble, which is no single architecture: each of ensemble.members "
+                          "trains with its own recipe (one architecture per member)")
+    recipe = params["model"][name]["train"]
+    train = {k: recipe.get(k) if v is None else v for k, v in params["train"].items()}
+    for key, value in train.items():
+        if value is None:
+            raise ParamsError(f"params: 'train.{key}' is null (the architecture's recipe decides) and "
+                              f"'model.{name}.train' sets no {key}: set one of them")
+    return {**params, "train": train}
+
+
+def recipe_sources(params: dict) -> dict[str, str]:
+    """Where each setting of the architecture's recipe comes from in these (unresolved) params: 'recipe' or
+    'train.K' (an explicit value, which won)."""
+    name = params["model"]["name"]
+    return {k: (f"train.{k}" if params["train"][k] is not None else "recipe")
+            for k in params["model"][name]["train"]}
 
 
 MEMBER_KEYS = ("seed", "model.", "train.")  # what may differ between members: never the data or the scoring
@@ -205,9 +270,10 @@ def set_key(params: dict, key: str, value: Any, where: str) -> None:
     section[leaf] = value
 
 
-def member_params(params: dict, index: int) -> dict:
+def member_params(params: dict, index: int, resolved: bool = True) -> dict:
     """The params ensemble member `index` trains with: params.yaml with the member's overrides, written as
-    `dvc exp run -S` takes them ({model.name: bilstm_maxpool, seed: 0, train.epochs: 8}), validated."""
+    `dvc exp run -S` takes them ({model.name: bilstm_maxpool, seed: 0, train.epochs: 8}), validated, and its
+    train settings resolved (explicit ones, then its architecture's recipe), unless `resolved` is False."""
     import copy
 
     where = f"ensemble.members[{index}]"
@@ -223,7 +289,11 @@ def member_params(params: dict, index: int) -> dict:
         set_key(member, key, value, where)
     member["ensemble"]["members"] = []
     try:
-        return _validate(member, schema(), "")
+        if member["model"]["name"] == ENSEMBLE:
+            raise ParamsError("params: a member is one architecture: name it with model.name (e.g. "
+                              "{model.name: bilstm_lasttoken}); an ensemble cannot be a member")
+        member = _validate(member, schema(), "")
+        return resolve(member) if resolved else member
     except ParamsError as e:
         raise ParamsError(f"{e} (in {where})") from None
 

@@ -23,6 +23,7 @@ from .paths import (
     EVAL_METRICS,
     EVAL_PLOTS,
     INFERENCE_METRICS,
+    LIVE_DIR,
     MEMBERS_DIR,
     MODEL_DIR,
     PARAMS_CHECKED,
@@ -86,8 +87,10 @@ def analyze_dataset(params: dict, metrics_path=DATASET_METRICS, plots_dir=DATASE
 
 
 def train(params: dict) -> None:
+    """model.name alone, with its recipe; or, for model.name ensemble, each member with its own: the first into
+    models/, the rest into models/members/<i>/ (kept by DVC across runs: persist)."""
     from . import distributed
-    from .train import fit
+    from .params import ENSEMBLE
 
     processes = params["train"]["processes"]
     if processes > 1 and not distributed.launched():  # under an outer torchrun, its world size rules
@@ -96,41 +99,95 @@ def train(params: dict) -> None:
         return
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
     try:
-        train_members(params, splits, names)
-        result = fit(params, splits, names)
+        if params["model"]["name"] == ENSEMBLE:
+            train_ensemble(params, splits, names)
+        else:
+            train_single(params, splits, names)
     finally:
         distributed.close()
+
+
+def _settings_line(params: dict, resolved: dict) -> str:
+    from .params import recipe_sources
+
+    sources = recipe_sources(params)
+    return ", ".join(f"{k} {resolved['train'][k]} ({'recipe' if src == 'recipe' else src})"
+                     for k, src in sources.items())
+
+
+def train_single(params: dict, splits: dict, names: list[str]) -> None:
+    from . import distributed
+    from .params import resolve
+    from .train import fit
+
+    resolved = resolve(params)
+    if distributed.is_writer():
+        print(f"training {params['model']['name']} (seed {params['seed']}): {_settings_line(params, resolved)}")
+    result = fit(resolved, splits, names)
     if not distributed.is_writer():
         return
-    Path(MEMBERS_DIR).mkdir(parents=True, exist_ok=True)  # a DVC out, empty for a single model
+    _clear_members(0)  # a DVC out, empty for a single model
     print(f"trained {result['model']}: best epoch {result['best_epoch']}/{result['epochs_run']}, "
           f"dev macro F1 {result['dev_macro_f1']:.4f} (threshold 0.5) -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
 
-def train_members(params: dict, splits: dict, names: list[str]) -> None:
-    """An ensemble's further models, into models/members/<i>/ (kept by DVC across runs: persist), before
-    the main one: a member finished before an interruption is kept, not retrained."""
+def _clear_members(n_members: int) -> None:
+    """models/members/ keeps only 1..n_members-1 (the first member lives in models/ itself)."""
+    import shutil
+
+    Path(MEMBERS_DIR).mkdir(parents=True, exist_ok=True)
+    for stale in Path(MEMBERS_DIR).iterdir():
+        if not (stale.name.isdigit() and 0 < int(stale.name) < n_members):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+
+
+def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
+    """Each member as `dvc exp run -S model.name=<its architecture>` would train it. A member already in its
+    directory, or in the model cache (an experiment of the same architecture, recipe, seed, data, code and machine
+    kind trained it), is copied, not trained again. train.json sums the members' train times, reused ones too."""
     import shutil
 
     from . import distributed
-    from .params import member_params
-    from .train import fit, trained_already
+    from .models import read_config
+    from .params import ENSEMBLE, member_params
+    from .train import cached_model, fit, trained_already
 
-    n_members = len(params["ensemble"]["members"])
-    if distributed.is_writer() and Path(MEMBERS_DIR).is_dir():
-        for stale in Path(MEMBERS_DIR).iterdir():
-            if not (stale.name.isdigit() and int(stale.name) < n_members):
-                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    for index in range(n_members):
-        member, out = member_params(params, index), f"{MEMBERS_DIR}/{index}"
+    n, writer = len(params["ensemble"]["members"]), distributed.is_writer()
+    if writer:
+        _clear_members(n)
+    records = []
+    for index in range(n):
+        member = member_params(params, index)
+        out = MODEL_DIR if index == 0 else f"{MEMBERS_DIR}/{index}"
+        head = f"ensemble member {index + 1}/{n}: {member['model']['name']} (seed {member['seed']})"
         if trained_already(member, splits, out):
-            print(f"ensemble member {index} ({member['model']['name']}): trained already, kept")
-            continue
-        print(f"ensemble member {index}/{n_members}: {member['model']['name']} "
-              f"({params['ensemble']['members'][index]})")
-        result = fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=None)
-        if distributed.is_writer():
-            print(f"ensemble member {index}: dev macro F1 {result['dev_tuned_macro_f1']:.4f} (tuned) -> {out}/")
+            how = "trained already, kept"
+        elif (cached := cached_model(member, splits)) is not None:
+            how = f"trained by an earlier run, copied from {cached}"
+            if writer:
+                if index:
+                    shutil.rmtree(out, ignore_errors=True)
+                shutil.copytree(cached, out, dirs_exist_ok=True)
+        else:
+            how = "trained"
+            if writer:
+                print(f"{head}: {_settings_line(member_params(params, index, resolved=False), member)}")
+            fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=None)
+        if writer:
+            records.append(read_config(out)["train"])
+            print(f"{head}: {how}; dev macro F1 {records[-1]['dev_tuned_macro_f1']:.4f} (tuned) -> {out}/")
+    if not distributed.is_writer():
+        return
+    write_json(TRAIN_METRICS, {
+        "model": ENSEMBLE,
+        "members": " + ".join(r["model"] for r in records),
+        "train_time_s": round(sum(r["train_time_s"] for r in records), 2),  # reused members counted too
+        "params_total": sum(r["params_total"] for r in records),
+        **{k: records[0][k] for k in ("device", "precision")},
+    })
+    Path(LIVE_DIR, "plots").mkdir(parents=True, exist_ok=True)  # per-epoch curves are each model's, not an ensemble's
+    write_json(f"{LIVE_DIR}/metrics.json", {})
+    print(f"trained an ensemble of {n}: {' + '.join(r['model'] for r in records)} -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
 
 def _csv(df: pd.DataFrame, path) -> None:

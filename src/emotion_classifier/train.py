@@ -26,6 +26,7 @@ from .data import label_matrix
 from .distill import teacher_hash, training_targets
 from .hardware import autocast
 from .io import atomic_path
+from .params import resolve
 
 # ---------------------------------------------------------------------------- set-up
 
@@ -121,21 +122,28 @@ def _fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def default_feature_cache() -> Path:
+def cache_root() -> Path:
     """Outside the workspace, so queued experiments (each in its own temp copy) share it."""
-    root = os.environ.get("EMOTION_CLASSIFIER_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "emotion-classifier")
-    return Path(root) / "features"
+    return Path(os.environ.get("EMOTION_CLASSIFIER_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "emotion-classifier"))
+
+
+def default_feature_cache() -> Path:
+    return cache_root() / "features"
 
 
 def encoder_features(model: nn.Module, ids: list[list[int]], pad_id: int, batch_size: int,
                      device, precision: str, cache_dir: Path | None, key: dict) -> torch.Tensor:
-    """Pooled frozen-encoder features, cached on disk per (encoder, pooling, max_length, texts)."""
-    from safetensors.torch import load_file, save_file
+    """Pooled frozen-encoder features, cached on disk per (encoder, pooling, max_length, texts), and the seconds
+    computing them took (a reused file's own: a run's train time counts the work it stands on)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     path = cache_dir / f"{_fingerprint(key, ids)}.safetensors" if cache_dir else None
     if path is not None and path.exists():
-        return load_file(str(path))["features"]
+        with safe_open(str(path), "pt") as f:
+            return f.get_tensor("features"), float((f.metadata() or {}).get("seconds", 0.0))
+    t0 = time.time()
     data = TokenData(ids, pad_id)
     model.encoder.to(device)
     feats, order = [], []
@@ -147,11 +155,12 @@ def encoder_features(model: nn.Module, ids: list[list[int]], pad_id: int, batch_
             order.append(idx)
     out = torch.empty((len(ids), feats[0].shape[1]))
     out[torch.as_tensor(np.concatenate(order))] = torch.cat(feats)
+    seconds = time.time() - t0
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            save_file({"features": out.contiguous()}, str(tmp))
-    return out
+            save_file({"features": out.contiguous()}, str(tmp), metadata={"seconds": f"{seconds:.2f}"})
+    return out, seconds
 
 
 # ---------------------------------------------------------------------------- loss, optimizer, schedule
@@ -288,9 +297,11 @@ def improved(monitor: str, value: float, best: float | None) -> bool:
 
 
 def code_version() -> str:
-    """A hash of the package's source: a checkpoint resumes only under the code that wrote it."""
+    """A hash of the package's source, subpackages (the architectures) included: a checkpoint resumes, and a
+    trained model is reused, only under the code that wrote it."""
     pkg = Path(__file__).parent
-    return _fingerprint(*[(f.name, f.read_text(encoding="utf-8")) for f in sorted(pkg.glob("*.py"))])
+    return _fingerprint(*[(f.relative_to(pkg).as_posix(), f.read_text(encoding="utf-8"))
+                          for f in sorted(pkg.rglob("*.py"))])
 
 
 def run_id(params: dict, splits: dict, device: torch.device, precision: str) -> str:
@@ -301,6 +312,14 @@ def run_id(params: dict, splits: dict, device: torch.device, precision: str) -> 
                         distributed.world_size())
 
 
+def planned_run_id(params: dict, splits: dict) -> str:
+    """The run id `fit` will give these params on this machine, before anything is built."""
+    params = resolve(params)
+    device = hardware.resolve_device(params["train"]["device"], "train.device")
+    precision = hardware.resolve_precision(params["train"]["precision"], device, "train.precision")
+    return run_id(params, splits, device, precision)
+
+
 def trained_already(params: dict, splits: dict, model_dir: str | Path) -> bool:
     """model_dir holds what `fit` would train from these exact params, data and code (an ensemble member
     finished before an interruption)."""
@@ -308,9 +327,32 @@ def trained_already(params: dict, splits: dict, model_dir: str | Path) -> bool:
         cfg = models.read_config(model_dir)
     except models.ModelDirError:
         return False
-    device = hardware.resolve_device(params["train"]["device"], "train.device")
-    precision = hardware.resolve_precision(params["train"]["precision"], device, "train.precision")
-    return cfg.get("train", {}).get("run_id") == run_id(params, splits, device, precision)
+    return cfg.get("train", {}).get("run_id") == planned_run_id(params, splits)
+
+
+def model_cache() -> Path:
+    """Finished models by run id, outside the workspace: an ensemble's member that an experiment of the same
+    architecture, recipe, seed, data, code and machine kind trained already is copied, not trained again."""
+    return cache_root() / "models"
+
+
+def cache_model(model_dir: str | Path, run: str) -> None:
+    """Copy a finished model directory into the model cache (whole or not at all)."""
+    target = model_cache() / run
+    if target.exists():
+        return
+    tmp = target.with_name(f".{run}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("members", "thresholds.json"))
+    try:
+        tmp.rename(target)
+    except OSError:  # another process cached it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cached_model(params: dict, splits: dict) -> Path | None:
+    path = model_cache() / planned_run_id(params, splits)
+    return path if (path / "config.json").exists() else None
 
 
 def _save_state(path: Path, obj: dict) -> None:
@@ -351,6 +393,8 @@ class Run:
 
     def __init__(self, params: dict, splits: dict, labels: list[str], feature_cache):
         model_params, train_params = params["model"], params["train"]
+        self.train_params = train_params  # resolved: what this run trains with
+        self.feature_time = 0.0  # frozen-encoder features (feature-extract): computed, or reused from the cache
         self.name = model_params["name"]
         self.entry = architectures.get(self.name)
         self.arch = model_params[self.name]
@@ -401,6 +445,8 @@ class Run:
             feats = {s: encoder_features(self.model, ids[s], self.tokenizer.pad_token_id,
                                          self.arch["feature_batch_size"], self.device, self.precision, cache, key)
                      for s in ids}
+            self.feature_time = sum(seconds for _, seconds in feats.values())
+            feats = {s: f for s, (f, _) in feats.items()}
         return distributed.broadcast(feats)
 
 
@@ -447,6 +493,7 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = p
 
     `stop_after_epochs` ends the run early as if killed (tests of resume use it).
     """
+    params = resolve(params)  # the architecture's recipe fills what params.yaml leaves null
     train_params, seed = params["train"], params["seed"]
     set_seed(seed)  # the same initial weights on every rank
     torch.set_num_threads(distributed.threads_per_process())
@@ -473,6 +520,8 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = p
         if state["bad_epochs"] > train_params["patience"] and writer:
             print(f"early stop: {monitor} has not improved for {state['bad_epochs']} epochs")
     result = finish(run, state, monitor, time.time() - t_run, model_dir, metrics_path, ckpt_dir) if writer else None
+    if writer:
+        cache_model(model_dir, result["run_id"])
     if live is not None:
         live.end()
     return distributed.broadcast(result)
@@ -521,7 +570,8 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
         "epochs_run": state["epoch"],
         "monitor": monitor,
         **{k: best_rec[k] for k in ("dev_macro_f1", "dev_tuned_micro_f1", "dev_tuned_macro_f1")},
-        "train_time_s": round(state["train_time"], 2),
+        "train_time_s": round(state["train_time"] + run.feature_time, 2),  # epochs and the features they train on
+        "feature_time_s": round(run.feature_time, 2),
         "epoch_time_s": round(float(np.mean(epoch_times)), 2),
         "train_examples_per_s": round(len(run.y["train"]) * len(epoch_times) / sum(epoch_times), 1),
         "params_total": models.n_params(run.model),
@@ -530,6 +580,7 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
     }
     # The whole record travels with the model; train.json keeps what experiments are compared on.
     record = {**result, **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1")}, "run_id": ckpt_dir.name,
+              "train_settings": run.train_params,
               "params_trainable": models.n_params(run.trainable, trainable_only=True),
               **hardware.describe(run.device, run.precision), "run_wall_time_s": round(wall_time, 2)}
     models.save(run.model, run.cfg, run.tokenizer, model_dir, extra={"train": record})

@@ -1,0 +1,127 @@
+"""`emotion-compare-all` (`make compare SEEDS=0,1,2`): every registered architecture and the ensemble, each with
+its own recipe, times seeds, as named DVC experiments; then `emotion-report` over them.
+
+    emotion-compare-all --seeds 0,1,2                  # run what is missing, then the report
+    emotion-compare-all --seeds 0 --set train.epochs=1 --set data.max_examples=300   # a quick look
+    emotion-compare-all --seeds 0,1,2 --share 1/2 --push origin   # this machine's half, pushed as it finishes
+    emotion-compare-all --seeds 0,1,2 --report-only    # after `dvc exp pull origin <names>`: the report
+
+One experiment at a time (`dvc exp run --temp`: outside the workspace, which stays as it is; its log streams here),
+named `<prefix>-<architecture>-s<seed>`. Resumable: an experiment of that name at this commit finished and is
+skipped. The ensembles run last: their members are the architectures' own runs, copied from the model cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+ENSEMBLE = "ensemble"
+
+
+def plan(architectures: list[str], seeds: list[int], prefix: str) -> list[tuple[str, list[str]]]:
+    """(experiment name, `-S` overrides) for each architecture x seed, the ensembles last."""
+    return [(f"{prefix}-{arch}-s{seed}", [f"model.name={arch}", f"seed={seed}"])
+            for arch in sorted(architectures, key=lambda a: a == ENSEMBLE) for seed in seeds]
+
+
+def my_share(runs: list, share: str | None) -> list:
+    """Every n-th run, from the k-th on, for `--share k/n` (each machine of n runs one share)."""
+    if not share:
+        return runs
+    try:
+        k, n = (int(x) for x in share.split("/"))
+        assert 1 <= k <= n
+    except (ValueError, AssertionError):
+        raise SystemExit(f"emotion-compare-all: --share {share!r}: expected k/n with 1 <= k <= n, e.g. 1/2") from None
+    return runs[k - 1::n]
+
+
+def dvc(*args: str, capture: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=capture, text=True, check=False)
+
+
+def finished() -> set[str]:
+    """Experiments of the current commit (`dvc exp ls`): each was committed when its run succeeded."""
+    r = dvc("exp", "ls", "--name-only")
+    if r.returncode != 0:
+        raise SystemExit(f"emotion-compare-all: `dvc exp ls` failed:\n{r.stderr.strip()}")
+    return {line.strip() for line in r.stdout.splitlines() if line.strip() and not line.endswith(":")}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def run_all(runs: list[tuple[str, list[str]]], extra: list[str], push: str | None) -> list[str]:
+    """Run what has not finished, one at a time, with progress; returns the names that failed."""
+    done = finished()
+    todo = [(name, sets) for name, sets in runs if name not in done]
+    print(f"emotion-compare-all: {len(runs)} experiments, {len(runs) - len(todo)} finished already, "
+          f"{len(todo)} to run", flush=True)
+    failed, took = [], []
+    for i, (name, sets) in enumerate(todo, 1):
+        left = f"; about {_minutes(sum(took) / len(took) * (len(todo) - i + 1))} left" if took else ""
+        overrides = [a for s in sets + extra for a in ("-S", s)]
+        print(f"\n=== [{i}/{len(todo)}] {name}: dvc exp run --temp -n {name} {' '.join(overrides)}{left}", flush=True)
+        t0 = time.time()
+        r = dvc("exp", "run", "--temp", "-n", name, *overrides, capture=False)
+        took.append(time.time() - t0)
+        if r.returncode != 0:
+            failed.append(name)
+            print(f"=== {name} failed (exit {r.returncode}); the rest go on", flush=True)
+            continue
+        print(f"=== {name} finished in {_minutes(took[-1])}", flush=True)
+        if push and dvc("exp", "push", push, name, capture=False).returncode != 0:
+            print(f"=== {name}: `dvc exp push {push} {name}` failed; push it by hand later", flush=True)
+    return failed
+
+
+def main(argv=None) -> None:
+    from . import report
+    from .architectures import REGISTRY
+
+    ap = argparse.ArgumentParser(prog="emotion-compare-all", description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    ap.add_argument("--architectures", default=",".join([*REGISTRY, ENSEMBLE]),
+                    help="comma-separated model.name values (default: every registered one and the ensemble)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more `dvc exp run -S` for every experiment (repeatable), e.g. train.epochs=1")
+    ap.add_argument("--prefix", default="cmp", help="experiment names: PREFIX-ARCHITECTURE-sSEED")
+    ap.add_argument("--share", help="k/n: run every n-th experiment from the k-th (one of n machines)")
+    ap.add_argument("--push", metavar="GIT_REMOTE", help="`dvc exp push` each finished experiment there")
+    ap.add_argument("--report-only", action="store_true", help="no runs: the report over what has finished")
+    ap.add_argument("--out", default="reports/experiments.md")
+    ap.add_argument("--chart", default="reports/experiments.png")
+    args = ap.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise SystemExit(f"emotion-compare-all: --seeds {args.seeds!r}: expected integers such as 0,1,2") from None
+    archs = [a.strip() for a in args.architectures.split(",") if a.strip()]
+    unknown = [a for a in archs if a not in REGISTRY and a != ENSEMBLE]
+    if unknown:
+        raise SystemExit(f"emotion-compare-all: unknown architecture {', '.join(unknown)}; choose from "
+                         f"{', '.join([*REGISTRY, ENSEMBLE])}")
+    bad = [s for s in args.set if "=" not in s]
+    if bad:
+        raise SystemExit(f"emotion-compare-all: --set {bad[0]!r}: expected KEY=VALUE, e.g. train.epochs=1")
+    runs = plan(archs, seeds, args.prefix)
+    failed = [] if args.report_only else run_all(my_share(runs, args.share), args.set, args.push)
+    have = finished()
+    present = [name for name, _ in runs if name in have]
+    missing = [name for name, _ in runs if name not in have]
+    if missing:
+        print(f"emotion-compare-all: not (yet) here: {', '.join(missing)}"
+              + (" (another machine's share? `dvc exp pull <remote> <names>`)" if args.share or args.report_only
+                 else ""))
+    if present:
+        report.main([*present, "--out", args.out, "--chart", args.chart])
+    if failed:
+        raise SystemExit(f"emotion-compare-all: {len(failed)} failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""`emotion-compare-all` end to end in a copy of the project: every architecture and the ensemble as DVC
+experiments on tiny data, one epoch each, then the report with one row each."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from emotion_classifier.architectures import REGISTRY
+from emotion_classifier.comparison import my_share, plan
+from emotion_classifier.report import collect
+
+from .conftest import SHARED, copy_repo, tiny_params
+from .test_pipeline_e2e import dvc, dvc_env
+
+
+def test_plan_runs_the_ensembles_last_and_shares_split_it():
+    runs = plan(["ensemble", "textcnn", "bilstm_maxpool"], [0, 1], "cmp")
+    assert [n for n, _ in runs] == ["cmp-textcnn-s0", "cmp-textcnn-s1", "cmp-bilstm_maxpool-s0",
+                                    "cmp-bilstm_maxpool-s1", "cmp-ensemble-s0", "cmp-ensemble-s1"]
+    assert runs[0][1] == ["model.name=textcnn", "seed=0"]
+    halves = my_share(runs, "1/2") + my_share(runs, "2/2")
+    assert sorted(halves) == sorted(runs) and len(my_share(runs, "1/2")) == 3
+    with pytest.raises(SystemExit, match="expected k/n"):
+        my_share(runs, "3/2")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tiny_encoder):
+    if not (SHARED / "dvc-storage").exists():
+        pytest.skip("../shared/dvc-storage is not beside the project")
+    d = copy_repo(tmp_path_factory.mktemp("comparison") / "repo")
+    p = yaml.safe_load((d / "params.yaml").read_text())
+    tiny = tiny_params(tiny_encoder, "bilstm_maxpool")
+    p.update(model={**tiny["model"], "name": p["model"]["name"]}, train=tiny["train"], evaluate=tiny["evaluate"])
+    p["train"]["epochs"] = None  # each architecture's recipe, as in the project's params.yaml
+    p["data"]["max_examples"] = 60
+    p["compare"]["tfidf_max_features"] = 500
+    p["evaluate"]["bootstrap_resamples"] = 100
+    (d / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "copy"]):
+        subprocess.run(git + args, cwd=d, check=True, capture_output=True)
+    assert dvc(["remote", "modify", "--local", "storage", "url", str(SHARED / "dvc-storage")], d).returncode == 0
+    assert dvc(["pull", "data/raw/goemotions.dvc"], d).returncode == 0
+    return d
+
+
+def compare_all(project, *args):
+    return subprocess.run([sys.executable, "-m", "emotion_classifier.comparison", *args], cwd=project,
+                          env=dvc_env(), capture_output=True, text=True, check=False, timeout=1200)
+
+
+def test_every_architecture_and_the_ensemble_in_one_command(project):
+    r = compare_all(project, "--seeds", "0", "--set", "train.epochs=1")
+    log = r.stdout + r.stderr
+    (project / "compare.log").write_text(log)
+    assert r.returncode == 0, log[-5000:]
+    names = [f"cmp-{a}-s0" for a in [*REGISTRY, "ensemble"]]
+    assert f"{len(names)} experiments, 0 finished already, {len(names)} to run" in log
+    runs = dict(re.findall(r"=== \[\d+/\d+\] (\S+): (.*?)(?==== \[|\Z)", log, flags=re.S))
+    assert sorted(runs) == sorted(names)
+    for arch in REGISTRY:  # a single architecture trains itself alone, with its recipe but the explicit epochs
+        assert "ensemble member" not in runs[f"cmp-{arch}-s0"]
+        assert f"training {arch} (seed 0): epochs 1 (train.epochs), loss " in runs[f"cmp-{arch}-s0"]
+    ensemble_log = runs["cmp-ensemble-s0"]
+    assert ensemble_log.count("trained by an earlier run") == 2 and "epoch 1:" not in ensemble_log, ensemble_log
+
+    rows = {r["name"]: r for r in collect(json.loads(dvc(["exp", "show", "--json"], project).stdout), names)}
+    for arch in REGISTRY:
+        row = rows[f"cmp-{arch}-s0"]
+        assert row["params"]["model.name"] == arch and row["params"]["train.epochs"] == 1
+        assert row["metrics"]["metrics/train.json"]["model"] == arch
+        assert row["metrics"]["metrics/train.json"]["epochs_run"] == 1
+    ens = rows["cmp-ensemble-s0"]["metrics"]["metrics/train.json"]
+    assert ens["model"] == "ensemble" and ens["members"] == "transformer_finetune + bilstm_lasttoken"
+
+    report = (project / "reports/experiments.md").read_text()
+    rows = [line for line in report.split("## Every experiment")[1].splitlines() if line.startswith("| cmp-")]
+    assert sorted(row.split(" | ")[0][2:] for row in rows) == sorted(names)
+    assert (project / "reports/experiments.png").stat().st_size > 10_000
+
+    again = compare_all(project, "--seeds", "0", "--set", "train.epochs=1")  # resumable: nothing reruns
+    assert again.returncode == 0 and f"{len(names)} finished already, 0 to run" in again.stdout
+    assert "up to date" in dvc(["status"], project).stdout or "changed" not in dvc(["status"], project).stdout
+
+
+def test_bad_arguments_get_one_line(project):
+    for args, says in ((["--architectures", "gru"], "unknown architecture gru"),
+                       (["--seeds", "a"], "expected integers"),
+                       (["--set", "train.epochs"], "expected KEY=VALUE")):
+        r = compare_all(project, *args)
+        assert r.returncode != 0 and says in r.stderr, r.stderr
