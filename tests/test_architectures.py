@@ -103,8 +103,14 @@ def test_no_architecture_name_outside_the_registry():
 def test_readme_is_a_guide_with_the_add_an_architecture_section():
     from .conftest import ROOT
 
+    import re
+
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert len(readme) <= 14_000 and "### Add an architecture" in readme
+    assert "### Add an architecture" in readme
+    contents = readme.split("**Contents:**", 1)[1].split("\n\n", 1)[0]
+    for heading in re.findall(r"^## (.+)$", readme, flags=re.M):  # every section reachable from the top
+        anchor = re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
+        assert f"(#{anchor})" in contents, heading
 
 
 def test_mask_words_start_the_mask_tokens_as_those_words(tiny_encoder):

@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from .io import atomic_path
-from .paths import EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL, TRAIN_METRICS
+from .paths import COMPARE_METRICS, EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL, TRAIN_METRICS
 
 COLUMNS = [  # (header, metrics file, key, format)
     ("test micro F1", EVAL_METRICS, "test_micro_f1", ".4f"),
@@ -132,22 +132,29 @@ def curves_chart(rows: list[dict], path: str | Path) -> None:
 
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), dpi=100)
-    for i, r in enumerate(rows):
-        c, colour = r.get("curves") or {}, f"C{i}"
+    from matplotlib.ticker import MaxNLocator
+
+    for r in rows:  # an ensemble has no curves of its own: its members' are their architectures' rows
+        c, name = r.get("curves") or {}, r["params"].get("model.name", "")
         for k, style in (("train_loss", ":"), ("dev_loss", "-")):
             if k in c:
-                axes[0].plot(range(1, len(c[k]) + 1), c[k], style, color=colour, marker="o", ms=3,
+                axes[0].plot(range(1, len(c[k]) + 1), c[k], style, color=colour(name), marker="o", ms=3,
                              label=f"{r['name']} {k.split('_')[0]}")
         k = "dev_tuned_macro_f1" if "dev_tuned_macro_f1" in c else "dev_macro_f1"
         if k in c:
-            axes[1].plot(range(1, len(c[k]) + 1), c[k], "-", color=colour, marker="o", ms=3,
+            axes[1].plot(range(1, len(c[k]) + 1), c[k], "-", color=colour(name), marker="o", ms=3,
                          label=r["name"] + ("" if k == "dev_tuned_macro_f1" else " (at 0.5)"))
-    axes[0].set(title="loss per epoch (dotted: train, solid: dev)", xlabel="epoch", ylabel="BCE")
-    axes[1].set(title="dev macro F1 per epoch (per-label thresholds tuned on dev)", xlabel="epoch")
+    axes[0].set(title="loss per epoch (dotted: train, solid: dev)", xlabel="epoch",
+                ylabel="loss (each run's own: BCE, weighted BCE, ...)")
+    axes[1].set(title="dev macro F1 per epoch (per-label thresholds tuned on dev)", xlabel="epoch",
+                ylabel="dev macro F1")
+    longest = max([len(v) for r in rows for v in (r.get("curves") or {}).values()] or [1])
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.set_xlim(0.5, longest + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     _save(fig, path)
 
@@ -165,7 +172,8 @@ def per_label_chart(rows: list[dict], path: str | Path) -> None:
     h = 0.8 / len(have)
     for i, r in enumerate(have):
         f1 = r["per_label"].set_index("label").loc[labels, "f1"].to_numpy()
-        ax.barh([j - 0.4 + h * (i + 0.5) for j in range(len(labels))], f1, h, label=r["name"], color=f"C{i}")
+        ax.barh([j - 0.4 + h * (i + 0.5) for j in range(len(labels))], f1, h, label=r["name"],
+                color=colour(r["params"].get("model.name", "")))
     ax.set_yticks(range(len(labels)), [f"{lab} ({int(n)})" for lab, n in zip(labels, base["support"])], fontsize=8)
     ax.invert_yaxis()
     ax.set(xlabel="test F1 (per-label thresholds tuned on dev)", title="per-label test F1 (label, test support)",
@@ -377,27 +385,67 @@ def render(rows: list[dict], defaults: dict, targets: dict | None = None, search
     return "\n".join(lines) + "\n"
 
 
-def chart(rows: list[dict], path: str | Path) -> None:
+def group_label(rows: list[dict], cmd: str, count: Counter) -> str:
+    name = rows[0]["params"].get("model.name", "")
+    members = metric(rows[0], TRAIN_METRICS, "members")  # an ensemble's architectures
+    label = _label(name, cmd) if count[name] > 1 else name
+    return f"{label}\n({members})" if members else label
+
+
+def colour(name: str) -> str:
+    """One colour per architecture, the same in every chart (the ensemble last)."""
+    from .architectures import REGISTRY
+
+    order = [*REGISTRY, "ensemble"]
+    return f"C{order.index(name) % 10}" if name in order else "C9"
+
+
+def chart(groups: dict[str, list[dict]], path: str | Path, targets: dict | None = None) -> None:
+    """One row per architecture (a seed group): test macro and micro F1 as the seed mean (dot), the seeds' range
+    (thick bar) and the mean's interval, test resampling and seed spread together (whisker); the reference
+    implementation's figure (red tick) and the TF-IDF baseline (grey dashes) marked; train time with what each
+    run reused (cached encoder features, an ensemble's members) counted."""
     from .plots import _plt, _save
 
+    targets = targets or {}
+    count = Counter(rows[0]["params"].get("model.name", "") for rows in groups.values())
+    order = sorted(groups, key=lambda c: -((spread(groups[c], "test_macro_f1") or {"mean": -1})["mean"]))
+    labels = [group_label(groups[c], c, count) + f"  n={len(groups[c])}" for c in order]
+    colours = [colour(groups[c][0]["params"].get("model.name", "")) for c in order]
     plt = _plt()
-    names = [r["name"] for r in rows]
-    get = lambda f, k: [r["metrics"].get(f, {}).get(k) or 0 for r in rows]  # noqa: E731
-    fig, axes = plt.subplots(1, 3, figsize=(15, 0.6 * len(rows) + 2.5), dpi=100)
-    y = range(len(rows))
-    axes[0].barh([i - 0.2 for i in y], get(EVAL_METRICS, "test_micro_f1"), 0.4, label="micro F1")
-    axes[0].barh([i + 0.2 for i in y], get(EVAL_METRICS, "test_macro_f1"), 0.4, label="macro F1")
-    axes[0].set_title("test F1")
-    axes[0].legend(loc="lower right")
-    axes[1].barh(list(y), [t / 60 for t in get(TRAIN_METRICS, "train_time_s")], color="C2")
-    axes[1].set_title("train time (min)")
-    axes[2].barh(list(y), [p / 1e6 for p in get(TRAIN_METRICS, "params_total")], color="C3")
-    axes[2].set_title("parameters (M)")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.5 * len(order) + 2.2), dpi=100,
+                             gridspec_kw={"width_ratios": [2, 2, 1.2]})
+    y = np.arange(len(order))
+    for ax, key, title in ((axes[0], "macro_f1", "test macro F1"), (axes[1], "micro_f1", "test micro F1")):
+        for i, cmd in enumerate(order):
+            sp = spread(groups[cmd], f"test_{key}")
+            if sp is None:
+                continue
+            if sp["lo"] is not None:
+                ax.errorbar(sp["mean"], i, xerr=[[sp["mean"] - sp["lo"]], [sp["hi"] - sp["mean"]]], fmt="none",
+                            ecolor=colours[i], elinewidth=1, capsize=4)
+            ax.plot([sp["min"], sp["max"]], [i, i], color=colours[i], lw=6, alpha=0.45, solid_capstyle="butt")
+            ax.plot(sp["mean"], i, "o", color=colours[i], ms=7)
+            target = targets.get(groups[cmd][0]["params"].get("model.name"), {}).get(key)
+            if target is not None:
+                ax.plot(target, i, "|", color="red", ms=16, mew=2.5)
+        base = [metric(r, COMPARE_METRICS, f"baseline_{key}") for rows in groups.values() for r in rows]
+        base = [b for b in base if b is not None]
+        if base:
+            ax.axvline(float(np.mean(base)), color="grey", ls="--", lw=1, label=f"TF-IDF baseline {np.mean(base):.3f}")
+        ax.plot([], [], "|", color="red", ms=12, mew=2.5, label="reference implementation")
+        ax.set(title=title, xlabel=title.replace("test ", "test split, "))
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    minutes = [np.mean([(metric(r, TRAIN_METRICS, "train_time_s") or 0) / 60 for r in groups[c]]) for c in order]
+    axes[2].barh(y, minutes, color=colours, alpha=0.8)
+    axes[2].set(title="train time per run (min)", xlabel="minutes (reused work counted)")
+    axes[2].grid(axis="x", alpha=0.3)
     for ax in axes:
-        ax.set_yticks(list(y), names if ax is axes[0] else [""] * len(rows))
-        ax.invert_yaxis()
-    axes[0].set_yticks(list(y), [f"{n}\n({r['params'].get('model.name', '')})" for n, r in zip(names, rows)],
-                       fontsize=8)
+        ax.set_yticks(y, labels if ax is axes[0] else [""] * len(order), fontsize=9)
+        ax.set_ylim(len(order) - 0.5, -0.5)
+    fig.suptitle("Architectures, each with its own recipe: dot = mean over seeds, thick bar = the seeds' range, "
+                 "whisker = 95% interval of the mean (test resampling and seed spread)", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
 
@@ -432,9 +480,10 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:
         tmp.write_text(render(rows, defaults, targets, search))
-    chart(rows, args.chart)
+    groups = seed_groups(rows, defaults)
+    chart(groups, args.chart, targets)
     stem = Path(args.chart).with_suffix("")
-    best = best_of_groups(seed_groups(rows, defaults))  # one line or bar per group: its best seed on dev
+    best = best_of_groups(groups)  # one line or bar per group: its best seed on dev
     curves_chart(best, f"{stem}_curves.png")
     per_label_chart(best, f"{stem}_per_label.png")
     print(f"{len(rows)} experiments -> {args.out}, {args.chart}, {stem}_curves.png, {stem}_per_label.png")
