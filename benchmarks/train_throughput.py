@@ -48,7 +48,7 @@ def ours(params, splits, names) -> float:
         r = fit(params, splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
                 checkpoint_root=Path(tmp) / "ck", feature_cache=None)
     print(f"  ours: {r['epoch_time_s']:.1f} s, device {r['device']}, precision {r['precision']}, "
-          f"threads {r['threads']}")
+          f"threads {torch.get_num_threads()}")
     return r["train_examples_per_s"]
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from emotion_classifier import architectures, pipeline
 from emotion_classifier.architectures import Architecture
-from emotion_classifier.params import integer, validate
+from emotion_classifier.params import ParamsError, integer, validate
 
 from .conftest import tiny_params
 
@@ -42,6 +42,9 @@ def test_a_toy_architecture_runs_train_tune_evaluate_and_predict(tmp_path, tiny_
     monkeypatch.setitem(architectures.REGISTRY, TOY.name, TOY)
     p["model"] |= {"name": TOY.name, TOY.name: {"dim": 8}}
     p["data"]["prepared_dir"] = str(tiny_prepared)
+    with pytest.raises(ParamsError, match="'train.loss' is null .* 'model.toy_bag.train' sets no loss"):
+        validate(p)  # no recipe: what params.yaml leaves to it must be set
+    p["model"][TOY.name]["train"] = {"loss": "weighted_bce"}  # its recipe
     p = validate(p)
     monkeypatch.chdir(tmp_path)
     pipeline.train(p)
@@ -101,9 +104,9 @@ def test_no_architecture_name_outside_the_registry():
 
 
 def test_readme_is_a_guide_with_the_add_an_architecture_section():
-    from .conftest import ROOT
-
     import re
+
+    from .conftest import ROOT
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "### Add an architecture" in readme

@@ -99,7 +99,8 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
     assert "model_minus_baseline_macro_f1_p_value" in files["metrics/compare.json"]["data"]
     values = [v for f in files.values() for v in flatten(f["data"]).values()]
     assert len(values) <= 60, len(values)  # scores you can read, not 204 values led by dataset counts
-    assert "epochs_run" in files["metrics/train.json"]["data"]
+    train = files["metrics/train.json"]["data"]  # an ensemble's: its members and their train time
+    assert train["members"] == "bilstm_maxpool + bilstm_lasttoken" and train["train_time_s"] > 0
     assert "best_single_model_dev_macro_f1" in files["metrics/thresholds.json"]["data"]  # the ensemble was tuned
     assert len(json.loads((repo / "models/thresholds.json").read_text())["member_weights"]) == 2
     plots = json.loads(dvc(["plots", "show", "--json"], repo).stdout)["data"]

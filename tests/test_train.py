@@ -71,10 +71,33 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, params_for):
     assert len(live) == 1 + 3  # the replayed epoch and the two new ones
 
 
-def test_same_seed_same_dev_metrics(tmp_path, params_for):
-    p = params_for("bilstm_maxpool")
+@pytest.mark.parametrize("name", ["bilstm_maxpool", "transformer_finetune"])
+def test_a_repeated_run_writes_the_same_bytes(tmp_path, params_for, name):
+    """The model directory (a cached DVC output) is a function of params, data, code and hardware: no timings,
+    no paths, so a fresh clone's `dvc repro` leaves it, and dvc.lock, as they were."""
+    p = params_for(name)
     a, b = _fit(tmp_path / "a", p), _fit(tmp_path / "b", p)
     assert (a["dev_loss"], a["dev_macro_f1"]) == (b["dev_loss"], b["dev_macro_f1"])
+    files = sorted(f.relative_to(tmp_path / "a/models") for f in (tmp_path / "a/models").rglob("*") if f.is_file())
+    assert {"config.json", "model.safetensors"} <= {str(f) for f in files}
+    for f in files:
+        assert (tmp_path / "a/models" / f).read_bytes() == (tmp_path / "b/models" / f).read_bytes(), f
+    config = (tmp_path / "a/models/config.json").read_text()
+    assert "time_s" not in config and str(tmp_path) not in config and "_name_or_path" not in config
+
+
+def test_code_version_covers_the_architectures(tmp_path, monkeypatch):
+    """An edit to an architecture module changes the run id: its checkpoint or cached model is not reused."""
+    import shutil
+    from pathlib import Path
+
+    pkg = tmp_path / "emotion_classifier"
+    shutil.copytree(Path(train_module.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(train_module, "__file__", str(pkg / "train.py"))
+    before = train_module.code_version()
+    with open(pkg / "architectures/bilstm.py", "a") as f:
+        f.write("\n# an edit\n")
+    assert train_module.code_version() != before
 
 
 @pytest.mark.parametrize("loss", ["weighted_bce", "focal", "asl", "distribution_balanced"])

@@ -42,7 +42,8 @@ def build(name: str, model_params: dict, tokenizer, labels: list[str], device_ty
         encoder = load_encoder(model_params["encoder"], len(tokenizer), device_type, arch.get("encoder_dropout"))
         map_mask_tokens(encoder, tokenizer, model_params["mask_words"])
         if entry.keeps_encoder:
-            cfg["encoder_config"] = encoder.config.to_dict()
+            # without `_name_or_path` (where the encoder lay: a path of this machine's venv) and the like
+            cfg["encoder_config"] = {k: v for k, v in encoder.config.to_dict().items() if not k.startswith("_")}
     return entry.build(arch, cfg, encoder), cfg
 
 

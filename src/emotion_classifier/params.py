@@ -199,7 +199,10 @@ def _validate(raw: Any, schema: dict, prefix: str) -> dict:
             out[key] = None
         else:
             out[key] = _validate(value, spec, path) if isinstance(spec, dict) else spec.check(path, value)
-    missing = [k for k in schema if k not in raw]
+    for key in schema:  # an architecture without a recipe section has an empty one
+        if key not in raw and schema[key] is RECIPE:
+            out[key] = {}
+    missing = [k for k in schema if k not in raw and schema[k] is not RECIPE]
     if missing:
         where = f"'{prefix}'" if prefix else "the top level"
         raise ParamsError(f"params: {where} lacks key(s) {', '.join(missing)}")

@@ -150,7 +150,7 @@ def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
     from . import distributed
     from .models import read_config
     from .params import ENSEMBLE, member_params
-    from .train import cached_model, fit, trained_already
+    from .train import TIMING, cached_model, cached_timing, fit, trained_already
 
     n, writer = len(params["ensemble"]["members"]), distributed.is_writer()
     if writer:
@@ -167,21 +167,22 @@ def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
             if writer:
                 if index:
                     shutil.rmtree(out, ignore_errors=True)
-                shutil.copytree(cached, out, dirs_exist_ok=True)
+                shutil.copytree(cached, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(TIMING))
         else:
             how = "trained"
             if writer:
                 print(f"{head}: {_settings_line(member_params(params, index, resolved=False), member)}")
             fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=None)
         if writer:
-            records.append(read_config(out)["train"])
+            record = read_config(out)["train"]
+            records.append({**record, **cached_timing(record["run_id"])})  # timings live in the cache only
             print(f"{head}: {how}; dev macro F1 {records[-1]['dev_tuned_macro_f1']:.4f} (tuned) -> {out}/")
     if not distributed.is_writer():
         return
     write_json(TRAIN_METRICS, {
         "model": ENSEMBLE,
         "members": " + ".join(r["model"] for r in records),
-        "train_time_s": round(sum(r["train_time_s"] for r in records), 2),  # reused members counted too
+        "train_time_s": round(sum(r.get("train_time_s", 0.0) for r in records), 2),  # reused members counted too
         "params_total": sum(r["params_total"] for r in records),
         **{k: records[0][k] for k in ("device", "precision")},
     })

@@ -336,18 +336,27 @@ def model_cache() -> Path:
     return cache_root() / "models"
 
 
-def cache_model(model_dir: str | Path, run: str) -> None:
-    """Copy a finished model directory into the model cache (whole or not at all)."""
-    target = model_cache() / run
+def cache_model(model_dir: str | Path, record: dict) -> None:
+    """Copy a finished model directory into the model cache (whole or not at all), with its timings."""
+    target = model_cache() / record["run_id"]
     if target.exists():
         return
-    tmp = target.with_name(f".{run}.{os.getpid()}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("members", "thresholds.json"))
+    (tmp / TIMING).write_text(json.dumps({k: v for k, v in record.items() if k.endswith(("_s", "_per_s"))}) + "\n")
     try:
         tmp.rename(target)
     except OSError:  # another process cached it first
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+TIMING = "timing.json"  # in a cache entry only: how long its training took (a reuse counts it)
+
+
+def cached_timing(run: str) -> dict:
+    path = model_cache() / run / TIMING
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def cached_model(params: dict, splits: dict) -> Path | None:
@@ -521,7 +530,7 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = p
             print(f"early stop: {monitor} has not improved for {state['bad_epochs']} epochs")
     result = finish(run, state, monitor, time.time() - t_run, model_dir, metrics_path, ckpt_dir) if writer else None
     if writer:
-        cache_model(model_dir, result["run_id"])
+        cache_model(model_dir, result)
     if live is not None:
         live.end()
     return distributed.broadcast(result)
@@ -564,31 +573,37 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
                 run.logit_shift)
     best_rec = state["history"][state["best_epoch"] - 1]
     epoch_times = [r["epoch_time_s"] for r in state["history"]]
+    timing = {  # wall-clock figures differ run to run: metrics/ and the model cache only, never the model directory
+        "train_time_s": round(state["train_time"] + run.feature_time, 2),  # epochs and the features they train on
+        "feature_time_s": round(run.feature_time, 2),
+        "epoch_time_s": round(float(np.mean(epoch_times)), 2),
+        "train_examples_per_s": round(len(run.y["train"]) * len(epoch_times) / sum(epoch_times), 1),
+    }
+    hw = hardware.describe(run.device, run.precision)
     result = {
         "model": run.name,
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
         "monitor": monitor,
         **{k: best_rec[k] for k in ("dev_macro_f1", "dev_tuned_micro_f1", "dev_tuned_macro_f1")},
-        "train_time_s": round(state["train_time"] + run.feature_time, 2),  # epochs and the features they train on
-        "feature_time_s": round(run.feature_time, 2),
-        "epoch_time_s": round(float(np.mean(epoch_times)), 2),
-        "train_examples_per_s": round(len(run.y["train"]) * len(epoch_times) / sum(epoch_times), 1),
+        **timing,
         "params_total": models.n_params(run.model),
-        **{k: v for k, v in hardware.describe(run.device, run.precision).items() if k in ("device", "precision")},
+        **{k: hw[k] for k in ("device", "precision")},
         "world_size": distributed.world_size(),
     }
-    # The whole record travels with the model; train.json keeps what experiments are compared on.
-    record = {**result, **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1")}, "run_id": ckpt_dir.name,
+    # The run record travels with the model (a function of params, data, code and hardware: the same bytes when
+    # the run is repeated); train.json keeps what experiments are compared on, timings included.
+    record = {**{k: v for k, v in result.items() if k not in timing},
+              **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1")}, "run_id": ckpt_dir.name,
               "train_settings": run.train_params,
               "params_trainable": models.n_params(run.trainable, trainable_only=True),
-              **hardware.describe(run.device, run.precision), "run_wall_time_s": round(wall_time, 2)}
+              **{k: v for k, v in hw.items() if k != "threads"}}
     models.save(run.model, run.cfg, run.tokenizer, model_dir, extra={"train": record})
     if metrics_path:
         with atomic_path(metrics_path) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the model directory is the result
-    return record
+    return {**record, **timing, "run_wall_time_s": round(wall_time, 2)}
 
 
 def _open_live(live_dir, history: list[dict]):
