@@ -135,6 +135,8 @@ def test_a_member_trained_by_an_earlier_run_is_copied_not_trained(ensemble_dir, 
     assert out.count("trained by an earlier run") == 2 and "epoch" not in out, out
     for mine, theirs in (("models", "models/members/1"), ("models/members/1", "models/members/2")):
         assert (tmp_path / mine / "model.safetensors").read_bytes() == (d / theirs / "model.safetensors").read_bytes()
+    curves = (tmp_path / "dvclive/plots/metrics/dev_loss.tsv").read_text().splitlines()
+    assert len(curves) == 1 + 2  # the first member's epochs, replayed from the cache for `dvc plots`
     changed = validate({**again, "seed": 9, "ensemble": {"members": [{"model.name": "textcnn"}]}})
     capsys.readouterr()
     pipeline.train_ensemble(changed, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))

@@ -144,13 +144,14 @@ def _clear_members(n_members: int) -> None:
 def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
     """Each member as `dvc exp run -S model.name=<its architecture>` would train it. A member already in its
     directory, or in the model cache (an experiment of the same architecture, recipe, seed, data, code and machine
-    kind trained it), is copied, not trained again. train.json sums the members' train times, reused ones too."""
+    kind trained it), is copied, not trained again. train.json sums the members' train times, reused ones too;
+    dvclive/ holds the first member's epochs."""
     import shutil
 
     from . import distributed
     from .models import read_config
     from .params import ENSEMBLE, member_params
-    from .train import TIMING, cached_model, cached_timing, fit, trained_already
+    from .train import TIMING, cached_model, cached_timing, fit, replay_live, trained_already
 
     n, writer = len(params["ensemble"]["members"]), distributed.is_writer()
     if writer:
@@ -172,10 +173,13 @@ def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
             how = "trained"
             if writer:
                 print(f"{head}: {_settings_line(member_params(params, index, resolved=False), member)}")
-            fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=None)
+            # the first member's epochs are the ensemble's DVCLive curves (models/ holds it)
+            fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=None if index else LIVE_DIR)
         if writer:
             record = read_config(out)["train"]
             records.append({**record, **cached_timing(record["run_id"])})  # timings live in the cache only
+            if index == 0 and how != "trained":
+                replay_live(LIVE_DIR, records[0].get("history", []))
             print(f"{head}: {how}; dev macro F1 {records[-1]['dev_tuned_macro_f1']:.4f} (tuned) -> {out}/")
     if not distributed.is_writer():
         return
@@ -186,8 +190,6 @@ def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
         "params_total": sum(r["params_total"] for r in records),
         **{k: records[0][k] for k in ("device", "precision")},
     })
-    Path(LIVE_DIR, "plots").mkdir(parents=True, exist_ok=True)  # per-epoch curves are each model's, not an ensemble's
-    write_json(f"{LIVE_DIR}/metrics.json", {})
     print(f"trained an ensemble of {n}: {' + '.join(r['model'] for r in records)} -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
 

@@ -134,8 +134,10 @@ def curves_chart(rows: list[dict], path: str | Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), dpi=100)
     from matplotlib.ticker import MaxNLocator
 
-    for r in rows:  # an ensemble has no curves of its own: its members' are their architectures' rows
+    for r in rows:
         c, name = r.get("curves") or {}, r["params"].get("model.name", "")
+        if name == "ensemble":  # its dvclive/ is its first member's epochs: that architecture's row has them
+            continue
         for k, style in (("train_loss", ":"), ("dev_loss", "-")):
             if k in c:
                 axes[0].plot(range(1, len(c[k]) + 1), c[k], style, color=colour(name), marker="o", ms=3,

@@ -344,19 +344,28 @@ def cache_model(model_dir: str | Path, record: dict) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("members", "thresholds.json"))
-    (tmp / TIMING).write_text(json.dumps({k: v for k, v in record.items() if k.endswith(("_s", "_per_s"))}) + "\n")
+    run_log = {**{k: v for k, v in record.items() if k.endswith(("_s", "_per_s"))}, "history": record["history"]}
+    (tmp / TIMING).write_text(json.dumps(run_log) + "\n")
     try:
         tmp.rename(target)
     except OSError:  # another process cached it first
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-TIMING = "timing.json"  # in a cache entry only: how long its training took (a reuse counts it)
+TIMING = "run.json"  # in a cache entry only: how long its training took (a reuse counts it), its epochs' records
 
 
 def cached_timing(run: str) -> dict:
+    """The cached run's timings and `history` (per-epoch records), or {} when not cached."""
     path = model_cache() / run / TIMING
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def replay_live(live_dir, history: list[dict]) -> None:
+    """DVCLive's per-epoch logs of a run reused from the cache, as its training wrote them."""
+    live = _open_live(live_dir, history)
+    if live is not None:
+        live.end()
 
 
 def cached_model(params: dict, splits: dict) -> Path | None:
@@ -603,7 +612,7 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
         with atomic_path(metrics_path) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the model directory is the result
-    return {**record, **timing, "run_wall_time_s": round(wall_time, 2)}
+    return {**record, **timing, "run_wall_time_s": round(wall_time, 2), "history": state["history"]}
 
 
 def _open_live(live_dir, history: list[dict]):
