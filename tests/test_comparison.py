@@ -77,6 +77,16 @@ def test_every_architecture_and_the_ensemble_in_one_command(project):
         assert row["metrics"]["metrics/train.json"]["epochs_run"] == 1
     ens = rows["cmp-ensemble-s0"]["metrics"]["metrics/train.json"]
     assert ens["model"] == "ensemble" and ens["members"] == "transformer_finetune + bilstm_lasttoken"
+    for name in names:  # one model each, but the ensemble's second in models/members/1
+        lock = yaml.safe_load(subprocess.run(["git", "show", f"{rows[name]['rev']}:dvc.lock"], cwd=project,
+                                             capture_output=True, text=True, check=True).stdout)
+        members = next(o for o in lock["stages"]["train"]["outs"] if o["path"] == "models/members")
+        assert (members.get("nfiles", 0) > 0) == (name == "cmp-ensemble-s0"), (name, members)
+    assert dvc(["exp", "apply", "cmp-bilstm_maxpool-s0"], project).returncode == 0
+    record = json.loads((project / "models/config.json").read_text())["train"]  # the run record
+    recipe = yaml.safe_load((project / "params.yaml").read_text())["model"]["bilstm_maxpool"]["train"]
+    assert record["train_settings"] == {**record["train_settings"], **recipe, "epochs": 1}
+    subprocess.run(["git", "checkout", "--", "."], cwd=project, check=True)
 
     report = (project / "reports/experiments.md").read_text()
     rows = [line for line in report.split("## Every experiment")[1].splitlines() if line.startswith("| cmp-")]
