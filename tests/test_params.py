@@ -113,3 +113,29 @@ def test_load_names_file(tmp_path, params):
     f.write_text(yaml.safe_dump(params))
     with pytest.raises(ParamsError, match=rf"{f}: params: 'seed' is -1"):
         load_params(f)
+
+
+def test_dvc_set_param_changes_only_its_lines(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml with DVC's own YAML writer: a one-value change stays a one-line diff,
+    and setting a list param to [] twice in a row (DVC 3.67 broke a list whose key carried a trailing comment)
+    leaves a file that loads. `-S` on every list param of the file, twice, then back."""
+    from dvc.utils.hydra import apply_overrides
+
+    from emotion_classifier.report import flatten
+
+    original = (ROOT / "params.yaml").read_text()
+    f = tmp_path / "params.yaml"
+    f.write_text(original)
+    apply_overrides(str(f), ["train.epochs=1"])
+    changed = [(a, b) for a, b in zip(original.splitlines(), f.read_text().splitlines()) if a != b]
+    assert len(changed) == 1 and changed[0][1].startswith("  epochs: 1"), changed
+    f.write_text(original)
+    lists = {k: v for k, v in flatten(yaml.safe_load(original)).items() if isinstance(v, list)}
+    assert "ensemble.members" in lists
+    for key, value in lists.items():
+        apply_overrides(str(f), [f"{key}=[]"])
+        apply_overrides(str(f), [f"{key}=[]"])
+        assert flatten(yaml.safe_load(f.read_text()))[key] == []
+        items = ",".join("{" + ",".join(f"{k}:{v}" for k, v in item.items()) + "}" for item in value)
+        apply_overrides(str(f), [f"{key}=[{items}]"])
+    assert f.read_text() == original
