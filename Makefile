@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,onnx]'
+	$(PY) -m emotion_classifier.offline_plots --install \
+	  || echo "warning: no offline plots template (npm missing?): dvc plots show needs internet until this works"
 	touch $(STAMP)
 
 repro: $(STAMP)

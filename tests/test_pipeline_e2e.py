@@ -167,3 +167,26 @@ def test_offline_plots_render_in_headless_chromium(repo):
     # the first screenful holds the vega charts (bars, curves): plenty of coloured, non-white pixels
     coloured = ((img.max(axis=2) - img.min(axis=2)) > 0.2).mean()
     assert coloured > 0.01, coloured
+
+
+def test_plain_dvc_plots_show_draws_every_chart_offline(repo):
+    """After `make setup`'s --install, DVC's own `dvc plots show` (no flag) uses the template with vega inlined."""
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("npm")):
+        pytest.skip("needs Debian's chromium and npm (apt-get install chromium npm)")
+    if not (repo / "metrics/eval.json").exists():
+        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder")
+    from emotion_classifier.offline_plots import rendered_charts
+
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    r = subprocess.run([sys.executable, "-m", "emotion_classifier.offline_plots", "--install"], cwd=repo, env=env,
+                       capture_output=True, text=True, check=False, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = dvc(["plots", "show", "-o", "plain"], repo)
+    assert r.returncode == 0, r.stderr
+    html = (repo / "plain/index.html").read_text()
+    vega = [p for p in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"] if isinstance(p, dict)]
+    assert "cdn.jsdelivr" not in html and html.count("vegaEmbed(") == len(vega)
+    assert rendered_charts(repo / "plain/index.html") == len(vega)  # every chart drawn, none left blank
+
