@@ -92,6 +92,9 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     r = dvc(["repro"], repo)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log = r.stdout + r.stderr  # not a terminal: one line per epoch and stage, no progress-bar frames
+    assert "batch/s" not in log and "mean_resizing" not in log, log[-3000:]
+    assert "ensemble member 1/2: bilstm_maxpool (seed 0)" in log and "ensemble member 2/2: bilstm_lasttoken" in log
     shown = json.loads(dvc(["metrics", "show", "--json"], repo).stdout)
     files = next(iter(shown.values()))["data"]
     ev = files["metrics/eval.json"]["data"]
@@ -190,3 +193,33 @@ def test_plain_dvc_plots_show_draws_every_chart_offline(repo):
     assert "cdn.jsdelivr" not in html and html.count("vegaEmbed(") == len(vega)
     assert rendered_charts(repo / "plain/index.html") == len(vega)  # every chart drawn, none left blank
 
+
+
+def test_a_clone_gets_the_trained_model_with_dvc_pull_and_dvc_artifacts_get(repo, tmp_path):
+    """Once a remote holds main's outputs (its maintainers push them), a clone needs no training: `dvc pull`
+    then `emotion-predict`, or `dvc artifacts get` of the model alone. A local remote stands for the shared one."""
+    if not (repo / "models/config.json").exists():
+        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder")
+    remote = tmp_path / "remote"
+    assert dvc(["remote", "add", "--local", "pushed", str(remote)], repo).returncode == 0
+    r = dvc(["push", "--remote", "pushed"], repo)
+    assert r.returncode == 0, r.stderr
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["add", "-A"], cwd=repo, check=True, capture_output=True)
+    subprocess.run(git + ["commit", "-qm", "outputs"], cwd=repo, check=True, capture_output=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    assert dvc(["remote", "modify", "--local", "storage", "url", str(remote)], clone).returncode == 0
+    r = dvc(["pull"], clone)
+    assert r.returncode == 0, r.stderr
+    out = subprocess.run([sys.executable, "-m", "emotion_classifier.predict", "--model-dir", "models", "--text",
+                          "thank you so much, [NAME]!", "--json"], cwd=clone, env=dvc_env(), capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 0 and "labels" in json.loads(out.stdout.splitlines()[0]), out.stderr
+    r = dvc(["artifacts", "get", str(repo), "emotion-classifier", "-o", str(tmp_path / "got"),
+             "--remote-config", f"url={remote}"], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    from emotion_classifier.inference import EmotionClassifier
+
+    clf = EmotionClassifier.load(tmp_path / "got", device="cpu")
+    assert clf.predict_proba(["so happy"]).shape == (1, len(clf.labels))

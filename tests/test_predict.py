@@ -88,7 +88,7 @@ def test_missing_or_incompatible_model_dir(model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         predict_main(["--model-dir", str(tmp_path / "nope"), "--text", "hi"])
     err = capsys.readouterr().err
-    assert "no trained model" in err and "run `dvc repro train`" in err
+    assert "no trained model" in err and "`dvc pull`" in err and "`make repro`" in err
     old = tmp_path / "old"
     old.mkdir()
     (old / "model.safetensors").write_bytes(b"")
@@ -282,7 +282,7 @@ def test_missing_or_stale_thresholds_refuse_unless_fixed(model_dir, tmp_path, ca
     assert code == 1 and "thresholds.json: tuned for other weights" in err
     (d / "thresholds.json").unlink()
     code, _, err = run_cli(["--model-dir", str(d), "--text", "hi"], capsys)
-    assert code == 1 and "no tuned thresholds; run `dvc repro tune_thresholds`" in err
+    assert code == 1 and "no tuned thresholds; `dvc pull`, or tune them: `dvc repro tune_thresholds`" in err
     code, out, _ = run_cli(["--model-dir", str(d), "--text", "hi", "--thresholds", "fixed"], capsys)
     assert code == 0 and json.loads(out)["text"] == "hi"
 

@@ -29,7 +29,7 @@ def read_tuned(model_dir: str | Path) -> dict:
     model_dir = Path(model_dir)
     path = model_dir / "thresholds.json"
     if not path.exists():
-        raise ThresholdsError(f"{path}: no tuned thresholds; run `dvc repro tune_thresholds` first")
+        raise ThresholdsError(f"{path}: no tuned thresholds; `dvc pull`, or tune them: `dvc repro tune_thresholds`")
     tuned = json.loads(path.read_text())
     actual = models.weights_hash(model_dir)
     if tuned.get("weights_sha256") != actual:

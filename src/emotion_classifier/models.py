@@ -100,8 +100,8 @@ def read_config(model_dir: str | Path) -> dict:
     model_dir = Path(model_dir)
     path = model_dir / CONFIG
     if not path.exists() or not (model_dir / WEIGHTS).exists():
-        raise ModelDirError(f"{model_dir}: no trained model (missing {CONFIG} or {WEIGHTS}); "
-                            "run `dvc repro train` (or `emotion-train`) first")
+        raise ModelDirError(f"{model_dir}: no trained model (missing {CONFIG} or {WEIGHTS}); get main's with "
+                            "`dvc pull` (from a remote that holds it) or train it: `make repro` (`dvc repro train`)")
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -144,6 +144,6 @@ def load(model_dir: str | Path, device_type: str = "cpu") -> tuple[nn.Module, di
                             ) from None
     if not (model_dir / TOKENIZER / "tokenizer_config.json").exists():
         raise ModelDirError(f"{model_dir / TOKENIZER}: missing (the tokenizer is saved with the weights); "
-                            "`dvc checkout models` or retrain (`dvc repro train`)")
+                            "`dvc pull` or `dvc checkout models`, or retrain (`dvc repro train`)")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir / TOKENIZER))
     return model.eval(), cfg, tokenizer

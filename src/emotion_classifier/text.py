@@ -54,7 +54,14 @@ def load_encoder(encoder: str, vocab_size: int, device_type: str = "cpu", dropou
     kw = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     model = _from_pretrained(AutoModel, encoder, attn_implementation=attention_for(device_type), **kw)
     if model.get_input_embeddings().num_embeddings != vocab_size:
-        model.resize_token_embeddings(vocab_size)
+        from transformers.utils import logging as hf_logging
+
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # its note on how new rows are drawn is nothing a user can act on
+        try:
+            model.resize_token_embeddings(vocab_size)
+        finally:
+            hf_logging.set_verbosity(level)
     return model
 
 

@@ -103,7 +103,7 @@ def predict_logits(module: nn.Module, data, batch_size: int, device, precision: 
     module.eval()
     out = None
     batches = sorted_batches(data.lengths, batch_size)
-    for idx in tqdm(batches, desc="predict", unit="batch", disable=not progress):
+    for idx in tqdm(batches, desc="predict", unit="batch", disable=None if progress else True):  # None: not off a TTY
         with autocast(device, precision):
             logits = _call(module, data.batch(idx), device).float().cpu().numpy()
         if out is None:
@@ -149,7 +149,7 @@ def encoder_features(model: nn.Module, ids: list[list[int]], pad_id: int, batch_
     feats, order = [], []
     with torch.inference_mode():
         for idx in tqdm(sorted_batches(data.lengths, batch_size), desc="encoder features", unit="batch",
-                        leave=False):
+                        leave=False, disable=None):
             with autocast(device, precision):
                 feats.append(model.features(**{k: v.to(device) for k, v in data.batch(idx).items()}).float().cpu())
             order.append(idx)
@@ -478,8 +478,9 @@ def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[fl
     y_train = torch.from_numpy(run.targets)
     t0 = time.time()
     total, seen = 0.0, 0
+    # off a terminal (nohup, CI, dvc queue logs) no bar frames: the epoch's one line says it all
     bar = tqdm(batches, desc=f"epoch {epoch}/{train_params['epochs']}", unit="batch", leave=False,
-               disable=not distributed.is_writer())
+               disable=None if distributed.is_writer() else True)
     for idx in bar:
         idx, weight = distributed.my_share(idx)  # the whole batch, weight 1, in one process
         batch = run.data["train"].batch(idx)
@@ -518,6 +519,10 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = p
     run = Run(params, splits, labels, feature_cache)
     if distributed.rank() > 0:
         torch.manual_seed(seed + 7919 * distributed.rank())  # each rank its own dropout masks
+    if distributed.is_writer():
+        print(f"{run.name}: {models.n_params(run.model):,} parameters ({models.n_params(run.trainable, True):,} "
+              f"trained) on {len(run.y['train']):,} examples, up to {train_params['epochs']} epochs, device "
+              f"{run.device}, precision {run.precision}", flush=True)
     ckpt_dir = Path(checkpoint_root) / run_id(params, splits, run.device, run.precision)
     state = resume(ckpt_dir / "last.pt", run) or {"epoch": 0, "history": [], "best": None, "best_epoch": 0,
                                                   "bad_epochs": 0, "train_time": 0.0}
