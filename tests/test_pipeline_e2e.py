@@ -112,6 +112,15 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
         assert any(name in k for k in plots), (name, list(plots))
     assert "TF-IDF" in (repo / "reports/compare.md").read_text()
     assert "up to date" in dvc(["status"], repo).stdout
+    lock = (repo / "dvc.lock").read_text()
+    import shutil
+
+    shutil.rmtree(repo / "models/members/1")  # both members trained again: an empty model cache, no member kept
+    fresh_cache = {**dvc_env(), "EMOTION_CLASSIFIER_CACHE": str(repo.parent / "fresh")}
+    r = subprocess.run([sys.executable, "-m", "dvc", "repro", "--force", "train"], cwd=repo, capture_output=True,
+                       text=True, check=False, env=fresh_cache)
+    assert r.returncode == 0 and r.stdout.count("epoch 1:") == 2, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (repo / "dvc.lock").read_text() == lock and "up to date" in dvc(["status"], repo).stdout
 
 
 def test_a_rejected_param_keeps_every_output(repo):

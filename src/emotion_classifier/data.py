@@ -46,9 +46,9 @@ def read_label_names(path: str | Path) -> list[str]:
     for i, name in enumerate(lines, 1):
         if not name.strip():
             raise DataError(f"{path}:{i}: empty label name")
-        if name in seen:
-            raise DataError(f"{path}:{i}: label name {name!r} duplicates line {seen[name]}")
-        seen[name] = i
+        if name.strip() in seen:  # "anger " and "anger" are one label
+            raise DataError(f"{path}:{i}: label name {name.strip()!r} duplicates line {seen[name.strip()]}")
+        seen[name.strip()] = i
     return [n.strip() for n in lines]
 
 
@@ -83,6 +83,11 @@ def _load_tsv(path: Path) -> pd.DataFrame:
                 f"{path}:{m.group(2)}: expected {m.group(1)} tab-separated columns "
                 f"(text, label ids, comment id), found {m.group(3)}"
             ) from None
+        m = re.search(r"EOF inside string starting at row (\d+)", msg)
+        if m:  # a quote that never closes: report the line it opens on
+            raise DataError(f"{path}:{int(m.group(1)) + 1}: a double quote opens a quoted field that never closes; "
+                            'quote the whole text and double its inner quotes ("a ""b"" c"), or remove the stray '
+                            "quote") from None
         if "No columns to parse" in msg or "empty" in msg.lower():
             raise DataError(f"{path}:1: file is empty") from None
         raise DataError(f"{path}:0: cannot parse as TSV: {msg}") from None

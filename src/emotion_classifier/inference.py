@@ -16,6 +16,7 @@ import torch
 
 from . import hardware, models
 from .errors import UserError
+from .text import bounded
 from .train import TokenData, predict_logits
 
 
@@ -23,19 +24,34 @@ class ThresholdsError(UserError):
     pass
 
 
-def read_tuned(model_dir: str | Path) -> dict:
+def read_tuned(model_dir: str | Path, labels: list[str] | None = None) -> dict:
     """thresholds.json (thresholds, and an ensemble's member weights), refused unless it was tuned for these
-    exact weights."""
+    exact weights and, given the model's `labels`, holds one threshold in [0, 1] per label."""
     model_dir = Path(model_dir)
     path = model_dir / "thresholds.json"
     if not path.exists():
         raise ThresholdsError(f"{path}: no tuned thresholds; `dvc pull`, or tune them: `dvc repro tune_thresholds`")
-    tuned = json.loads(path.read_text())
+    try:
+        tuned = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f":{e.lineno}:{e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise ThresholdsError(f"{path}{where}: not valid JSON; `dvc pull` or `dvc checkout models`, or re-tune: "
+                              "`dvc repro tune_thresholds`") from None
+    if not isinstance(tuned, dict) or not isinstance(tuned.get("strategies"), dict):
+        raise ThresholdsError(f"{path}: no `strategies` mapping (strategy -> thresholds); re-tune them: "
+                              "`dvc repro tune_thresholds`")
     actual = models.weights_hash(model_dir)
     if tuned.get("weights_sha256") != actual:
         raise ThresholdsError(
             f"{path}: tuned for other weights (sha256 {str(tuned.get('weights_sha256'))[:12]}..., the model in "
             f"{model_dir} has {actual[:12]}...); re-tune them: `dvc repro tune_thresholds`")
+    for name, values in tuned["strategies"].items():
+        ok = isinstance(values, list) and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in values)
+        if not ok or (labels is not None and len(values) != len(labels)):
+            raise ThresholdsError(f"{path}: strategy {name!r} holds "
+                                  f"{len(values) if isinstance(values, list) else repr(values)} thresholds"
+                                  + (f"; the model has {len(labels)} labels" if labels is not None else "")
+                                  + " (one number in [0, 1] each); re-tune them: `dvc repro tune_thresholds`")
     return tuned
 
 
@@ -48,7 +64,7 @@ def strategy_thresholds(tuned: dict, strategy: str, model_dir: str | Path) -> np
 
 def read_thresholds(model_dir: str | Path, strategy: str = "per_label") -> np.ndarray:
     """The tuned thresholds of `strategy`, refused unless they were tuned for these exact weights."""
-    return strategy_thresholds(read_tuned(model_dir), strategy, model_dir)
+    return strategy_thresholds(read_tuned(model_dir, models.read_config(model_dir)["labels"]), strategy, model_dir)
 
 
 BACKENDS = ("torch", "onnx")
@@ -127,7 +143,7 @@ class EmotionClassifier:
         members = [models.load(d, device_type) for d in models.member_dirs(model_dir)]
         tuned = th = None
         try:  # one read of thresholds.json: the weights hash covers every member
-            tuned = read_tuned(model_dir)
+            tuned = read_tuned(model_dir, cfg["labels"])
             th = strategy_thresholds(tuned, strategy, model_dir)
         except ThresholdsError as e:
             if require_thresholds:
@@ -155,6 +171,7 @@ class EmotionClassifier:
     def _logits(self, part: int, texts: list[str], progress: bool) -> np.ndarray:
         model, tokenizer, max_length = self.parts[part]
         hardware.use_all_cores()
+        texts = [bounded(t, max_length) for t in texts]  # one huge line: bounded memory, the same tokens
         data = TokenData(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"],
                          tokenizer.pad_token_id)
         return predict_logits(model, data, self.batch_size, self.device, self.precision, progress)

@@ -118,7 +118,49 @@ def read_config(model_dir: str | Path) -> dict:
     if missing or entry is None or (entry.keeps_encoder and "encoder_config" not in cfg):
         raise ModelDirError(f"{path}: not a model config this code can build (name {cfg.get('name')!r}, missing keys "
                             f"{missing or ['encoder_config']}); `dvc checkout models` or retrain (`dvc repro train`)")
+    check_config(path, cfg, entry)
     return cfg
+
+
+SIZES = {"max_length": 4096, "vocab_size": 10_000_000, "n_labels": 100_000}  # upper bounds of a sane config
+ENCODER_SIZES = {"vocab_size": 10_000_000, "hidden_size": 65_536, "num_hidden_layers": 256,
+                 "num_attention_heads": 1024, "intermediate_size": 262_144, "max_position_embeddings": 65_536}
+
+
+def check_config(path: Path, cfg: dict, entry) -> None:
+    """A model directory is input: its sizes, labels and architecture params are checked before anything is
+    built from them (a damaged config must not allocate petabytes or fail deep inside torch)."""
+    def bad(problem: str):
+        raise ModelDirError(f"{path}: {problem}; the model directory is damaged: `dvc pull` or `dvc checkout models`, "
+                            "or retrain (`dvc repro train`)")
+
+    for key, hi in SIZES.items():
+        value = cfg[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= hi:
+            bad(f"{key} is {value!r}; expected an integer in [1, {hi}]")
+    if not isinstance(cfg["pad_id"], int) or not 0 <= cfg["pad_id"] < cfg["vocab_size"]:
+        bad(f"pad_id is {cfg['pad_id']!r}; expected a token id below vocab_size {cfg['vocab_size']}")
+    labels = cfg["labels"]
+    if (not isinstance(labels, list) or len(labels) != cfg["n_labels"] or len(set(map(str, labels))) != len(labels)
+            or not all(isinstance(x, str) and x and x == x.strip() for x in labels)):
+        bad(f"labels must be {cfg['n_labels']} (n_labels) distinct names; it has "
+            f"{len(labels) if isinstance(labels, list) else repr(labels)}")
+    if not isinstance(cfg["arch"], dict):
+        bad(f"arch is {cfg['arch']!r}; expected the architecture's params")
+    for key, field in entry.schema.items():
+        if key not in cfg["arch"]:
+            bad(f"arch lacks {key!r} ({entry.name} needs it)")
+        try:
+            field.check(f"arch.{key}", cfg["arch"][key])
+        except UserError as e:
+            bad(str(e).removeprefix("params: "))
+    encoder = cfg.get("encoder_config") if entry.keeps_encoder else {}
+    if not isinstance(encoder, dict) or not isinstance(encoder.get("model_type", ""), str):
+        bad("encoder_config is not a mapping with a model_type")
+    for key, hi in ENCODER_SIZES.items():
+        value = encoder.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= hi:
+            bad(f"encoder_config.{key} is {value!r}; expected an integer in [1, {hi}]")
 
 
 def load(model_dir: str | Path, device_type: str = "cpu") -> tuple[nn.Module, dict, object]:
@@ -142,8 +184,13 @@ def load(model_dir: str | Path, device_type: str = "cpu") -> tuple[nn.Module, di
         raise ModelDirError(f"{model_dir / WEIGHTS}: cannot load the weights ({str(e).strip()[:200]}); the file "
                             "is damaged or not this model's: `dvc checkout models` or retrain (`dvc repro train`)"
                             ) from None
-    if not (model_dir / TOKENIZER / "tokenizer_config.json").exists():
-        raise ModelDirError(f"{model_dir / TOKENIZER}: missing (the tokenizer is saved with the weights); "
-                            "`dvc pull` or `dvc checkout models`, or retrain (`dvc repro train`)")
+    for name in ("tokenizer_config.json", "tokenizer.json"):  # without tokenizer.json every word reads as [UNK]
+        if not (model_dir / TOKENIZER / name).exists():
+            raise ModelDirError(f"{model_dir / TOKENIZER / name}: missing (the tokenizer is saved with the weights); "
+                                "`dvc pull` or `dvc checkout models`, or retrain (`dvc repro train`)")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir / TOKENIZER))
+    if len(tokenizer) != cfg["vocab_size"]:
+        raise ModelDirError(f"{model_dir / TOKENIZER}: {len(tokenizer)} tokens, but the model embeds "
+                            f"{cfg['vocab_size']} (config.json vocab_size): not this model's tokenizer; "
+                            "`dvc pull` or `dvc checkout models`, or retrain (`dvc repro train`)")
     return model.eval(), cfg, tokenizer

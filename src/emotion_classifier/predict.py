@@ -62,11 +62,28 @@ def _jsonl_texts(path: Path, lines) -> Iterator[str]:
 
 
 def _csv_texts(path: Path, lines) -> Iterator[str]:
-    rows = csv.DictReader(line for _, line in lines)
-    if rows.fieldnames is None or "text" not in rows.fieldnames:
-        raise InputError(f"{path}:1: no `text` column in the header ({rows.fieldnames})")
-    for row in rows:
-        yield row["text"] or ""
+    numbered = iter(lines)
+    at = [0]  # the line being read, for errors
+
+    def text_lines():
+        for n, line in numbered:
+            at[0] = n
+            yield line
+
+    # strict: a stray quote that never closes is an error, not one record holding the rest of the file
+    rows = csv.DictReader(text_lines(), strict=True)
+    try:
+        if rows.fieldnames is None or "text" not in rows.fieldnames:
+            raise InputError(f"{path}:1: no `text` column in the header ({rows.fieldnames})")
+        start = at[0] + 1  # the line where the next record starts
+        for row in rows:
+            text = row["text"] or ""
+            if text.strip():  # blank texts are skipped, in every format
+                yield text
+            start = at[0] + 1
+    except csv.Error as e:
+        raise InputError(f"{path}:{start}: the record starting here is not valid CSV ({e}): a stray double quote? "
+                         "Inside a quoted field write it as \"\"") from None
 
 
 def iter_texts(path: str | Path, skip_invalid: bool = False) -> Iterator[str]:
@@ -81,12 +98,16 @@ def iter_texts(path: str | Path, skip_invalid: bool = False) -> Iterator[str]:
         return _jsonl_texts(path, lines)
     if suffix == ".csv":
         return _csv_texts(path, lines)
-    return (line.rstrip("\r\n") for _, line in lines)
+    return (text for _, line in lines if (text := line.rstrip("\r\n")).strip())  # blank lines skipped, as in .jsonl
 
 
-def check_output(path: str | Path) -> Path:
-    """Fail before any work if the output cannot be written; never replace a read-only file (as `cp` would not)."""
+def check_output(path: str | Path, source: str | Path | None = None) -> Path:
+    """Fail before any work if the output cannot be written; never replace a read-only file (as `cp` would not),
+    nor the input being read."""
     path = Path(path)
+    if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
+        raise InputError(f"{path}: is the --input file; writing it would destroy what is being read: choose "
+                         "another --output")
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give --output a file name (.jsonl or .csv)")
     if path.exists() and not path.stat().st_mode & 0o222:
@@ -178,20 +199,37 @@ def parser() -> argparse.ArgumentParser:
                          "with --backend onnx, onnxruntime's int8 dynamic quantization")
     ap.add_argument("--backend", default="torch", choices=["torch", "onnx"],
                     help="torch, or the model exported to ONNX and run by onnxruntime (pip install -e '.[onnx]')")
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=positive, default=64, help="texts per forward pass (default 64)")
     ap.add_argument("--skip-invalid", action="store_true", help="skip (and warn about) invalid UTF-8 lines")
     return ap
 
 
+def positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 1")
+    return n
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: the output's temp file is removed
+
+
 def main(argv=None) -> None:
+    import signal
+
     ap = parser()
     args = ap.parse_args(argv)
     if not args.text and not args.input:
         ap.error("give --text TEXT (repeatable) or --input FILE")
     from .inference import EmotionClassifier
 
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        output = check_output(args.output) if args.output else None
+        output = check_output(args.output, args.input) if args.output else None
         texts = itertools.chain(args.text, iter_texts(args.input, args.skip_invalid) if args.input else ())
         # Tuned thresholds are required: predicting at 0.5 by accident would be silently worse.
         clf = EmotionClassifier.load(args.model_dir, strategy=args.thresholds, precision=args.precision,

@@ -83,6 +83,25 @@ def map_mask_tokens(encoder, tokenizer, mask_words: dict) -> None:
             emb[tokenizer.convert_tokens_to_ids(f"[{key}]")] = emb[word_id]
 
 
+def bounded(text: str, max_length: int) -> str:
+    """The text cut to what its first `max_length` tokens can come from, so that one huge line cannot take
+    gigabytes in the tokenizer. WordPiece splits on whitespace and makes at least one token of every word of at
+    most 100 characters (a longer word is one [UNK]), so the first max_length * 100 characters of the text, with
+    its whitespace runs collapsed, give the same first max_length tokens. Shorter texts come back unchanged."""
+    import re
+
+    limit = max_length * 100
+    if len(text) <= limit:
+        return text
+    words, size = [], 0
+    for word in re.finditer(r"\S+", text):  # streamed: no copy of the whole line
+        words.append(word.group()[: limit + 1])
+        size += len(words[-1]) + 1
+        if size > limit:
+            break
+    return " ".join(words)
+
+
 def tokenize(tokenizer, texts, max_length: int) -> list[list[int]]:
     """Token ids with [CLS]/[SEP], truncated, unpadded (batches pad to their own longest)."""
     enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)

@@ -1,0 +1,175 @@
+"""Issue 30's probes: a damaged model directory or odd input gets one clear line, the input is never overwritten,
+a huge line is cut before the tokenizer, blank texts follow one rule."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from emotion_classifier import pipeline
+from emotion_classifier.data import DataError, read_label_names, read_split
+from emotion_classifier.predict import main as predict_main
+from emotion_classifier.text import bounded
+
+from .conftest import tiny_params
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
+    d = tmp_path_factory.mktemp("edges")
+    p = tiny_params(tiny_encoder, "transformer_finetune", epochs=1)
+    p["data"]["prepared_dir"] = str(tiny_prepared)
+    old = os.getcwd()
+    os.chdir(d)
+    try:
+        pipeline.train(p)
+        pipeline.tune_thresholds(p)
+    finally:
+        os.chdir(old)
+    return d / "models"
+
+
+def predict(args, capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        predict_main(args)
+    err = capsys.readouterr().err.strip()
+    return e.value.code, err
+
+
+def _json_edit(path, change):
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj))
+
+
+DAMAGE = {  # what is done to a copy of the model directory -> what the one line says
+    "thresholds cut to 27 labels' worth": (
+        lambda d: _json_edit(d / "thresholds.json", lambda t: t["strategies"].update(
+            {k: v[:-1] for k, v in t["strategies"].items()})), "holds 2 thresholds; the model has 3 labels"),
+    "thresholds.json truncated": (lambda d: (d / "thresholds.json").write_text('{"weights_sha256": "ab'),
+                                  "thresholds.json:1:"),
+    "strategies deleted": (lambda d: _json_edit(d / "thresholds.json", lambda t: t.pop("strategies")),
+                           "no `strategies` mapping"),
+    "labels cut": (lambda d: _json_edit(d / "config.json", lambda c: c["labels"].pop()),
+                   "labels must be 3 (n_labels) distinct names; it has 2"),
+    "arch key deleted": (lambda d: _json_edit(d / "config.json", lambda c: c["arch"].pop("dropout")),
+                         "arch lacks 'dropout'"),
+    "arch value a string": (lambda d: _json_edit(d / "config.json", lambda c: c["arch"].update(dropout="x")),
+                            "'arch.dropout' is 'x' (str)"),
+    "max_length negative": (lambda d: _json_edit(d / "config.json", lambda c: c.update(max_length=-5)),
+                            "max_length is -5; expected an integer in [1, 4096]"),
+    "vocab_size huge": (lambda d: _json_edit(d / "config.json", lambda c: c.update(vocab_size=10**12)),
+                        "vocab_size is 1000000000000"),
+    "encoder layers huge": (lambda d: _json_edit(d / "config.json", lambda c: c["encoder_config"].update(
+        num_hidden_layers=10**9)), "encoder_config.num_hidden_layers is 1000000000"),
+    "tokenizer.json missing": (lambda d: (d / "tokenizer/tokenizer.json").unlink(),
+                               "tokenizer.json: missing"),
+    "duplicate labels": (lambda d: _json_edit(d / "config.json", lambda c: c["labels"].__setitem__(1, "joy")),
+                         "distinct names"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_a_damaged_model_directory_gets_one_line(model_dir, tmp_path, capsys, case):
+    damaged = tmp_path / "m"
+    shutil.copytree(model_dir, damaged)
+    damage, says = DAMAGE[case]
+    damage(damaged)
+    code, err = predict(["--model-dir", str(damaged), "--text", "I love this so much, [NAME]!"], capsys)
+    assert code == 1 and err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert says in err, err
+
+
+def test_output_equal_to_input_is_refused_and_the_input_kept(model_dir, tmp_path, capsys):
+    for name, content in (("same.jsonl", '{"text": "so happy"}\n{"text": "angry"}\n'), ("same.txt", "a\nb\n")):
+        src = tmp_path / name
+        src.write_text(content)
+        code, err = predict(["--model-dir", str(model_dir), "--input", str(src), "--output", str(src)], capsys)
+        assert code == 1 and "is the --input file" in err and src.read_text() == content
+
+
+def test_a_stray_quote_in_csv_input_names_its_line(model_dir, tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text('text,other\n"unterminated,1\nsecond,2\n')
+    code, err = predict(["--model-dir", str(model_dir), "--input", str(src), "--output", str(tmp_path / "o.csv")],
+                        capsys)
+    assert code == 1 and f"{src}:2: the record starting here is not valid CSV" in err, err
+    assert not any(p.name.startswith(".o.csv") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "x"])
+def test_batch_size_must_be_positive(model_dir, capsys, size):
+    code, err = predict(["--model-dir", str(model_dir), "--text", "hi", "--batch-size", size], capsys)
+    assert code == 2 and "--batch-size" in err and "is not a whole number >= 1" in err
+
+
+def test_blank_texts_are_skipped_in_every_format(model_dir, tmp_path, capsys):
+    files = {"in.txt": "happy\n\n   \nangry\n", "in.jsonl": '{"text": "happy"}\n\n{"text": "angry"}\n',
+             "in.csv": 'text\nhappy\n""\nangry\n'}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+        predict_main(["--model-dir", str(model_dir), "--input", str(tmp_path / name), "--output",
+                      str(tmp_path / f"{name}.out.jsonl")])
+        out = [json.loads(x)["text"] for x in (tmp_path / f"{name}.out.jsonl").read_text().splitlines()]
+        assert out == ["happy", "angry"], (name, out)
+
+
+def test_a_huge_line_is_cut_to_what_its_tokens_come_from(tiny_encoder):
+    from emotion_classifier.text import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_encoder))
+    texts = ["happy " * 3000, "a" * 250 + "   \n\t " * 2000 + " glad" * 5000, "x" * 2_000_000, "so glad"]
+    for text in texts:
+        cut = bounded(text, 16)
+        assert len(cut) <= 16 * 100 + 1 or cut == text
+        full = tok(text, truncation=True, max_length=16)["input_ids"]
+        assert tok(cut, truncation=True, max_length=16)["input_ids"] == full
+    assert bounded("so glad", 16) == "so glad"
+
+
+def test_predict_memory_stays_bounded_on_one_huge_line(model_dir, tmp_path):
+    """A 20 MB single line (the tokenizer took 1 GB on 5 MB before the cut): peak RSS in a subprocess."""
+    if not os.path.exists("/usr/bin/time"):
+        pytest.skip("needs GNU time (apt-get install time)")
+    src = tmp_path / "huge.txt"
+    src.write_text("happy " * 3_500_000 + "\n")
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "emotion_classifier.predict",
+                        "--model-dir", str(model_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl")],
+                       capture_output=True, text=True, check=False, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    peak_mb = int(r.stderr.strip().splitlines()[-1]) / 1024
+    assert peak_mb < 1024, peak_mb
+
+
+def test_sigterm_leaves_no_temp_file(model_dir, tmp_path):
+    src = tmp_path / "many.txt"
+    src.write_text("so happy today\n" * 400_000)
+    out = tmp_path / "o.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "emotion_classifier.predict", "--model-dir", str(model_dir),
+                             "--input", str(src), "--output", str(out)], stderr=subprocess.PIPE, text=True)
+    for _ in range(600):  # until its temp output exists
+        if any(p.name.startswith(".o.jsonl") for p in tmp_path.iterdir()) or proc.poll() is not None:
+            break
+        __import__("time").sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert not any(p.name.startswith(".o.jsonl") for p in tmp_path.iterdir())
+    assert not out.exists() or proc.returncode == 0
+
+
+def test_label_names_that_differ_by_whitespace_are_duplicates(tmp_path):
+    f = tmp_path / "emotions.txt"
+    f.write_text("anger\njoy\nanger \n")
+    with pytest.raises(DataError, match="emotions.txt:3: label name 'anger' duplicates line 1"):
+        read_label_names(f)
+
+
+def test_a_stray_quote_on_the_last_line_names_that_line(tmp_path):
+    f = tmp_path / "dev.tsv"
+    f.write_text('ok text\t1\tid1\nsecond\t2\tid2\n"stray last\t3\tid3\n')
+    with pytest.raises(DataError, match="dev.tsv:3: a double quote opens a quoted field that never closes"):
+        read_split(f, 28)
