@@ -38,9 +38,9 @@ def test_report_table_chart_and_commands(tmp_path):
     assert "| ft | transformer_finetune | 0.6000 | 0.5000 |" in md
     assert "| 0.548 / 0.440: met (no interval) / met (no interval) |" in md  # older rows: no interval
     assert "| 0.599 / 0.504: met (no interval) / **not met** (no interval) |" in md  # ft: macro 0.50 < 0.504
-    assert "Train time of these 2 runs together: 30.0 min" in md
+    assert "Train time of the 2 single-architecture runs together: 30.0 min" in md
     assert "`dvc exp run -S model.name=transformer_finetune -S train.epochs=3`" in md
-    assert "- **main**: `dvc exp run`" in md  # the defaults: nothing to set
+    assert "- **main**: `dvc exp run -S model.name=bilstm_maxpool`" in md  # the defaults: the model named
     assert chart.stat().st_size > 5000
 
 
@@ -141,10 +141,10 @@ def test_a_single_model_experiment_says_so_when_main_is_an_ensemble():
     from emotion_classifier.report import command
 
     defaults = {"model.name": "x", "seed": 0, "ensemble.members": [{"model.name": "y"}]}
-    one_model = "dvc exp run -S ensemble.members=[] -S seed=1"
+    one_model = "dvc exp run -S ensemble.members=[] -S model.name=x -S seed=1"  # the model is always named
     assert command({"params": {"model.name": "x", "seed": 1}}, defaults) == one_model
     assert command({"params": {"model.name": "x", "seed": 1}}, {**defaults, "ensemble.members": []}) == (
-        "dvc exp run -S seed=1")
+        "dvc exp run -S model.name=x -S seed=1")
 
 
 def test_an_older_run_without_a_later_param_gets_the_value_it_trained_with():
@@ -152,9 +152,9 @@ def test_an_older_run_without_a_later_param_gets_the_value_it_trained_with():
 
     defaults = {"model.name": "x", "seed": 0, "train.epochs": 3, "train.rdrop_alpha": 1.0}
     assert command({"params": {"model.name": "x", "seed": 0, "train.epochs": 5}}, defaults) == (
-        "dvc exp run -S train.epochs=5 -S train.rdrop_alpha=0.0")
+        "dvc exp run -S model.name=x -S train.epochs=5 -S train.rdrop_alpha=0.0")
     assert command({"params": {"model.name": "x", "seed": 0, "train.epochs": 3, "train.rdrop_alpha": 1.0}},
-                   defaults) == "dvc exp run"
+                   defaults) == "dvc exp run -S model.name=x"
 
 
 def test_ranking_names_the_settings_of_one_architecture_seen_twice():

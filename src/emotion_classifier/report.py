@@ -214,6 +214,8 @@ def command(r: dict, defaults: dict) -> str:
     name = params.get("model.name")
     other = tuple(f"model.{a}." for a in REGISTRY if a != name)
     diff = {k: v for k, v in differing(params, defaults).items() if not k.startswith(other)}
+    if name is not None:  # the model is named even when it is main's: the command says what it trains
+        diff["model.name"] = name
     return "dvc exp run" + "".join(f" -S {k}={json.dumps(v) if isinstance(v, str) and ' ' in v else v}"
                                    for k, v in sorted(diff.items()))
 
@@ -363,9 +365,12 @@ def render(rows: list[dict], defaults: dict, targets: dict | None = None, search
     for r in rows:
         lines.append(f"| {r['name']} | {r['params'].get('model.name', '')} | " + " | ".join(_cells(r, COLUMNS))
                      + f" | {target_cell(r, targets)} |")
-    total = sum(r["metrics"].get(TRAIN_METRICS, {}).get("train_time_s") or 0 for r in rows)
-    lines += ["", f"Train time of these {len(rows)} runs together: {total / 60:.1f} min "
-                  "(epochs only; feature extraction, dev scoring and the other stages are not counted)."]
+    single = [r for r in rows if r["params"].get("model.name") != "ensemble"]
+    total = sum(r["metrics"].get(TRAIN_METRICS, {}).get("train_time_s") or 0 for r in single)
+    lines += ["", f"Train time of the {len(single)} single-architecture runs together: {total / 60:.1f} min (epochs "
+                  "and frozen-encoder features, reused ones counted; dev scoring and the other stages are not). An "
+                  "ensemble's train time is its members' training, which the runs of their architectures may have "
+                  "done already (the model cache): it is not added again."]
     lines += ["", "## Reproduce", ""]
     for cmd, members in groups.items():
         if len(members) == 1:
