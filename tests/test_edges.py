@@ -141,6 +141,7 @@ def test_predict_memory_stays_bounded_on_one_huge_line(model_dir, tmp_path):
                         "--model-dir", str(model_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl")],
                        capture_output=True, text=True, check=False, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 1  # the line was scored
     peak_mb = int(r.stderr.strip().splitlines()[-1]) / 1024
     assert peak_mb < 1024, peak_mb
 
@@ -151,14 +152,19 @@ def test_sigterm_leaves_no_temp_file(model_dir, tmp_path):
     out = tmp_path / "o.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "emotion_classifier.predict", "--model-dir", str(model_dir),
                              "--input", str(src), "--output", str(out)], stderr=subprocess.PIPE, text=True)
-    for _ in range(600):  # until its temp output exists
-        if any(p.name.startswith(".o.jsonl") for p in tmp_path.iterdir()) or proc.poll() is not None:
+    def writing():  # its temp output (.o.jsonl.XXXX.jsonl), with records in it: scoring has begun
+        return [p for p in tmp_path.iterdir() if p.name.startswith(".o.jsonl.") and p.suffix == ".jsonl"
+                and p.stat().st_size > 0]
+
+    for _ in range(1200):
+        if writing() or proc.poll() is not None:
             break
         __import__("time").sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()  # still scoring, its temp output open
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
-    assert not any(p.name.startswith(".o.jsonl") for p in tmp_path.iterdir())
-    assert not out.exists() or proc.returncode == 0
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not any(p.name.startswith(".o.jsonl") for p in tmp_path.iterdir()) and not out.exists()
 
 
 def test_label_names_that_differ_by_whitespace_are_duplicates(tmp_path):

@@ -291,7 +291,7 @@ def test_missing_or_stale_thresholds_refuse_unless_fixed(model_dir, tmp_path, ca
     ("truncate_weights", "model.safetensors: cannot load the weights"),
     ("random_weights", "model.safetensors: cannot load the weights"),
     ("broken_config", "config.json:1:2: not valid JSON"),
-    ("no_tokenizer", "tokenizer: missing"),
+    ("no_tokenizer", "tokenizer_config.json: missing"),
 ])
 def test_damaged_model_dir_is_one_line(model_dir, tmp_path, capsys, damage, message):
     import shutil

@@ -245,3 +245,7 @@ def main(argv=None) -> None:
         sys.exit(1)
     if output:
         print(f"{n} texts -> {output}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # python -m emotion_classifier.predict: the same as emotion-predict
+    main()
