@@ -149,3 +149,20 @@ def tiny_params(encoder_dir, name: str, **train) -> dict:
     from emotion_classifier.params import validate
 
     return validate(p)
+
+
+def train_and_tune(d: Path, params: dict) -> Path:
+    """The train and tune_thresholds stages run in folder `d`, as DVC runs them; returns d/models."""
+    import os
+
+    from emotion_classifier import pipeline
+
+    old = os.getcwd()
+    os.chdir(d)
+    try:
+        pipeline.train(params)
+        pipeline.tune_thresholds(params)
+    finally:
+        os.chdir(old)
+    return d / "models"
+

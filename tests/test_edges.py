@@ -10,12 +10,11 @@ import sys
 
 import pytest
 
-from emotion_classifier import pipeline
 from emotion_classifier.data import DataError, read_label_names, read_split
 from emotion_classifier.predict import main as predict_main
 from emotion_classifier.text import bounded
 
-from .conftest import tiny_params
+from .conftest import tiny_params, train_and_tune
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +22,7 @@ def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
     d = tmp_path_factory.mktemp("edges")
     p = tiny_params(tiny_encoder, "transformer_finetune", epochs=1)
     p["data"]["prepared_dir"] = str(tiny_prepared)
-    old = os.getcwd()
-    os.chdir(d)
-    try:
-        pipeline.train(p)
-        pipeline.tune_thresholds(p)
-    finally:
-        os.chdir(old)
-    return d / "models"
+    return train_and_tune(d, p)
 
 
 def predict(args, capsys) -> tuple[int, str]:

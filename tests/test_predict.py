@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from emotion_classifier import EmotionClassifier, pipeline
+from emotion_classifier import EmotionClassifier
 from emotion_classifier.predict import main as predict_main
 
-from .conftest import tiny_params
+from .conftest import tiny_params, train_and_tune
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +18,7 @@ def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
     p = tiny_params(tiny_encoder, "transformer_finetune", epochs=2)
     p["data"]["prepared_dir"] = str(tiny_prepared)
     p["model"]["transformer_finetune"]["pooling"] = "pooler"  # the export needs it, whatever params.yaml says
-    old = os.getcwd()
-    os.chdir(d)
-    try:
-        pipeline.train(p)
-        pipeline.tune_thresholds(p)
-    finally:
-        os.chdir(old)
-    return d / "models"
+    return train_and_tune(d, p)
 
 
 def test_python_api(model_dir):
