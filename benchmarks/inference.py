@@ -119,7 +119,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--bf16", action="store_true", help="time bf16 even where it is emulated (slow)")
     ap.add_argument("--dev-f1", action="store_true", help="also each backend's dev macro F1 (tuned thresholds)")
     args = ap.parse_args(argv)
-    hardware.use_all_cores()
+    hardware.use_threads()
     device = hardware.resolve_device(args.device)
     data = Path(args.data)
     labels = (data / "emotions.txt").read_text(encoding="utf-8").split()

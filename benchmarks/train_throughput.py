@@ -27,7 +27,7 @@ import yaml
 from emotion_classifier import hardware, text
 from emotion_classifier.data import SPLITS, label_matrix, multi_hot, read_raw, subset
 from emotion_classifier.params import load_params, set_key, validate
-from emotion_classifier.train import fit
+from emotion_classifier.training.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -102,7 +102,7 @@ def main(argv=None) -> dict:
     params["model"]["name"] = "transformer_finetune"
     params["train"].update(epochs=1, batch_size=args.batch_size, patience=0)
     splits, names = load_splits(Path(args.data), args.examples)
-    hardware.use_all_cores()
+    hardware.use_threads()
     print(f"{args.examples} GoEmotions train examples, fine-tune of {params['model']['encoder']}, batch "
           f"{args.batch_size}, {hardware.n_cores()} cores ({hardware.cpu_kind()}: {hardware.cpu_name()}), "
           f"torch {torch.__version__}")

@@ -9,7 +9,14 @@ from emotion_classifier import hardware
 from emotion_classifier.errors import UserError
 from emotion_classifier.params import ParamsError, validate
 
-from .conftest import ROOT
+from .conftest import ROOT, tiny_params, train_and_tune
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(tmp_path_factory, tiny_encoder, tiny_prepared):
+    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
+    p["data"]["prepared_dir"] = str(tiny_prepared)
+    return train_and_tune(tmp_path_factory.mktemp("threads"), p)
 
 
 @pytest.fixture
@@ -70,3 +77,40 @@ def test_scoring_defaults_to_fp32_training_to_auto():
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert raw["evaluate"]["precision"] == "fp32" and raw["train"]["precision"] == "auto"
+
+
+@pytest.fixture
+def fresh_threads(monkeypatch):
+    """Each test chooses threads anew; torch's count is restored after it."""
+    before = torch.get_num_threads()
+    monkeypatch.setattr(hardware, "_TORCH_DEFAULT", before)  # as if no caller had set it yet
+    for var in hardware.THREADS_ENV:
+        monkeypatch.delenv(var, raising=False)
+    yield monkeypatch
+    torch.set_num_threads(before)
+
+
+def test_an_explicit_thread_setting_is_respected(fresh_threads):
+    """Before: use_all_cores() reset torch to every core on each predict call, whatever OMP_NUM_THREADS said."""
+    fresh_threads.setattr(hardware, "n_cores", lambda: 4)
+    assert hardware.threads() == 4 and hardware.threads(processes=2) == 2  # cores shared among processes
+    fresh_threads.setenv("OMP_NUM_THREADS", "1")
+    assert hardware.threads() == 1 and hardware.threads(processes=2) == 1  # a launcher's per-process setting
+    fresh_threads.setenv("EMOTION_CLASSIFIER_THREADS", "3")
+    assert hardware.threads() == 3  # ours first
+    assert hardware.use_threads() == 3 and torch.get_num_threads() == 3
+    torch.set_num_threads(1)  # the caller's own choice
+    assert hardware.use_threads() == 1  # stands: never reset per call
+    assert hardware.use_threads(2) == 2  # a --threads flag sets it
+    fresh_threads.setenv("EMOTION_CLASSIFIER_THREADS", "two")
+    with pytest.raises(UserError, match=r"\$EMOTION_CLASSIFIER_THREADS is 'two'"):
+        hardware.threads()
+
+
+def test_prediction_keeps_the_callers_thread_count(fresh_threads, trained_tiny):
+    from emotion_classifier.inference import EmotionClassifier
+
+    clf = EmotionClassifier.load(trained_tiny, device="cpu")
+    torch.set_num_threads(1)
+    clf.predict(["so happy", "awful"])
+    assert torch.get_num_threads() == 1

@@ -1,6 +1,8 @@
 import json
 
-from emotion_classifier.report import COLUMNS, _cells, collect, main
+from emotion_classifier.experiments.collect import collect
+from emotion_classifier.experiments.render import COLUMNS, _cells
+from emotion_classifier.experiments.report import main
 
 EXP_SHOW = [
     {"rev": "workspace", "name": None, "data": {"params": {"params.yaml": {"data": {"model": {"name": "x"}}}},
@@ -79,7 +81,7 @@ def test_curves_and_per_label_come_from_each_experiments_commit(tmp_path):
 
 
 def test_command_leaves_out_other_architectures_params():
-    from emotion_classifier.report import command
+    from emotion_classifier.experiments.collect import command
 
     row = {"params": {"model.name": "bilstm_lasttoken", "model.transformer_finetune.pooling": "pooler",
                       "model.bilstm_lasttoken.hidden_size": 128, "train.epochs": 3, "model.mask_words.NAME": "john"}}
@@ -138,7 +140,7 @@ def test_seeds_are_grouped_with_spread_noise_and_honest_target_states(tmp_path):
 
 
 def test_a_single_model_experiment_says_so_when_main_is_an_ensemble():
-    from emotion_classifier.report import command
+    from emotion_classifier.experiments.collect import command
 
     defaults = {"model.name": "x", "seed": 0, "ensemble.members": [{"model.name": "y"}]}
     one_model = "dvc exp run -S ensemble.members=[] -S model.name=x -S seed=1"  # the model is always named
@@ -148,7 +150,7 @@ def test_a_single_model_experiment_says_so_when_main_is_an_ensemble():
 
 
 def test_an_older_run_without_a_later_param_gets_the_value_it_trained_with():
-    from emotion_classifier.report import command
+    from emotion_classifier.experiments.collect import command
 
     defaults = {"model.name": "x", "seed": 0, "train.epochs": 3, "train.rdrop_alpha": 1.0}
     assert command({"params": {"model.name": "x", "seed": 0, "train.epochs": 5}}, defaults) == (
@@ -158,7 +160,7 @@ def test_an_older_run_without_a_later_param_gets_the_value_it_trained_with():
 
 
 def test_ranking_names_the_settings_of_one_architecture_seen_twice():
-    from emotion_classifier.report import EVAL_METRICS, ranking
+    from emotion_classifier.experiments.render import EVAL_METRICS, ranking
 
     def rows(macro):
         ev = {"test_macro_f1": macro, "test_macro_f1_lo": macro - 0.01, "test_macro_f1_hi": macro + 0.01}

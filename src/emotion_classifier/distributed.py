@@ -85,8 +85,8 @@ def setup(device_spec: str) -> torch.device:
 
 
 def threads_per_process() -> int:
-    """The cores of this machine shared among the processes on it."""
-    return max(1, hardware.n_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    """The user's thread setting, else the cores of this machine shared among the processes on it."""
+    return hardware.threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def active() -> bool:

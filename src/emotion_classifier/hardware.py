@@ -92,8 +92,55 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def use_all_cores() -> None:
-    torch.set_num_threads(n_cores())
+THREADS_ENV = ("EMOTION_CLASSIFIER_THREADS", "OMP_NUM_THREADS")  # the first one set wins
+
+
+def threads_setting() -> int | None:
+    """The thread count a user or a launcher chose ($EMOTION_CLASSIFIER_THREADS, else $OMP_NUM_THREADS), or None."""
+    for var in THREADS_ENV:
+        value = os.environ.get(var, "").strip()
+        if value:
+            if not value.isdigit() or int(value) < 1:
+                raise UserError(f"${var} is {value!r}: expected a whole number of threads, at least 1")
+            return int(value)
+    return None
+
+
+def threads(processes: int = 1) -> int:
+    """Threads for each of `processes` processes on this machine: the user's setting as it is, else this process's
+    cores (its CPU affinity: `taskset -c 0` or a container's cpuset gives 1) shared among them."""
+    return threads_setting() or max(1, n_cores() // processes)
+
+
+_TORCH_DEFAULT = torch.get_num_threads()  # what torch chose on its own, before any caller
+
+
+def use_threads(count: int | None = None) -> int:
+    """torch's thread count: `count` when given (a --threads flag); else left as it is when a caller has set it
+    (torch.set_num_threads: it differs from torch's own choice), else threads(). Returns the count."""
+    if count is not None:
+        torch.set_num_threads(count)
+    elif torch.get_num_threads() == _TORCH_DEFAULT:
+        torch.set_num_threads(threads())
+    return torch.get_num_threads()
+
+
+def cpu_busy(seconds: float = 1.0) -> float | None:
+    """The share of this machine's CPU time spent busy over the next `seconds` (0..1; /proc/stat), or None where
+    there is no /proc. A benchmark times only on an idle CPU: another job skews every ratio it prints."""
+    import time
+
+    def sample():
+        fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 
 def describe(device: torch.device, precision: str) -> dict:

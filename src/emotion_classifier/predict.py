@@ -200,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--backend", default="torch", choices=["torch", "onnx"],
                     help="torch, or the model exported to ONNX and run by onnxruntime (pip install -e '.[onnx]')")
     ap.add_argument("--batch-size", type=positive, default=64, help="texts per forward pass (default 64)")
+    ap.add_argument("--threads", type=positive, help="CPU threads (default: $EMOTION_CLASSIFIER_THREADS, else "
+                    "$OMP_NUM_THREADS, else every core this process may use); 1 when other jobs share the CPU")
     ap.add_argument("--skip-invalid", action="store_true", help="skip (and warn about) invalid UTF-8 lines")
     return ap
 
@@ -225,10 +227,12 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if not args.text and not args.input:
         ap.error("give --text TEXT (repeatable) or --input FILE")
+    from . import hardware
     from .inference import EmotionClassifier
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        hardware.use_threads(args.threads)
         output = check_output(args.output, args.input) if args.output else None
         texts = itertools.chain(args.text, iter_texts(args.input, args.skip_invalid) if args.input else ())
         # Tuned thresholds are required: predicting at 0.5 by accident would be silently worse.

@@ -80,8 +80,8 @@ def run_all(runs: list[tuple[str, list[str]]], extra: list[str], push: str | Non
 
 
 def main(argv=None) -> None:
+    from ..architectures import REGISTRY
     from . import report
-    from .architectures import REGISTRY
 
     ap = argparse.ArgumentParser(prog="emotion-compare-all", description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")

@@ -1,0 +1,110 @@
+"""python -m emotion_classifier.ensemble_search EXP [EXP ...]: which experiments' models to ensemble, decided on
+dev only (weights fitted on dev, thresholds tuned and cross-validated on dev)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .ensemble import average, cross_entropy, cross_validated_f1, fit_temperature, fit_weights, tempered
+from .errors import UserError
+
+
+def experiment_model(name: str, dest: str | Path, repo: str | Path = ".") -> Path:
+    """The model directory an experiment (`dvc exp run -n NAME`) trained, copied out of the local DVC
+    cache (no `dvc exp apply`, the workspace stays as it is)."""
+    import json
+    import shutil
+    import subprocess
+
+    import yaml
+
+    repo, dest = Path(repo), Path(dest)
+    refs = subprocess.run(["git", "for-each-ref", "refs/exps", "--format=%(refname)"], cwd=repo, text=True,
+                          capture_output=True, check=True).stdout.split()
+    ref = next((r for r in refs if r.rsplit("/", 1)[-1] == name), None)
+    if ref is None:
+        raise UserError(f"no experiment named {name!r} here (`dvc exp list --all-commits`; `dvc exp pull` fetches one)")
+    lock = yaml.safe_load(subprocess.run(["git", "show", f"{ref}:dvc.lock"], cwd=repo, text=True,
+                                         capture_output=True, check=True).stdout)
+    cache = repo / ".dvc/cache/files/md5"
+    for out in lock["stages"]["train"]["outs"]:
+        if not out["path"].startswith("models/"):
+            continue
+        target, md5 = dest / out["path"][len("models/"):], out["md5"]
+        files = (json.loads((cache / md5[:2] / md5[2:]).read_text()) if md5.endswith(".dir")
+                 else [{"relpath": "", "md5": md5}])
+        for f in files:
+            path = target / f["relpath"] if f["relpath"] else target
+            path.parent.mkdir(parents=True, exist_ok=True)
+            src = cache / f["md5"][:2] / f["md5"][2:]
+            if not src.exists():
+                raise UserError(f"{name}: {out['path']} is not in the local DVC cache; `dvc exp pull` it first")
+            shutil.copy(src, path)
+    return dest
+
+
+def search(experiments: list[str], params: dict, max_size: int = 5, repo: str | Path = ".",
+           temperature: bool = False) -> list[str]:
+    """Dev only: each combination of the experiments' models that holds the first, weights fitted on dev,
+    dev F1 with thresholds tuned on dev itself and cross-validated on dev. Markdown table lines.
+    `temperature`: each model's probabilities are first calibrated by a temperature fitted on dev."""
+    import itertools
+    import tempfile
+
+    from . import data, models
+    from . import metrics as M
+    from . import thresholds as T
+    from .inference import EmotionClassifier
+
+    splits, _ = data.load_prepared(params["data"]["prepared_dir"])
+    y, texts = data.label_matrix(splits["dev"]), splits["dev"]["text"]
+    metric, min_positives = params["thresholds"]["metric"], params["thresholds"]["min_positives"]
+    probs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in experiments:
+            model = EmotionClassifier(*models.load(experiment_model(name, Path(tmp) / name, repo)), device="cpu")
+            probs[name] = model.predict_proba(texts, progress=True)
+    if temperature:
+        temperatures = {name: fit_temperature(p, y) for name, p in probs.items()}
+        calibrated = {name: tempered(p, temperatures[name]) for name, p in probs.items()}
+        print("temperatures fitted on dev (dev cross-entropy before -> after): " + ", ".join(
+            f"{n} {t:.3f} ({cross_entropy(probs[n], y):.4f} -> {cross_entropy(calibrated[n], y):.4f})"
+            for n, t in temperatures.items()))
+        probs = calibrated
+    lines = ["| models | weights (fitted on dev) | dev macro F1 | dev micro F1 | CV macro F1 | CV micro F1 |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    combos = (c for size in range(1, min(max_size, len(experiments)) + 1)
+              for c in itertools.combinations(experiments, size) if experiments[0] in c)
+    for combo in combos:
+        weights = fit_weights([probs[n] for n in combo], y)
+        p = average([probs[n] for n in combo], weights)
+        pred = T.apply(p, T.tune(y, p, metric, min_positives)["strategies"]["per_label"])
+        cv_macro, cv_micro = cross_validated_f1(y, p, metric, min_positives)
+        lines.append(f"| {' + '.join(combo)} | {', '.join(f'{w:.2f}' for w in weights)} | "
+                     f"{M.macro_f1(y, pred):.4f} | {M.micro_f1(y, pred):.4f} | {cv_macro:.4f} | {cv_micro:.4f} |")
+    return lines
+
+
+def main(argv=None) -> None:
+    """python -m emotion_classifier.ensemble_search EXP [EXP ...]: the dev-only table of ensembles of these
+    experiments' models (the first in each), to choose `ensemble.members` from."""
+    import argparse
+    import sys
+
+    from .params import load_params
+
+    ap = argparse.ArgumentParser(prog="python -m emotion_classifier.ensemble_search", description=main.__doc__)
+    ap.add_argument("experiments", nargs="+", help="experiment names (dvc exp list --all-commits)")
+    ap.add_argument("--max-size", type=int, default=5, help="most models in one ensemble")
+    ap.add_argument("--temperature", action="store_true",
+                    help="calibrate each model by a temperature fitted on dev before fitting the weights")
+    args = ap.parse_args(argv)
+    try:
+        print("\n".join(search(args.experiments, load_params(), args.max_size, temperature=args.temperature)))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Experiments as rows: from `dvc exp show --json` (params flattened, metrics per file), their per-epoch curves and
+per-label scores from each one's commit, the command that reruns each, and rows grouped by all but the seed."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from collections.abc import Callable
+
+from ..paths import EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def collect(exp_show: list, wanted: list[str] | None = None) -> list[dict]:
+    """Rows {name, rev, params (flat), metrics {file: dict}} for experiments (and commits) in the JSON."""
+    rows = []
+
+    def visit(entry):
+        data = entry.get("data") or {}
+        name = entry.get("name") or entry.get("rev")
+        if data.get("params"):
+            row = {"name": name, "rev": entry.get("rev") or data.get("rev"),
+                   "params": flatten((data["params"].get("params.yaml") or {}).get("data") or {}),
+                   "metrics": {f: (m or {}).get("data") or {} for f, m in (data.get("metrics") or {}).items()}}
+            rows.append(row)
+        for exp in entry.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                rev.setdefault("name", exp.get("name"))
+                visit(rev)
+
+    for entry in exp_show:
+        visit(entry)
+    if wanted:
+        def matches(r, w):  # a name, or a rev prefix
+            return r["name"] == w or str(r["rev"]).startswith(w)
+
+        def rank(r):  # position of the first request it matches: the order asked for
+            return next((i for i, w in enumerate(wanted) if matches(r, w)), None)
+
+        rows = sorted((r for r in rows if rank(r) is not None), key=rank)
+        missing = [w for w in wanted if not any(matches(r, w) for r in rows)]
+        if missing:
+            raise SystemExit(f"emotion-report: no experiment named {', '.join(missing)} in `dvc exp show`")
+    else:
+        rows = [r for r in rows if r["name"] not in ("workspace",) and r["rev"] != "workspace"]
+    return rows
+
+
+CURVES = ("train_loss", "dev_loss", "dev_tuned_macro_f1", "dev_macro_f1")
+
+
+def git_reader(rev: str, path: str) -> str | None:
+    r = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True, check=False)
+    return r.stdout if r.returncode == 0 else None
+
+
+def attach_artifacts(rows: list[dict], read: Callable[[str, str], str | None]) -> None:
+    """Per row: `curves` {metric: [per-epoch values]} from dvclive, `per_label` (DataFrame) from evaluate."""
+    import pandas as pd
+
+    for r in rows:
+        r["curves"] = {}
+        for k in CURVES:
+            tsv = read(r["rev"], f"{LIVE_DIR}/plots/metrics/{k}.tsv")
+            if tsv:
+                r["curves"][k] = pd.read_csv(io.StringIO(tsv), sep="\t")[k].tolist()
+        csv = read(r["rev"], PER_LABEL)
+        r["per_label"] = pd.read_csv(io.StringIO(csv)) if csv else None
+
+
+FORMERLY = {INFERENCE_METRICS: EVAL_METRICS}  # where older experiments kept these keys
+
+
+def metric(r: dict, f: str, k: str):
+    v = r["metrics"].get(f, {}).get(k)
+    return v if v is not None or f not in FORMERLY else r["metrics"].get(FORMERLY[f], {}).get(k)
+
+
+def differing(params: dict, defaults: dict) -> dict:
+    return {k: v for k, v in params.items() if defaults.get(k) != v}
+
+
+# Params added after some experiments ran, with the value that trains as the code did before them: an older run
+# lacks the key, and its command must still rerun it when main's value differs.
+INTRODUCED = {"ensemble.members": [], "train.rdrop_alpha": 0.0}
+
+
+def command(r: dict, defaults: dict) -> str:
+    """`dvc exp run -S ...` with the params that differ from the defaults, leaving out the other
+    architectures' sub-sections (the train stage does not read them)."""
+    from ..architectures import REGISTRY  # model.<architecture>.* are sections; model.mask_words.* is not
+
+    introduced_later = {k: v for k, v in INTRODUCED.items() if k in defaults}  # what an older run trained with
+    params = {**introduced_later, **r["params"]}
+    name = params.get("model.name")
+    other = tuple(f"model.{a}." for a in REGISTRY if a != name)
+    diff = {k: v for k, v in differing(params, defaults).items() if not k.startswith(other)}
+    if name is not None:  # the model is named even when it is main's: the command says what it trains
+        diff["model.name"] = name
+    return "dvc exp run" + "".join(f" -S {k}={json.dumps(v) if isinstance(v, str) and ' ' in v else v}"
+                                   for k, v in sorted(diff.items()))
+
+
+def seed_groups(rows: list[dict], defaults: dict) -> dict[str, list[dict]]:
+    """Rows that differ only in `seed`, under the command that runs them all (`-S seed=a,b,c`: DVC's grid)."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        without_seed = {**r, "params": {k: v for k, v in r["params"].items() if k != "seed"}}
+        groups.setdefault(command(without_seed, {k: v for k, v in defaults.items() if k != "seed"}), []).append(r)
+    return groups
+
+
+def best_of_groups(groups: dict[str, list[dict]]) -> list[dict]:
+    """Each group's seed with the best dev macro F1 (dev decides, never test)."""
+    return [max(rows, key=lambda r: metric(r, EVAL_METRICS, "dev_macro_f1") or -1) for rows in groups.values()]

@@ -1,0 +1,72 @@
+"""`emotion-report`: the experiments side by side, from `dvc exp show --json`.
+
+    emotion-report                      # every experiment of the current commit
+    emotion-report exp-a exp-b          # just these (names or revs)
+    emotion-report exp-a exp-b --search exp-c exp-d   # and a dev-only table of the runs not chosen
+
+Writes reports/experiments.md (a table with each row's target from reference/results.yaml, the
+total train time, per row the `dvc exp run` command that reproduces it, per-label test F1 side by
+side, and the search: what each tried setting gave on dev), reports/experiments.png (test micro/macro
+F1, train time, parameters), reports/experiments_curves.png (per-epoch losses and dev F1 of each
+row) and reports/experiments_per_label.png (per-label test F1 of each row). Curves and per-label
+scores are read from each experiment's commit (`git show REV:dvclive/...`, `...:plots/eval/per_label.csv`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from ..io import atomic_path
+from .charts import chart, curves_chart, per_label_chart
+from .collect import attach_artifacts, best_of_groups, collect, flatten, git_reader, seed_groups
+from .render import render
+
+
+def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="emotion-report", description=__doc__.split("\n")[0])
+    ap.add_argument("experiments", nargs="*", help="experiment names or revs (default: all of this commit)")
+    ap.add_argument("--json", help="read this `dvc exp show --json` output instead of running it")
+    ap.add_argument("--out", default="reports/experiments.md")
+    ap.add_argument("--chart", default="reports/experiments.png")
+    ap.add_argument("--search", nargs="*", default=[], help="experiments tried and not chosen: a dev-only table")
+    ap.add_argument("--params", default="params.yaml", help="defaults the rows are compared with")
+    ap.add_argument("--reference", default="reference/results.yaml", help="targets per architecture")
+    args = ap.parse_args(argv)
+    if args.json:
+        exp = json.loads(Path(args.json).read_text())
+    else:
+        r = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", "-A"], capture_output=True,
+                           text=True, check=False)
+        if r.returncode != 0:
+            raise SystemExit(f"emotion-report: `dvc exp show --json` failed:\n{r.stderr}")
+        exp = json.loads(r.stdout)
+    rows = collect(exp, args.experiments)
+    search = collect(exp, args.search) if args.search else []
+    rows = [r for r in rows if r not in search]
+    if not rows:
+        raise SystemExit("emotion-report: no experiments found; run some with `dvc exp run -S model.name=...`")
+    defaults = flatten(yaml.safe_load(Path(args.params).read_text()))
+    attach_artifacts(rows, reader or git_reader)
+    ref = Path(args.reference)
+    targets = (yaml.safe_load(ref.read_text()) or {}).get("reference_project", {}) if ref.exists() else {}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(render(rows, defaults, targets, search))
+    groups = seed_groups(rows, defaults)
+    chart(groups, args.chart, targets)
+    stem = Path(args.chart).with_suffix("")
+    best = best_of_groups(groups)  # one line or bar per group: its best seed on dev
+    curves_chart(best, f"{stem}_curves.png")
+    per_label_chart(best, f"{stem}_per_label.png")
+    print(f"{len(rows)} experiments -> {args.out}, {args.chart}, {stem}_curves.png, {stem}_per_label.png")
+
+
+if __name__ == "__main__":
+    main()
