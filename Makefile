@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test lint plots compare
+.PHONY: setup repro test test-fast lint plots compare
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ repro: $(STAMP)
 test: $(STAMP)
 	pytest -q
 
+# the unit tests only (about a minute): no DVC pipeline, torchrun or benchmark runs
+test-fast: $(STAMP)
+	pytest -q -m "not slow"
+
 lint: $(STAMP)
 	ruff check src stages tests benchmarks
 
@@ -36,4 +40,4 @@ plots: $(STAMP)
 SEEDS ?= 0
 compare: $(STAMP)
 	dvc pull data/raw/goemotions.dvc
-	python -m emotion_classifier.comparison --seeds $(SEEDS) $(if $(SHARE),--share $(SHARE)) $(foreach s,$(SET),--set $(s))
+	python -m emotion_classifier.experiments.compare_all --seeds $(SEEDS) $(if $(SHARE),--share $(SHARE)) $(foreach s,$(SET),--set $(s))

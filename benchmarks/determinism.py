@@ -27,7 +27,7 @@ def one_run(args) -> dict:
     from emotion_classifier import hardware
     from emotion_classifier.data import SPLITS, multi_hot, read_raw, subset
     from emotion_classifier.params import load_params, validate
-    from emotion_classifier.train import fit
+    from emotion_classifier.training.loop import fit
 
     hardware.n_cores = lambda: args.threads  # fit uses every core it may; pin the count under test
     params = copy.deepcopy(load_params(ROOT / "params.yaml"))

@@ -29,11 +29,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from emotion_classifier import hardware, pipeline
+from emotion_classifier import hardware
 from emotion_classifier.data import SPLITS, multi_hot, read_raw
 from emotion_classifier.params import load_params, validate
 from emotion_classifier.predict import main as predict_main
-from emotion_classifier.train import fit
+from emotion_classifier.stages import evaluate, prepare, train, tune_thresholds
+from emotion_classifier.training.loop import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inference as inference_benchmark  # noqa: E402  (benchmarks/inference.py)
@@ -83,10 +84,10 @@ def tiny_pipeline(args, work: Path) -> dict:
     """The stage functions dvc runs, on the device, in a scratch directory."""
     params = scratch_params(args, work, args.tiny_examples, epochs=1)
     with contextlib.chdir(work):
-        pipeline.prepare(params)
-        pipeline.train(params)
-        pipeline.tune_thresholds(params)
-        pipeline.evaluate(params)
+        prepare.run(params)
+        train.run(params)
+        tune_thresholds.run(params)
+        evaluate.run(params)
         predict_main(["--model-dir", "models", "--device", args.device, "--text", "Thank you so much!",
                       "--output", "predict.jsonl"])
         out = {k: json.loads(Path(f"metrics/{f}.json").read_text())[k] for f, k in
@@ -122,7 +123,7 @@ def ddp_scaling(args, work: Path, processes: int) -> dict:
     """One epoch through the train stage with train.processes 1 and N (it relaunches under torchrun)."""
     params = scratch_params(args, work, args.epoch_examples, epochs=1, precision="auto")
     with contextlib.chdir(work):
-        pipeline.prepare(params)
+        prepare.run(params)
         out = {}
         for n in (1, processes):
             params["train"]["processes"] = n

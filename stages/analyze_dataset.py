@@ -1,4 +1,4 @@
-"""DVC stage `analyze_dataset`: see emotion_classifier.pipeline.analyze_dataset."""
+"""DVC stage `analyze_dataset`: see emotion_classifier.stages.analyze_dataset."""
 
 import sys
 from pathlib import Path

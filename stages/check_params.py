@@ -1,5 +1,5 @@
 """DVC stage `check_params`: validate params.yaml before any stage runs, so a rejected param fails here,
-before DVC removes another stage's outputs (see emotion_classifier.pipeline.check_params)."""
+before DVC removes another stage's outputs (see emotion_classifier.stages.check_params)."""
 
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""DVC stage `compare`: see emotion_classifier.pipeline.compare."""
+"""DVC stage `compare`: see emotion_classifier.stages.compare."""
 
 import sys
 from pathlib import Path

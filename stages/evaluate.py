@@ -1,4 +1,4 @@
-"""DVC stage `evaluate`: see emotion_classifier.pipeline.evaluate."""
+"""DVC stage `evaluate`: see emotion_classifier.stages.evaluate."""
 
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""DVC stage `prepare`: see emotion_classifier.pipeline.prepare."""
+"""DVC stage `prepare`: see emotion_classifier.stages.prepare."""
 
 import sys
 from pathlib import Path

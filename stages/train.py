@@ -1,4 +1,4 @@
-"""DVC stage `train`: see emotion_classifier.pipeline.train."""
+"""DVC stage `train`: see emotion_classifier.stages.train."""
 
 import sys
 from pathlib import Path

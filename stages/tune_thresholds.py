@@ -1,4 +1,4 @@
-"""DVC stage `tune_thresholds`: see emotion_classifier.pipeline.tune_thresholds."""
+"""DVC stage `tune_thresholds`: see emotion_classifier.stages.tune_thresholds."""
 
 import sys
 from pathlib import Path

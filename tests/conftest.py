@@ -127,27 +127,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 def tiny_params(encoder_dir, name: str, **train) -> dict:
-    import copy
-
+    """tests/params.yaml (fixed, tiny) for architecture `name` on the tiny encoder, with `train` overrides."""
     import yaml
 
-    p = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    p["model"]["name"] = name
-    p["model"]["encoder"] = str(encoder_dir)
-    p["model"]["max_length"] = 16
-    # the tiny encoder's 32 hidden units and 2 layers, and small layers for any architecture
-    tiny = {"embedding_dim": 32, "hidden_size": 16, "filters": 8, "head_hidden": 16, "feature_batch_size": 16,
-            "encoder_lr": 1e-3, "feature_layers": 1}
-    for section in p["model"].values():
-        if isinstance(section, dict):
-            section.update({k: v for k, v in tiny.items() if k in section})
-    p["train"].update(epochs=2, batch_size=8, lr=5e-3, patience=5, warmup_ratio=0.0, scheduler="none",
-                      precision="fp32", device="cpu")
-    p["train"].update(train)
-    p["evaluate"].update(precision="fp32", device="cpu")  # scores compared as numbers: the same on every CPU
-    p["ensemble"]["members"] = []  # one model: tests of ensembles name their members
     from emotion_classifier.params import validate
 
+    p = yaml.safe_load((ROOT / "tests/params.yaml").read_text())
+    p["model"]["name"] = name
+    p["model"]["encoder"] = str(encoder_dir)
+    p["train"].update(train)
     return validate(p)
 
 
@@ -155,14 +143,21 @@ def train_and_tune(d: Path, params: dict) -> Path:
     """The train and tune_thresholds stages run in folder `d`, as DVC runs them; returns d/models."""
     import os
 
-    from emotion_classifier import pipeline
+    from emotion_classifier.stages import train, tune_thresholds
 
     old = os.getcwd()
     os.chdir(d)
     try:
-        pipeline.train(params)
-        pipeline.tune_thresholds(params)
+        train.run(params)
+        tune_thresholds.run(params)
     finally:
         os.chdir(old)
     return d / "models"
 
+
+
+def run_stage(stage: str, params: dict) -> None:
+    """A stage's body as `dvc repro` runs it (emotion_classifier.stages.<stage>.run), in the current directory."""
+    import importlib
+
+    importlib.import_module(f"emotion_classifier.stages.{stage}").run(params)

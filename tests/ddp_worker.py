@@ -9,12 +9,12 @@ from pathlib import Path
 
 from emotion_classifier import distributed
 from emotion_classifier.data import load_prepared
-from emotion_classifier.train import fit
+from emotion_classifier.training.loop import fit
 
 spec = json.loads(Path(sys.argv[1]).read_text())
 out = Path(spec["out"])
 if spec.get("die_after_epoch") and distributed.rank() == 1:
-    import emotion_classifier.train as T
+    import emotion_classifier.training.loop as T
 
     real = T.train_epoch
 

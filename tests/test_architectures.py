@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from emotion_classifier import architectures, pipeline
+from emotion_classifier import architectures
 from emotion_classifier.architectures import Architecture
 from emotion_classifier.params import ParamsError, integer, validate
 
-from .conftest import tiny_params
+from .conftest import run_stage, tiny_params
 
 
 class BagOfWords(nn.Module):
@@ -47,9 +47,9 @@ def test_a_toy_architecture_runs_train_tune_evaluate_and_predict(tmp_path, tiny_
     p["model"][TOY.name]["train"] = {"loss": "weighted_bce"}  # its recipe
     p = validate(p)
     monkeypatch.chdir(tmp_path)
-    pipeline.train(p)
-    pipeline.tune_thresholds(p)
-    pipeline.evaluate(p)
+    run_stage("train", p)
+    run_stage("tune_thresholds", p)
+    run_stage("evaluate", p)
     ev = json.loads((tmp_path / "metrics/eval.json").read_text())
     assert 0 <= ev["test_macro_f1_lo"] <= ev["test_macro_f1"] <= ev["test_macro_f1_hi"] <= 1
     from emotion_classifier.inference import EmotionClassifier
@@ -141,7 +141,7 @@ def test_mask_words_start_the_mask_tokens_as_those_words(tiny_encoder):
 def test_cached_features_belong_to_the_mask_words(tiny_encoder, tiny_prepared, tmp_path):
     """Mapped masks change the frozen encoder's features: they must not come from another mapping's cache."""
     from emotion_classifier import data
-    from emotion_classifier.train import fit
+    from emotion_classifier.training.loop import fit
 
     splits, names = data.load_prepared(tiny_prepared)
     p = tiny_params(tiny_encoder, "transformer_featureextract", epochs=1)

@@ -6,7 +6,11 @@ and that their side-by-side comparisons hold together."""
 import importlib.util
 import json
 
+import pytest
+
 from .conftest import ROOT
+
+pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fast` skips them
 
 
 def load(name: str):
@@ -82,3 +86,14 @@ def test_determinism_benchmark(tiny_encoder, tiny_raw):
 def test_predict_memory_benchmark(tiny_encoder, tiny_raw):
     out = load("predict_memory").main(["--encoder", str(tiny_encoder), "--data", str(tiny_raw), "--lines", "50,500"])
     assert set(out) == {50, 500} and all(r["peak_rss_mb"] > 10 and r["sentences_per_s"] > 0 for r in out.values())
+
+
+def test_contention_benchmark(tiny_encoder, tiny_raw, capsys):
+    out = load("contention").main([
+        "--data", str(tiny_raw), "--examples", "40", "--force", "--set", f"model.encoder={tiny_encoder}",
+        "--set", "train.precision=fp32", "--set", "train.device=cpu", "--set", "model.max_length=16",
+        "--set", "train.batch_size=8", "--set", "model.bilstm_maxpool.embedding_dim=32",
+        "--set", "model.bilstm_maxpool.hidden_size=16"])
+    assert set(out["rows"]) == {"alone", "beside a busy loop", "alone, 1 thread", "beside, 1 thread"}
+    assert out["rows"]["alone, 1 thread"]["threads"] == 1 and min(r["batches_per_s"] for r in out["rows"].values()) > 0
+    assert "slower than alone" in capsys.readouterr().out

@@ -5,13 +5,14 @@ import os
 import numpy as np
 import pytest
 
-from emotion_classifier import pipeline
+from emotion_classifier import data
 from emotion_classifier.distill import save_teacher, training_targets
 from emotion_classifier.errors import UserError
 from emotion_classifier.inference import EmotionClassifier
 from emotion_classifier.params import validate
 from emotion_classifier.teach import write_teacher
-from emotion_classifier.train import fit, run_id
+from emotion_classifier.training.checkpoint import run_id
+from emotion_classifier.training.loop import fit
 
 from .conftest import tiny_params
 
@@ -23,7 +24,7 @@ def project(tmp_path, tiny_encoder, tiny_prepared):
     old = os.getcwd()
     os.chdir(tmp_path)
     try:
-        yield tmp_path, p, *pipeline.data.load_prepared(tiny_prepared)
+        yield tmp_path, p, *data.load_prepared(tiny_prepared)
     finally:
         os.chdir(old)
 
@@ -34,7 +35,7 @@ def _teacher(splits, probs, name="t.npz"):
 
 def test_targets_blend_labels_and_teacher_and_refuse_other_data(project):
     _, p, splits, _ = project
-    y = pipeline.data.label_matrix(splits["train"])
+    y = data.label_matrix(splits["train"])
     teacher = np.random.default_rng(0).random(y.shape).astype(np.float16)
     _teacher(splits, teacher)
     train_params = {**p["train"], "teacher": "t.npz", "distill_weight": 0.25}
@@ -51,7 +52,7 @@ def test_a_student_learns_the_teachers_probabilities(project):
     """With distill_weight 1 the labels are ignored: a teacher that says 0.05 everywhere is what the student
     learns towards (trained on the labels, the same model predicts ~1/3, each tiny label's share)."""
     d, p, splits, names = project
-    y = pipeline.data.label_matrix(splits["train"])
+    y = data.label_matrix(splits["train"])
     _teacher(splits, np.full(y.shape, 0.05))
     student = validate({**p, "train": {**p["train"], "teacher": "t.npz", "distill_weight": 1.0}})
     assert run_id(student, splits, *_device_precision()) != run_id(validate(p), splits, *_device_precision())

@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 from emotion_classifier.data import load_prepared
-from emotion_classifier.train import fit
+from emotion_classifier.training.loop import fit
 
 from .conftest import ROOT, tiny_params
+
+pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fast` skips them
 
 
 @pytest.fixture

@@ -6,13 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from emotion_classifier import models, pipeline
+from emotion_classifier import data, models
 from emotion_classifier.ensemble import average, fit_weights
 from emotion_classifier.inference import EmotionClassifier, ThresholdsError, read_thresholds
 from emotion_classifier.params import ParamsError, member_params, validate
-from emotion_classifier.train import cached_timing, fit
+from emotion_classifier.stages import train as train_stage
+from emotion_classifier.training.checkpoint import cached_timing
+from emotion_classifier.training.loop import fit
 
-from .conftest import ROOT, tiny_params
+from .conftest import ROOT, run_stage, tiny_params
 
 
 def _bce(probs, y):
@@ -47,7 +49,7 @@ def test_member_params_apply_overrides_and_refuse_others(tiny_encoder):
     m = member_params(validate(p), 0)
     assert (m["model"]["name"], m["seed"], m["train"]["epochs"], m["ensemble"]["members"]) == ("textcnn", 3, 1, [])
     assert p["model"]["name"] == "bilstm_maxpool"  # the main params are left as they were
-    for bad, says in (({"data.max_examples": 5}, "may set only seed, model.* and train.*"),
+    for bad, says in (({"data.max_examples": 5}, "may set only seed, model.*, train.* and loss.*"),
                       ({"model.textcnn.filterz": 5}, "not a key of params.yaml"),
                       ({"train.epochs": 0}, "'train.epochs' is 0"),
                       ("textcnn", "expected a mapping of overrides")):
@@ -69,8 +71,8 @@ def ensemble_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
     old = os.getcwd()
     os.chdir(d)
     try:
-        pipeline.train(p)
-        pipeline.tune_thresholds(p)
+        run_stage("train", p)
+        run_stage("tune_thresholds", p)
         yield d, p
     finally:
         os.chdir(old)
@@ -81,7 +83,7 @@ def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
     os.chdir(d)
     assert [json.loads((d / f"models/members/{i}/config.json").read_text())["name"] for i in (1, 2)] == [
         "textcnn", "bilstm_maxpool"]
-    assert sorted(x.name for x in (d / "models/members").iterdir()) == ["1", "2"]
+    assert sorted(x.name for x in (d / "models/members").iterdir()) == ["1", "2", "README.txt"]
     th = json.loads((d / "models/thresholds.json").read_text())
     assert len(th["member_weights"]) == 3 and sum(th["member_weights"]) == pytest.approx(1.0)
     clf = EmotionClassifier.load(d / "models", device="cpu")
@@ -92,18 +94,18 @@ def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
     assert len(clf.predict(texts)) == 3
     m = json.loads((d / "metrics/thresholds.json").read_text())
     assert 0 <= m["best_single_model_dev_macro_f1"] <= 1
-    pipeline.evaluate(p)
+    run_stage("evaluate", p)
     assert 0 <= json.loads((d / "metrics/eval.json").read_text())["test_macro_f1"] <= 1
     (d / "reference").mkdir()
     (d / "reference/results.yaml").write_text((ROOT / "reference/results.yaml").read_text())
-    pipeline.compare(p)
+    run_stage("compare", p)
     w = th["member_weights"]
     assert (f"| **ensemble (weights fitted on dev): {w[0]:.2f} bilstm_maxpool + {w[1]:.2f} textcnn + {w[2]:.2f} "
             "bilstm_maxpool** (this experiment) |") in (d / "reports/compare.md").read_text()
 
     # a finished member is kept when the stage reruns (DVC keeps models/members: persist)
     capsys.readouterr()
-    pipeline.train_ensemble(p, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
+    train_stage.train_ensemble(p, *data.load_prepared(p["data"]["prepared_dir"]))
     assert capsys.readouterr().out.count("trained already, kept") == 3
     train_json = json.loads((d / "metrics/train.json").read_text())
     records = [models.read_config(m)["train"] for m in (d / "models", d / "models/members/1", d / "models/members/2")]
@@ -117,7 +119,7 @@ def test_a_member_is_the_model_its_overrides_train_alone(ensemble_dir, tmp_path)
     a member can be tried as an experiment first (`dvc exp run -S ...`) and be the same model."""
     d, p = ensemble_dir
     os.chdir(d)
-    splits, names = pipeline.data.load_prepared(p["data"]["prepared_dir"])
+    splits, names = data.load_prepared(p["data"]["prepared_dir"])
     fit(member_params(p, 1), splits, names, model_dir=tmp_path / "alone", metrics_path=None, live_dir=None,
         checkpoint_root=tmp_path / "ckpt")
     member = (d / "models/members/1/model.safetensors").read_bytes()
@@ -130,7 +132,7 @@ def test_a_member_trained_by_an_earlier_run_is_copied_not_trained(ensemble_dir, 
     os.chdir(tmp_path)
     again = validate({**p, "ensemble": {"members": p["ensemble"]["members"][1:]}})
     capsys.readouterr()
-    pipeline.train_ensemble(again, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
+    train_stage.train_ensemble(again, *data.load_prepared(p["data"]["prepared_dir"]))
     out = capsys.readouterr().out
     assert out.count("trained by an earlier run") == 2 and "epoch" not in out, out
     for mine, theirs in (("models", "models/members/1"), ("models/members/1", "models/members/2")):
@@ -139,7 +141,7 @@ def test_a_member_trained_by_an_earlier_run_is_copied_not_trained(ensemble_dir, 
     assert len(curves) == 1 + 2  # the first member's epochs, replayed from the cache for `dvc plots`
     changed = validate({**again, "seed": 9, "ensemble": {"members": [{"model.name": "textcnn"}]}})
     capsys.readouterr()
-    pipeline.train_ensemble(changed, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
+    train_stage.train_ensemble(changed, *data.load_prepared(p["data"]["prepared_dir"]))
     assert "trained; dev macro F1" in capsys.readouterr().out  # another seed: another model, trained
 
 
@@ -188,18 +190,18 @@ def test_ensemble_exports_to_onnx_member_by_member(ensemble_dir, tmp_path):
 def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatch):
     import shutil
 
-    from emotion_classifier import ensemble
+    from emotion_classifier import ensemble_search
 
     d, p = ensemble_dir
     os.chdir(d)
     dirs = {"a": d / "models", "b": d / "models/members/1", "c": d / "models/members/2"}
-    monkeypatch.setattr(ensemble, "experiment_model", lambda name, dest, repo: shutil.copytree(
+    monkeypatch.setattr(ensemble_search, "experiment_model", lambda name, dest, repo: shutil.copytree(
         dirs[name], dest, ignore=shutil.ignore_patterns("members", "thresholds.json")))
-    lines = ensemble.search(["a", "b", "c"], p)
+    lines = ensemble_search.search(["a", "b", "c"], p)
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| a", "| a + b", "| a + c", "| a + b + c"]
     weights = [float(w) for w in lines[-1].split(" | ")[1].split(", ")]
     assert sum(weights) == pytest.approx(1.0, abs=0.02)
-    assert len(ensemble.search(["a", "b"], p, temperature=True)) == 4
+    assert len(ensemble_search.search(["a", "b"], p, temperature=True)) == 4
 
 
 def test_fit_temperature_recovers_an_overconfident_models_calibration():
@@ -219,8 +221,8 @@ def test_a_shorter_member_list_drops_the_rest(ensemble_dir):  # last: it changes
     d, p = ensemble_dir
     os.chdir(d)
     fewer = validate({**p, "ensemble": {"members": p["ensemble"]["members"][:2]}})
-    pipeline.train_ensemble(fewer, *pipeline.data.load_prepared(p["data"]["prepared_dir"]))
-    assert sorted(x.name for x in (d / "models/members").iterdir()) == ["1"]
+    train_stage.train_ensemble(fewer, *data.load_prepared(p["data"]["prepared_dir"]))
+    assert sorted(x.name for x in (d / "models/members").iterdir()) == ["1", "README.txt"]
 
 
 def test_cross_validated_f1_does_not_flatter_noise():
@@ -242,7 +244,7 @@ def test_experiment_model_is_copied_out_of_the_dvc_cache(tmp_path):
 
     import yaml
 
-    from emotion_classifier.ensemble import experiment_model
+    from emotion_classifier.ensemble_search import experiment_model
     from emotion_classifier.errors import UserError
 
     repo = tmp_path / "repo"

@@ -15,6 +15,8 @@ import yaml
 from .conftest import SHARED, copy_repo, tiny_params
 from .test_pipeline_e2e import dvc, dvc_env
 
+pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fast` skips them
+
 
 def git(args, cwd):
     r = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, capture_output=True,

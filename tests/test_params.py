@@ -121,7 +121,7 @@ def test_dvc_set_param_changes_only_its_lines(tmp_path):
     leaves a file that loads. `-S` on every list param of the file, twice, then back."""
     from dvc.utils.hydra import apply_overrides
 
-    from emotion_classifier.report import flatten
+    from emotion_classifier.experiments.collect import flatten
 
     original = (ROOT / "params.yaml").read_text()
     f = tmp_path / "params.yaml"

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from emotion_classifier.report import flatten
+from emotion_classifier.experiments.collect import flatten
 
 from .conftest import SHARED, copy_repo, tiny_params
+
+pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fast` skips them
 
 
 def dvc_env() -> dict:
@@ -122,7 +124,10 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
                  "ROC", "model vs TF-IDF", "confusion_matrices.png", "reliability.png"):
         assert any(name in k for k in plots), (name, list(plots))
     assert "TF-IDF" in (repo / "reports/compare.md").read_text()
+    logged = yaml.safe_load((repo / "dvclive/params.yaml").read_text())  # DVCLive's params: what the run resolved
+    assert logged["model"] == "bilstm_maxpool" and logged["train"]["epochs"] == 1 and logged["train"]["loss"] == "bce"
     assert "up to date" in dvc(["status"], repo).stdout
+    assert "is empty" not in log  # models/members/ of a single model is no empty DVC out (README.txt)
     lock = cached_outputs(repo)
     import shutil
 
@@ -132,6 +137,35 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
                        text=True, check=False, env=fresh_cache)
     assert r.returncode == 0 and r.stdout.count("epoch 1:") == 2, r.stdout[-3000:] + r.stderr[-3000:]
     assert cached_outputs(repo) == lock  # timings live in metrics/ (uncached): only those may differ
+
+
+def test_a_change_to_one_stages_code_reruns_only_that_stage(repo):
+    if "up to date" not in dvc(["status"], repo).stdout:
+        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder")
+    module = repo / "src/emotion_classifier/stages/compare.py"
+    original = module.read_text()
+    module.write_text(original + "\n# how compare writes its markdown changed\n")
+    try:
+        # a stage's status covers it and every stage upstream of it: compare is none of theirs
+        assert "up to date" in dvc(["status", "train", "tune_thresholds", "evaluate"], repo).stdout
+        assert "src/emotion_classifier/stages/compare.py" in dvc(["status", "compare"], repo).stdout
+    finally:
+        module.write_text(original)
+
+
+def test_a_param_of_the_wrong_type_equal_to_the_old_value_is_still_rejected(repo):
+    """DVC compares params by value: `train.epochs: true` after 1 was "unchanged", so check_params never ran."""
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    if p["train"]["epochs"] != 1 or "up to date" not in dvc(["status"], repo).stdout:
+        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder (train.epochs 1)")
+    original = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(original.replace("  epochs: 1\n", "  epochs: true\n", 1))
+    try:
+        r = dvc(["repro"], repo)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    assert r.returncode != 0 and "'train.epochs' is True (bool); expected an integer" in r.stdout + r.stderr
+    assert dvc(["repro"], repo).returncode == 0 and "up to date" in dvc(["status"], repo).stdout
 
 
 def test_a_rejected_param_keeps_every_output(repo):

@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from emotion_classifier import pipeline
 from emotion_classifier.inference import EmotionClassifier, ThresholdsError, read_thresholds
 from emotion_classifier.params import validate
 
-from .conftest import ROOT, tiny_params
+from .conftest import ROOT, run_stage, tiny_params
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def workdir(tmp_path_factory, tiny_encoder, tiny_prepared):
     old = os.getcwd()
     os.chdir(d)
     try:
-        pipeline.train(p)
+        run_stage("train", p)
         yield d, p
     finally:
         os.chdir(old)
@@ -33,7 +32,7 @@ def workdir(tmp_path_factory, tiny_encoder, tiny_prepared):
 
 def test_tune_evaluate_compare(workdir):
     d, p = workdir
-    pipeline.tune_thresholds(p)
+    run_stage("tune_thresholds", p)
     th = json.loads((d / "models/thresholds.json").read_text())
     assert set(th["strategies"]) == {"fixed", "global", "per_label"} and len(th["strategies"]["per_label"]) == 3
     m = json.loads((d / "metrics/thresholds.json").read_text())
@@ -41,7 +40,7 @@ def test_tune_evaluate_compare(workdir):
     assert m["per_label_dev_macro_f1"] >= m["global_dev_macro_f1"] - 1e-9
     assert len((d / "plots/thresholds/f1_vs_threshold.csv").read_text().splitlines()) == 1 + 99
 
-    pipeline.evaluate(p)
+    run_stage("evaluate", p)
     ev = json.loads((d / "metrics/eval.json").read_text())
     for k in ("micro_f1", "macro_f1", "roc_auc_macro"):  # with their bootstrap interval
         assert ev[f"test_{k}_lo"] <= ev[f"test_{k}"] <= ev[f"test_{k}_hi"], k
@@ -61,7 +60,7 @@ def test_tune_evaluate_compare(workdir):
               "error_cooccurrence_counts.png", "error_cooccurrence_conditional.png", "error_cooccurrence_jaccard.png"):
         assert (d / "plots/eval" / f).stat().st_size > 0, f
 
-    pipeline.compare(p)
+    run_stage("compare", p)
     cmp = json.loads((d / "metrics/compare.json").read_text())
     assert cmp["model_minus_baseline_macro_f1"] == pytest.approx(ev["test_macro_f1"] - cmp["baseline_macro_f1"])
     for k in ("micro_f1", "macro_f1"):
@@ -78,18 +77,18 @@ def test_tune_evaluate_compare(workdir):
 
 def test_thresholds_for_other_weights_are_refused(workdir):
     d, p = workdir
-    pipeline.tune_thresholds(p)
+    run_stage("tune_thresholds", p)
     path = d / "models/thresholds.json"
     th = json.loads(path.read_text())
     path.write_text(json.dumps({**th, "weights_sha256": "0" * 64}))
     with pytest.raises(ThresholdsError, match=r"tuned for other weights .* re-tune them: `dvc repro tune_thresholds`"):
         read_thresholds(d / "models")
     with pytest.raises(ThresholdsError, match="tuned for other weights"):
-        pipeline.evaluate(p)
+        run_stage("evaluate", p)
     with pytest.warns(UserWarning, match="tuned for other weights.*; predicting at 0.5"):
         clf = EmotionClassifier.load(d / "models")  # the API falls back to 0.5, and says so
     assert clf.thresholds.tolist() == [0.5] * 3 and not clf.tuned
-    pipeline.tune_thresholds(p)
+    run_stage("tune_thresholds", p)
 
 
 def test_compare_params_validated():
@@ -143,7 +142,7 @@ def test_params_that_do_not_fit_the_encoder(tmp_path, capsys, tiny_encoder, tiny
 
 def test_check_params_stage(tmp_path, capsys, monkeypatch):
     from emotion_classifier.cli import check_params_main
-    from emotion_classifier.pipeline import PARAMS_CHECKED
+    from emotion_classifier.paths import PARAMS_CHECKED
 
     monkeypatch.chdir(tmp_path)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())

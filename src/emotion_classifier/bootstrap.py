@@ -16,6 +16,12 @@ def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float32)
 
 
+def test_resamples(n: int, eval_params: dict) -> np.ndarray:
+    """evaluate's resamples of the n test examples (evaluate.bootstrap_*): the same for every system scored on them,
+    so compare's baseline is paired with the model example by example."""
+    return resample_counts(n, eval_params["bootstrap_resamples"], eval_params["bootstrap_seed"])
+
+
 def _f1(true_pos, false_pos, false_neg) -> np.ndarray:
     denom = 2 * true_pos + false_pos + false_neg
     return np.divide(2 * true_pos, denom, out=np.zeros_like(denom, dtype=np.float64), where=denom > 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from .errors import UserError
@@ -23,11 +24,9 @@ def run(stage: str, argv=None) -> int:
     parser = argparse.ArgumentParser(prog=f"emotion-{stage.replace('_', '-')}", description=STAGES[stage])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
-    from . import pipeline
-
     try:
         params = load_params(args.params)
-        getattr(pipeline, stage)(params)
+        importlib.import_module(f"{__package__}.stages.{stage}").run(params)  # that stage's code only
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ import torch
 from . import hardware, models
 from .errors import UserError
 from .text import bounded
-from .train import TokenData, predict_logits
+from .training.batches import TokenData, predict_logits
 
 
 class ThresholdsError(UserError):
@@ -114,7 +114,7 @@ class EmotionClassifier:
         if self.backend == "onnx":
             from .onnx_backend import session_for
 
-            return session_for(model, tokenizer, int8=quantize, threads=hardware.n_cores())
+            return session_for(model, tokenizer, int8=quantize, threads=hardware.use_threads())
         if quantize:
             import warnings
 
@@ -170,7 +170,7 @@ class EmotionClassifier:
 
     def _logits(self, part: int, texts: list[str], progress: bool) -> np.ndarray:
         model, tokenizer, max_length = self.parts[part]
-        hardware.use_all_cores()
+        hardware.use_threads()  # once: an explicit setting (env, --threads, the caller's own) stands
         texts = [bounded(t, max_length) for t in texts]  # one huge line: bounded memory, the same tokens
         data = TokenData(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"],
                          tokenizer.pad_token_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -51,9 +52,24 @@ def atomic_dir(path: str | Path):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def finite(obj):
+    """JSON has no NaN: an undefined figure (e.g. an AUC of a label without positives) is written as null."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+
+
 def write_json(path: str | Path, obj) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(finite(obj), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_csv(df, path: str | Path) -> None:
+    """A pandas DataFrame, atomically, without its index."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def read_json(path: str | Path):

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .thresholds import STRATEGIES
 
 MONITORS = ("dev_tuned_macro_f1", "dev_tuned_micro_f1", "dev_macro_f1", "dev_micro_f1", "dev_loss")
 
@@ -116,14 +117,7 @@ SCHEMA: dict[str, Any] = {
         "scheduler": choice("none", "linear", "cosine"),
         "warmup_ratio": number(0, 1),
         "grad_clip": number(0),
-        "loss": choice("bce", "weighted_bce", "focal", "asl", "distribution_balanced"),
-        "focal_gamma": number(0, 10),
-        "asl_gamma_neg": number(0, 10),
-        "asl_gamma_pos": number(0, 10),
-        "asl_clip": number(0, 0.5),
-        "pos_weight_cap": number(1),
-        "db_neg_scale": number(0, 100, lo_open=True),
-        "db_bias_scale": number(0, 10),
+        "loss": Field(str),  # one of the registered losses: see schema()
         "teacher": Field(str, pattern=r"([\w.-]+\.npz)?", pattern_text="a .npz file name in teachers/, or \"\""),
         "distill_weight": number(0, 1),
         "rdrop_alpha": number(0, 100),
@@ -134,12 +128,13 @@ SCHEMA: dict[str, Any] = {
         "patience": integer(0),
         "bucket_chunk": integer(1),
     },
+    "loss": {},  # one sub-section per loss that has settings, from its registry entry: see schema()
     "thresholds": {
         "metric": choice("micro_f1", "macro_f1"),
         "min_positives": integer(0),
     },
     "evaluate": {
-        "thresholds": choice("per_label", "global", "fixed"),
+        "thresholds": choice(*STRATEGIES),
         "precision": PRECISION,
         "device": DEVICE,
         "bootstrap_resamples": integer(100, 100_000),
@@ -162,6 +157,8 @@ class Recipe:
     """An architecture's best training settings, `model.<name>.train`: any keys of `train:`, each checked as there.
     They fill the train settings that params.yaml leaves null (see resolve)."""
 
+    train: dict  # the schema of `train:`
+
     def check(self, key: str, value: Any) -> dict:
         if value is None:
             return {}
@@ -170,16 +167,15 @@ class Recipe:
                               "e.g. {epochs: 5, loss: bce}")
         out = {}
         for k, v in value.items():
-            if k not in SCHEMA["train"]:
+            if k not in self.train:
                 raise ParamsError(f"params: '{key}.{k}' is not a train setting; allowed keys: "
-                                  f"{', '.join(SCHEMA['train'])}")
+                                  f"{', '.join(self.train)}")
             if v is None:
                 raise ParamsError(f"params: '{key}.{k}' is null; a recipe gives a value or leaves the key out")
-            out[k] = SCHEMA["train"][k].check(f"{key}.{k}", v)
+            out[k] = self.train[k].check(f"{key}.{k}", v)
         return out
 
 
-RECIPE = Recipe()
 ENSEMBLE = "ensemble"  # the model.name that trains ensemble.members, each with its own recipe
 NULLABLE = ("train",)  # sections whose keys may be null: "the architecture's recipe decides"
 
@@ -200,9 +196,9 @@ def _validate(raw: Any, schema: dict, prefix: str) -> dict:
         else:
             out[key] = _validate(value, spec, path) if isinstance(spec, dict) else spec.check(path, value)
     for key in schema:  # an architecture without a recipe section has an empty one
-        if key not in raw and schema[key] is RECIPE:
+        if key not in raw and isinstance(schema[key], Recipe):
             out[key] = {}
-    missing = [k for k in schema if k not in raw and schema[k] is not RECIPE]
+    missing = [k for k in schema if k not in raw and not isinstance(schema[k], Recipe)]
     if missing:
         where = f"'{prefix}'" if prefix else "the top level"
         raise ParamsError(f"params: {where} lacks key(s) {', '.join(missing)}")
@@ -211,12 +207,15 @@ def _validate(raw: Any, schema: dict, prefix: str) -> dict:
 
 def schema() -> dict:
     """SCHEMA with `model.name` choosing among the registered architectures (or an ensemble of them) and each
-    one's section, its recipe (`train`) included."""
+    one's section, its recipe (`train`) included; `train.loss` among the registered losses, each with settings
+    its `loss.<name>` section."""
     from .architectures import REGISTRY  # imports torch: only when params are validated
+    from .training.losses import REGISTRY as LOSSES
 
+    train = {**SCHEMA["train"], "loss": choice(*LOSSES)}
     model = {**SCHEMA["model"], "name": choice(*REGISTRY, ENSEMBLE),
-             **{a.name: {**a.schema, "train": RECIPE} for a in REGISTRY.values()}}
-    return {**SCHEMA, "model": model}
+             **{a.name: {**a.schema, "train": Recipe(train)} for a in REGISTRY.values()}}
+    return {**SCHEMA, "model": model, "train": train, "loss": {k: v.schema for k, v in LOSSES.items() if v.schema}}
 
 
 def validate(raw: dict) -> dict:
@@ -259,7 +258,7 @@ def recipe_sources(params: dict) -> dict[str, str]:
             for k in params["model"][name]["train"]}
 
 
-MEMBER_KEYS = ("seed", "model.", "train.")  # what may differ between members: never the data or the scoring
+MEMBER_KEYS = ("seed", "model.", "train.", "loss.")  # what may differ between members: never the data or the scoring
 
 
 def set_key(params: dict, key: str, value: Any, where: str) -> None:
@@ -287,8 +286,8 @@ def member_params(params: dict, index: int, resolved: bool = True) -> dict:
     member = copy.deepcopy(params)
     for key, value in overrides.items():
         if not isinstance(key, str) or not (key == "seed" or key.startswith(MEMBER_KEYS[1:])):
-            raise ParamsError(f"params: '{where}' overrides {key!r}; a member may set only seed, model.* and "
-                              "train.* (every member trains and is scored on the same data)")
+            raise ParamsError(f"params: '{where}' overrides {key!r}; a member may set only seed, model.*, train.* "
+                              "and loss.* (every member trains and is scored on the same data)")
         set_key(member, key, value, where)
     member["ensemble"]["members"] = []
     try:

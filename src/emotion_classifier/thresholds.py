@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
 from . import metrics as M
 
 GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # 0.01 .. 0.99
-STRATEGIES = ("fixed", "global", "per_label")
+STRATEGIES = ("per_label", "global", "fixed")  # evaluate.thresholds: what tune gives and apply applies
 
 
 def f1_curves(y: np.ndarray, probs: np.ndarray, grid: np.ndarray = GRID) -> dict[str, np.ndarray]:
@@ -53,3 +55,28 @@ def tune(y: np.ndarray, probs: np.ndarray, metric: str = "micro_f1", min_positiv
 
 def apply(probs: np.ndarray, thresholds) -> np.ndarray:
     return probs >= np.asarray(thresholds)[None, :]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How thresholds are tuned on dev (thresholds.metric, thresholds.min_positives) and which of them are applied
+    (evaluate.thresholds): the one object the stages and the epoch picker share."""
+
+    metric: str = "micro_f1"
+    min_positives: int = 5
+    strategy: str = "per_label"
+
+    @classmethod
+    def from_params(cls, params: dict) -> Policy:
+        return cls(params["thresholds"]["metric"], params["thresholds"]["min_positives"],
+                   params["evaluate"]["thresholds"])
+
+    def tune(self, y: np.ndarray, probs: np.ndarray) -> dict:
+        return tune(y, probs, self.metric, self.min_positives)
+
+    def thresholds(self, y: np.ndarray, probs: np.ndarray) -> list[float]:
+        """The applied strategy's thresholds, tuned on (y, probs)."""
+        return self.tune(y, probs)["strategies"][self.strategy]
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,12 @@
+"""Stage prepare: raw GoEmotions, validated, to data/prepared/ (a seeded subset when data.max_examples > 0)."""
+
+from __future__ import annotations
+
+from .. import data
+
+
+def run(params: dict) -> None:
+    data_params = params["data"]
+    counts = data.prepare(data_params["raw_dir"], data_params["prepared_dir"],
+                          max_examples=data_params["max_examples"], subset_seed=params["prepare"]["subset_seed"])
+    print("prepared " + ", ".join(f"{s}: {n}" for s, n in counts.items()) + f" -> {data_params['prepared_dir']}")

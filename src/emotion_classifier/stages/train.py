@@ -1,0 +1,114 @@
+"""Stage train: model.name alone, with its recipe; or, for model.name ensemble, each member with its own, the first
+into models/ and the rest into models/members/<i>/ (kept by DVC across runs: persist)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .. import data, distributed
+from ..io import write_json
+from ..models import read_config
+from ..params import ENSEMBLE, member_params, recipe_sources, resolve
+from ..paths import LIVE_DIR, MEMBERS_DIR, MODEL_DIR, TRAIN_METRICS
+from ..training.checkpoint import TIMING, cached_model, cached_timing, planned_run_id, trained_already
+from ..training.loop import fit, replay_live
+
+MEMBERS_NOTE = "README.txt"  # keeps models/members/ a non-empty DVC out when it holds no member
+MEMBERS_TEXT = "An ensemble's further models, one directory each (1, 2, ...); none for a single model.\n"
+
+
+def run(params: dict) -> None:
+    processes = params["train"]["processes"]
+    if processes > 1 and not distributed.launched():  # under an outer torchrun, its world size rules
+        if code := distributed.relaunch(processes, "train", params):
+            raise SystemExit(code)
+        return
+    splits, names = data.load_prepared(params["data"]["prepared_dir"])
+    try:
+        if params["model"]["name"] == ENSEMBLE:
+            train_ensemble(params, splits, names)
+        else:
+            train_single(params, splits, names)
+    finally:
+        distributed.close()
+
+
+def settings_line(params: dict, resolved: dict) -> str:
+    """Each recipe setting and where it came from: `epochs 3 (recipe), loss bce (train.loss)`."""
+    return ", ".join(f"{k} {resolved['train'][k]} ({src})" for k, src in recipe_sources(params).items())
+
+
+def train_single(params: dict, splits: dict, names: list[str]) -> None:
+    resolved = resolve(params)
+    writer = distributed.is_writer()
+    if writer:
+        print(f"training {params['model']['name']} (seed {params['seed']}): {settings_line(params, resolved)}")
+    result = fit(resolved, splits, names)
+    if not writer:
+        return
+    clear_members(0)  # a DVC out, without members for a single model
+    print(f"trained {result['model']}: best epoch {result['best_epoch']}/{result['epochs_run']}, "
+          f"dev macro F1 {result['dev_macro_f1']:.4f} (threshold 0.5) -> {MODEL_DIR}/, {TRAIN_METRICS}")
+
+
+def clear_members(n_members: int) -> None:
+    """models/members/ keeps only 1..n_members-1 (the first member lives in models/ itself) and its note."""
+    members = Path(MEMBERS_DIR)
+    members.mkdir(parents=True, exist_ok=True)
+    for stale in members.iterdir():
+        if not (stale.name.isdigit() and 0 < int(stale.name) < n_members):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    (members / MEMBERS_NOTE).write_text(MEMBERS_TEXT)
+
+
+def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
+    """Each member as `dvc exp run -S model.name=<its architecture>` would train it. A member already in its
+    directory, or in the model cache (an experiment of the same architecture, recipe, seed, data, code and machine
+    kind trained it), is copied, not trained again. train.json sums the members' train times, reused ones too;
+    dvclive/ holds the first member's epochs."""
+    n, writer = len(params["ensemble"]["members"]), distributed.is_writer()
+    if writer:
+        clear_members(n)
+    records = []
+    for index in range(n):
+        as_written = member_params(params, index, resolved=False)
+        member = resolve(as_written)
+        out = MODEL_DIR if index == 0 else f"{MEMBERS_DIR}/{index}"
+        head = f"ensemble member {index + 1}/{n}: {member['model']['name']} (seed {member['seed']})"
+        how = obtain_member(member, splits, names, out, live_dir=LIVE_DIR if index == 0 else None,
+                            announce=f"{head}: {settings_line(as_written, member)}" if writer else None)
+        if writer:
+            config = read_config(out)
+            records.append({**config["train"], **cached_timing(config["train"]["run_id"])})  # timings: cache only
+            if index == 0 and how != "trained":
+                replay_live(LIVE_DIR, records[0].get("history", []), config)
+            print(f"{head}: {how}; dev macro F1 {records[-1]['dev_tuned_macro_f1']:.4f} (tuned) -> {out}/")
+    if not writer:
+        return
+    write_json(TRAIN_METRICS, {
+        "model": ENSEMBLE,
+        "members": " + ".join(r["model"] for r in records),
+        "train_time_s": round(sum(r.get("train_time_s", 0.0) for r in records), 2),  # reused members counted too
+        "params_total": sum(r["params_total"] for r in records),
+        **{k: records[0][k] for k in ("device", "precision")},
+    })
+    print(f"trained an ensemble of {n}: {' + '.join(r['model'] for r in records)} -> {MODEL_DIR}/, {TRAIN_METRICS}")
+
+
+def obtain_member(member: dict, splits: dict, names: list[str], out: str, live_dir, announce: str | None) -> str:
+    """The member's model in `out`: kept if there already, copied from the model cache, else trained. How, in words."""
+    planned = planned_run_id(member, splits)
+    if trained_already(planned, out):
+        return "trained already, kept"
+    if (cached := cached_model(planned)) is not None:
+        if distributed.is_writer():
+            if out != MODEL_DIR:
+                shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(cached, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(TIMING))
+        return f"trained by an earlier run, copied from {cached}"
+    if announce:
+        print(announce)
+    # the first member's epochs are the ensemble's DVCLive curves (models/ holds it)
+    fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=live_dir)
+    return "trained"

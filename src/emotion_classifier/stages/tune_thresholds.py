@@ -1,0 +1,54 @@
+"""Stage tune_thresholds: decision thresholds (and an ensemble's member weights) fitted on dev, scored as evaluate
+will score test (its device and precision), into models/thresholds.json."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import data
+from .. import metrics as M
+from .. import thresholds as T
+from ..ensemble import average, fit_weights
+from ..inference import EmotionClassifier
+from ..io import write_csv, write_json
+from ..models import weights_hash
+from ..paths import MODEL_DIR, THRESHOLDS_METRICS, THRESHOLDS_PLOTS
+
+
+def run(params: dict) -> None:
+    splits, names = data.load_prepared(params["data"]["prepared_dir"])
+    dev = splits["dev"]
+    policy = T.Policy.from_params(params)
+    # evaluate's device and precision: the thresholds fit the probabilities evaluate will see
+    clf = EmotionClassifier.load(MODEL_DIR, "fixed", precision=params["evaluate"]["precision"],
+                                 device=params["evaluate"]["device"])
+    y = data.label_matrix(dev)
+    member_probs = clf.member_probas(dev["text"], progress=True)
+    weights = fit_weights(member_probs, y) if len(member_probs) > 1 else None  # an ensemble's, on dev
+    probs = member_probs[0] if weights is None else average(member_probs, weights)
+    tuned = policy.tune(y, probs)
+    write_json(f"{MODEL_DIR}/thresholds.json", {
+        "weights_sha256": weights_hash(MODEL_DIR),
+        "tuned_on": "dev",
+        "metric": policy.metric,
+        "min_positives": policy.min_positives,
+        "labels": names,
+        "global_threshold": tuned["global_threshold"],
+        "fallback_labels": [names[i] for i in tuned["fallback_labels"]],
+        "strategies": tuned["strategies"],
+        **({"member_weights": [float(w) for w in weights]} if weights is not None else {}),
+    })
+    scores = {"global_threshold": tuned["global_threshold"]}
+    for strategy in ("global", "per_label"):  # fixed 0.5 is train.json's dev F1
+        pred = T.apply(probs, tuned["strategies"][strategy])
+        scores[f"{strategy}_dev_micro_f1"] = M.micro_f1(y, pred)
+        scores[f"{strategy}_dev_macro_f1"] = M.macro_f1(y, pred)
+    if weights is not None:  # how much the ensemble adds over its best model (thresholds tuned alike)
+        alone = [M.macro_f1(y, T.apply(p, policy.tune(y, p)["strategies"]["per_label"])) for p in member_probs]
+        scores["best_single_model_dev_macro_f1"] = max(alone)
+    write_json(THRESHOLDS_METRICS, scores)
+    curves = tuned["curves"]
+    write_csv(pd.DataFrame({"threshold": T.GRID, "micro_f1": curves["micro_f1"], "macro_f1": curves["macro_f1"]}),
+              f"{THRESHOLDS_PLOTS}/f1_vs_threshold.csv")
+    print(f"tuned on dev: global {tuned['global_threshold']:.2f}; dev macro F1 global "
+          f"{scores['global_dev_macro_f1']:.4f}, per-label {scores['per_label_dev_macro_f1']:.4f}")
