@@ -114,3 +114,15 @@ def test_prediction_keeps_the_callers_thread_count(fresh_threads, trained_tiny):
     torch.set_num_threads(1)
     clf.predict(["so happy", "awful"])
     assert torch.get_num_threads() == 1
+
+
+def test_a_one_off_job_takes_the_cores_left_idle(fresh_threads):
+    fresh_threads.setattr(hardware, "n_cores", lambda: 2)
+    fresh_threads.setattr(hardware.os, "cpu_count", lambda: 2)
+    fresh_threads.setattr(hardware, "cpu_busy", lambda seconds=1.0: 0.5)  # another job holds one core
+    assert hardware.free_threads() == 1
+    fresh_threads.setattr(hardware, "cpu_busy", lambda seconds=1.0: 0.02)
+    assert hardware.free_threads() == 2
+    fresh_threads.setenv("OMP_NUM_THREADS", "2")
+    fresh_threads.setattr(hardware, "cpu_busy", lambda seconds=1.0: 1.0)
+    assert hardware.free_threads() == 2  # an explicit setting wins

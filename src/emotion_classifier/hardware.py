@@ -112,6 +112,17 @@ def threads(processes: int = 1) -> int:
     return threads_setting() or max(1, n_cores() // processes)
 
 
+def free_threads() -> int:
+    """For a one-off job (emotion-predict), not a stage: the user's setting, else the cores other work leaves idle
+    now. Measured beside one busy process on 2 cores (benchmarks/contention.py, AMX Xeon): a BiLSTM epoch ran 5.3x
+    slower with 2 threads, not at all slower with 1. Stages never use it: a result depends on the thread count in
+    its last bits, and a stage's output must not depend on what else ran."""
+    busy = None if threads_setting() else cpu_busy(0.2)
+    if busy is None:
+        return threads()
+    return max(1, min(n_cores(), round((1 - busy) * (os.cpu_count() or 1))))
+
+
 _TORCH_DEFAULT = torch.get_num_threads()  # what torch chose on its own, before any caller
 
 

@@ -201,7 +201,7 @@ def parser() -> argparse.ArgumentParser:
                     help="torch, or the model exported to ONNX and run by onnxruntime (pip install -e '.[onnx]')")
     ap.add_argument("--batch-size", type=positive, default=64, help="texts per forward pass (default 64)")
     ap.add_argument("--threads", type=positive, help="CPU threads (default: $EMOTION_CLASSIFIER_THREADS, else "
-                    "$OMP_NUM_THREADS, else every core this process may use); 1 when other jobs share the CPU")
+                    "$OMP_NUM_THREADS, else the cores other jobs leave idle now)")
     ap.add_argument("--skip-invalid", action="store_true", help="skip (and warn about) invalid UTF-8 lines")
     return ap
 
@@ -232,7 +232,7 @@ def main(argv=None) -> None:
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        hardware.use_threads(args.threads)
+        hardware.use_threads(args.threads or hardware.free_threads())
         output = check_output(args.output, args.input) if args.output else None
         texts = itertools.chain(args.text, iter_texts(args.input, args.skip_invalid) if args.input else ())
         # Tuned thresholds are required: predicting at 0.5 by accident would be silently worse.
