@@ -10,7 +10,7 @@ process of its own:
 
 Prints batches/s and each slowdown against `alone`; one competitor on C cores leaves a fair share of (C-1)/C of
 the machine, so a fair slowdown is about C/(C-1) (2x on 2 cores) with every core, about 1x with 1 thread. The
-CPU must be idle before it starts (--force runs anyway, and the output says contended).
+CPU must be idle before it starts (--force runs anyway; the output says whether it was).
 
     python benchmarks/contention.py [--examples 1000] [--force]
 """
@@ -33,6 +33,7 @@ from emotion_classifier.training.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpuload  # noqa: E402
 from inference import DATA  # noqa: E402
 from train_throughput import load_splits  # noqa: E402
 
@@ -81,22 +82,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--data", default=str(DATA), help="a folder with train.tsv, dev.tsv and emotions.txt")
     ap.add_argument("--examples", type=int, default=1000)
     ap.add_argument("--set", action="append", default=[], help="KEY=VALUE params override (repeatable)")
-    ap.add_argument("--force", action="store_true", help="run on a busy CPU (the output says contended)")
+    ap.add_argument("--force", action="store_true", help="run on a busy CPU (the output says it was contended)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         print(json.dumps(one(args)))
         return {}
-    busy = hardware.cpu_busy()
-    contended = busy is not None and busy > 0.15
-    if contended and not args.force:
-        raise SystemExit(f"contention benchmark: the CPU is {busy:.0%} busy before it starts; stop the other jobs "
-                         "(or --force, and the figures are marked contended)")
     cores = hardware.n_cores()
-    rows = {"alone": run(args, None, 0), "beside a busy loop": run(args, None, 1),
-            "alone, 1 thread": run(args, 1, 0), "beside, 1 thread": run(args, 1, 1)}
-    print(f"bilstm_maxpool, {args.examples} examples, {cores} cores ({hardware.cpu_kind()}: {hardware.cpu_name()})"
-          f"{'; CONTENDED: the CPU was busy before the runs' if contended else ''}")
+    with cpuload.watch(strict=not args.force) as load:  # its own competitor must be the only one
+        rows = {"alone": run(args, None, 0), "beside a busy loop": run(args, None, 1),
+                "alone, 1 thread": run(args, 1, 0), "beside, 1 thread": run(args, 1, 1)}
+    contended = load["contended"]
+    print(f"bilstm_maxpool, {args.examples} examples, {cores} cores ({hardware.cpu_kind()}: {hardware.cpu_name()})")
     base = rows["alone"]["batches_per_s"]
     for name, r in rows.items():
         print(f"  {name:20s} {r['threads']} thread(s): {r['batches_per_s']:6.2f} batches/s, "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpuload  # noqa: E402
 from inference import DATA  # noqa: E402
 
 
@@ -61,20 +62,22 @@ def main(argv=None) -> dict:
         print("RESULT " + json.dumps(one_run(args)))
         return {}
     table = {}
-    for precision in args.precisions.split(","):
-        for threads in args.threads.split(","):
-            runs = []
-            for _ in range(args.runs):
-                cmd = [sys.executable, __file__, "--one", "--precision", precision, "--threads", threads,
-                       "--examples", str(args.examples), "--epochs", str(args.epochs), "--encoder", args.encoder,
-                       "--data", args.data]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-                runs.append(json.loads(out.split("RESULT ", 1)[1]))
-            hashes = Counter(r["hash"] for r in runs)
-            losses = sorted({r["dev_loss"] for r in runs})
-            table[(precision, threads)] = hashes
-            print(f"{precision} {threads} thread(s) on {runs[0]['cpu_kind']}: {len(hashes)} distinct weight hash(es) "
-                  f"in {len(runs)} runs {dict(hashes)}; dev loss {', '.join(f'{v:.8f}' for v in losses)}", flush=True)
+    with cpuload.watch():  # hashes do not depend on load, but a busy CPU is worth knowing of
+        for precision in args.precisions.split(","):
+            for threads in args.threads.split(","):
+                runs = []
+                for _ in range(args.runs):
+                    cmd = [sys.executable, __file__, "--one", "--precision", precision, "--threads", threads,
+                           "--examples", str(args.examples), "--epochs", str(args.epochs), "--encoder", args.encoder,
+                           "--data", args.data]
+                    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                    runs.append(json.loads(out.split("RESULT ", 1)[1]))
+                hashes = Counter(r["hash"] for r in runs)
+                losses = sorted({r["dev_loss"] for r in runs})
+                table[(precision, threads)] = hashes
+                print(f"{precision} {threads} thread(s) on {runs[0]['cpu_kind']}: {len(hashes)} distinct weight "
+                      f"hash(es) in {len(runs)} runs {dict(hashes)}; dev loss "
+                      f"{', '.join(f'{v:.8f}' for v in losses)}", flush=True)
     return {k: dict(v) for k, v in table.items()}
 
 

@@ -37,6 +37,7 @@ from emotion_classifier.stages import evaluate, prepare, train, tune_thresholds
 from emotion_classifier.training.loop import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpuload  # noqa: E402
 import inference as inference_benchmark  # noqa: E402  (benchmarks/inference.py)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +163,9 @@ def main(argv=None) -> dict:
     print("tiny pipeline:", json.dumps(summary["tiny_pipeline"]), flush=True)
     if args.dvc:
         summary["dvc_exp_run"] = dvc_exp(args)
-    summary["full_epoch"] = full_epoch(args)
+    with cpuload.watch() as load:  # on a GPU the host CPU still feeds it: a busy host slows the epoch
+        summary["full_epoch"] = full_epoch(args)
+    summary["full_epoch"]["cpu_contended"] = load["contended"]
     print("one fine-tune epoch:", json.dumps(summary["full_epoch"]), flush=True)
     bench = inference_benchmark.main(["--device", args.device, "--encoder", args.encoder, "--data", args.data,
                                       "--sentences", str(args.sentences)])

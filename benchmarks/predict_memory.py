@@ -27,6 +27,7 @@ from emotion_classifier.params import load_params
 ROOT = Path(__file__).resolve().parents[1]
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpuload  # noqa: E402
 from inference import DATA, fresh_model_dir  # noqa: E402
 
 
@@ -64,7 +65,7 @@ def main(argv=None) -> dict:
     labels = (Path(args.data) / "emotions.txt").read_text(encoding="utf-8").split()
     texts = list(read_split(Path(args.data) / "test.tsv", len(labels))["text"])
     rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, cpuload.watch():
         tmp = Path(tmp)
         model_dir = Path(args.model_dir) if args.model_dir else fresh_model(tmp / "m", args.encoder, labels)
         thresholds = "per_label" if (model_dir / "thresholds.json").exists() else "fixed"

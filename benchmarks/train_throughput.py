@@ -31,6 +31,7 @@ from emotion_classifier.training.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpuload  # noqa: E402
 from inference import DATA  # noqa: E402
 
 
@@ -94,6 +95,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--vs", action="append", default=[], metavar="KEY=VALUE",
                     help="run our loop again with this override too, e.g. --vs train.rdrop_alpha=1")
     ap.add_argument("--no-trainer", action="store_true", help="skip the two HF Trainer runs")
+    ap.add_argument("--strict", action="store_true", help="refuse to run unless the CPU is idle")
     args = ap.parse_args(argv)
     params = copy.deepcopy(load_params(ROOT / "params.yaml"))
     for kv in args.set:
@@ -106,16 +108,18 @@ def main(argv=None) -> dict:
     print(f"{args.examples} GoEmotions train examples, fine-tune of {params['model']['encoder']}, batch "
           f"{args.batch_size}, {hardware.n_cores()} cores ({hardware.cpu_kind()}: {hardware.cpu_name()}), "
           f"torch {torch.__version__}")
-    a = ours(params, splits, names)
-    out = {"ours": a}
-    if args.vs:
-        variant = copy.deepcopy(params)
-        for kv in args.vs:
-            override(variant, kv)
-        out["ours_vs"] = ours(validate(variant), splits, names)
-    if not args.no_trainer:
-        out["trainer_defaults"] = hf_trainer(params, splits, names, None)
-        out["trainer_same_batch"] = hf_trainer(params, splits, names, args.batch_size)
+    with cpuload.watch(args.strict) as load:
+        out = {"ours": ours(params, splits, names)}
+        if args.vs:
+            variant = copy.deepcopy(params)
+            for kv in args.vs:
+                override(variant, kv)
+            out["ours_vs"] = ours(validate(variant), splits, names)
+        if not args.no_trainer:
+            out["trainer_defaults"] = hf_trainer(params, splits, names, None)
+            out["trainer_same_batch"] = hf_trainer(params, splits, names, args.batch_size)
+    a = out["ours"]
+    out["contended"] = load["contended"]
     print(f"ours (batch {args.batch_size}):                  {a:8.1f} examples/s")
     if args.vs:
         v = out["ours_vs"]
