@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,9 @@ from emotion_classifier.export import export
 from emotion_classifier.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpuload  # noqa: E402
+
 DATA = ROOT / "data/raw/goemotions"  # after `dvc pull`; ../shared/goemotions otherwise
 if not DATA.exists() and (ROOT.parent / "shared/goemotions").exists():
     DATA = ROOT.parent / "shared/goemotions"
@@ -54,6 +58,30 @@ def timed(fn, texts) -> tuple[float, np.ndarray]:
     t0 = time.perf_counter()
     out = fn(texts)
     return len(texts) / (time.perf_counter() - t0), out
+
+
+def latency(fn, texts, n: int = 200) -> dict[str, float]:
+    """One sentence per call, as a server answering one user at a time sees it: p50 and p99 in milliseconds."""
+    fn(texts[:1])
+    times = []
+    for t in texts[:n]:
+        t0 = time.perf_counter()
+        fn([t])
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def thread_sweep(model_dir: Path, texts) -> dict[str, dict[int, float]]:
+    """Sentences/s at the default batch with 1, 2, ... threads (up to this process's cores): torch fp32 and the fused
+    onnxruntime graph (which fixes its threads when loaded, so it is loaded again for each count)."""
+    out = {"fp32": {}, "onnxruntime fp32": {}}
+    for n in range(1, hardware.n_cores() + 1):
+        hardware.use_threads(n)
+        out["fp32"][n] = timed(EmotionClassifier.load(model_dir, "fixed", device="cpu").predict_proba, texts)[0]
+        onnx = EmotionClassifier.load(model_dir, "fixed", backend="onnx", device="cpu")
+        out["onnxruntime fp32"][n] = timed(onnx.predict_proba, texts)[0]
+    hardware.use_threads(hardware.threads())
+    return out
 
 
 def pipeline_scores(hf_dir: Path, texts, labels, max_length: int, device) -> tuple[float, np.ndarray]:
@@ -85,15 +113,17 @@ def backends(model_dir: Path, device: torch.device, bf16: bool) -> dict[str, Emo
 
 
 def dev_macro_f1(model_dir: Path, data: Path, labels: list[str], clfs: dict) -> dict[str, float]:
-    """Dev macro F1 of each backend with the model's tuned per-label thresholds (tuned on fp32 scores)."""
+    """Dev macro F1 of each backend with the model's tuned per-label thresholds: those tuned on fp32 scores, and for
+    onnxruntime int8 those tuned on its own (tune_thresholds writes both)."""
     from emotion_classifier.data import multi_hot
-    from emotion_classifier.inference import read_thresholds
+    from emotion_classifier.inference import read_tuned, strategy_thresholds
     from emotion_classifier.metrics import macro_f1
 
     dev = read_split(data / "dev.tsv", len(labels))
     y = multi_hot(dev["label_ids"], len(labels))
-    thresholds = read_thresholds(model_dir, "per_label")
-    return {name: macro_f1(y, clf.predict_proba(list(dev["text"])) >= thresholds) for name, clf in clfs.items()}
+    tuned = read_tuned(model_dir, labels)
+    return {name: macro_f1(y, clf.predict_proba(list(dev["text"])) >= strategy_thresholds(
+        tuned, "per_label", model_dir, onnx_int8=name == "onnxruntime int8")) for name, clf in clfs.items()}
 
 
 def pipeline_row(model_dir: Path, tmp: Path, clf: EmotionClassifier, texts, labels, device):
@@ -118,13 +148,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--bf16", action="store_true", help="time bf16 even where it is emulated (slow)")
     ap.add_argument("--dev-f1", action="store_true", help="also each backend's dev macro F1 (tuned thresholds)")
+    ap.add_argument("--strict", action="store_true", help="refuse to run unless the CPU is idle")
+    ap.add_argument("--latency", action="store_true", help="also p50/p99 latency at batch 1 and a thread sweep (CPU)")
     args = ap.parse_args(argv)
     hardware.use_threads()
     device = hardware.resolve_device(args.device)
     data = Path(args.data)
     labels = (data / "emotions.txt").read_text(encoding="utf-8").split()
     texts = list(read_split(data / "test.tsv", len(labels))["text"][: args.sentences])
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, cpuload.watch(args.strict) as load:
         model_dir = Path(args.model_dir) if args.model_dir else fresh_model_dir(
             Path(tmp) / "m", args.encoder, labels, "transformer_finetune", pooling="pooler")  # the exportable head
         clfs = backends(model_dir, device, args.bf16)
@@ -137,8 +169,15 @@ def main(argv=None) -> dict:
         if p is not None:
             diffs["fp32 vs pipeline"] = float(np.abs(p - scores["fp32"]).max())
         dev = dev_macro_f1(model_dir, data, labels, clfs) if args.dev_f1 else {}
+        lat = {name: latency(clf.predict_proba, texts) for name, clf in clfs.items()} if args.latency else {}
+        sweep = thread_sweep(model_dir, texts) if args.latency and device.type == "cpu" else {}
     print_table(device, len(texts), speed, diffs, dev)
-    return {"speed": speed, "max_diff": diffs, "dev_macro_f1": dev}
+    for name, t in lat.items():
+        print(f"batch 1, {name:<28} p50 {t['p50_ms']:7.2f} ms  p99 {t['p99_ms']:7.2f} ms")
+    for name, rates in sweep.items():
+        print(f"threads, {name:<27} " + "  ".join(f"{n}: {r:7.1f}/s" for n, r in rates.items()))
+    return {"speed": speed, "max_diff": diffs, "dev_macro_f1": dev, "latency": lat, "threads": sweep,
+            "contended": load["contended"]}
 
 
 def print_table(device, n: int, speed: dict, diffs: dict, dev: dict) -> None:

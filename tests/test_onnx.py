@@ -76,3 +76,34 @@ def test_predict_cli_with_the_onnx_backend(tiny_encoder, tmp_path, capsys):
         pytest.approx(want.tolist(), abs=1e-4)  # the CLI writes 4 decimals
     with pytest.raises(ValueError, match="onnx backend runs fp32"):
         EmotionClassifier.load(tmp_path / "m", strategy="fixed", backend="onnx", precision="bf16")
+
+
+@pytest.mark.parametrize("name", ["transformer_finetune", "transformer_featureextract"])
+def test_a_transformer_is_served_as_a_fused_graph_that_scores_like_torch(tiny_encoder, tmp_path, name):
+    """Attention, GELU, LayerNorm with its residual and the embeddings fused (onnxruntime's transformer optimizer);
+    the same logits as torch within 1e-4. int8 keeps the classifier fp32 (INT8) and the rest quantized."""
+    import collections
+
+    import onnx
+    import torch
+
+    from emotion_classifier import onnx_backend
+
+    p = tiny_params(tiny_encoder, name)
+    tok = text.load_tokenizer(p["model"]["encoder"])
+    torch.manual_seed(0)
+    model, _ = models.build(name, p["model"], tok, TINY_LABELS)
+    model.eval()
+    path = onnx_backend.inference_graph(model, tok, tmp_path / "model.onnx")
+    ops = collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+    assert ops["Attention"] == 2 and ops["SkipLayerNormalization"] >= 3 and ops["EmbedLayerNormalization"] == 1, ops
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no intermediate graph left behind
+    enc = tok(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = model(enc["input_ids"], enc["attention_mask"]).numpy()
+    got = onnx_backend.OrtModel(path)(enc["input_ids"], enc["attention_mask"]).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    int8 = onnx_backend.inference_graph(model, tok, tmp_path / "model.int8.onnx", int8=True)
+    nodes = onnx.load(str(int8)).graph.node
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "QAttention") for n in nodes)
+    assert all("classifier" not in n.name or n.op_type in ("Gemm", "MatMul", "Add") for n in nodes)

@@ -65,9 +65,9 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
             if source != model_dir:
                 model, _, tok = models.load(source)
             dest.mkdir(parents=True, exist_ok=True)
-            onnx_backend.write(model, tok, dest / "model.onnx")
+            onnx_backend.inference_graph(model, tok, dest / "model.onnx")  # fused where it is a transformer
             if quantize:
-                onnx_backend.quantize(dest / "model.onnx", dest / "model.int8.onnx")
+                onnx_backend.inference_graph(model, tok, dest / "model.int8.onnx", int8=True)
             tok.save_pretrained(str(dest))
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return Path(out_dir)

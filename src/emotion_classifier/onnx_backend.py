@@ -1,10 +1,15 @@
 """ONNX: any trained model as one graph (input_ids, attention_mask -> logits, pooling inside), run by
-onnxruntime; int8 by onnxruntime's dynamic quantization."""
+onnxruntime. A transformer's graph is fused for inference (attention, GELU, LayerNorm with its residual, the
+embeddings: onnxruntime's transformer optimizer); int8 is onnxruntime's dynamic quantization, per output channel,
+with the layers that lose the most kept in fp32 (INT8, chosen on dev by benchmarks/quantization.py)."""
 
 from __future__ import annotations
 
+import logging
+import re
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +50,66 @@ def write(model: nn.Module, tokenizer, path: str | Path) -> Path:
             "logits": {0: "batch"}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python branches
-        torch.onnx.export(_Traceable(model), (ids["input_ids"], ids["attention_mask"]), str(path),
+        # an eval-mode wrapper: the exporter restores the wrapper's mode to every submodule afterwards
+        torch.onnx.export(_Traceable(model).eval(), (ids["input_ids"], ids["attention_mask"]), str(path),
                           input_names=list(INPUTS), output_names=["logits"], dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False)
     return Path(path)
 
 
-def quantize(src: str | Path, dst: str | Path) -> Path:
-    """int8 weights, activations quantized on the fly (onnxruntime's dynamic quantization)."""
+def fuse(src: str | Path, dst: str | Path, model: nn.Module) -> Path:
+    """The graph with onnxruntime's transformer fusions where `model` holds a BERT-style encoder (its config names the
+    heads and the width); otherwise `src` as it is (onnxruntime's own graph optimizations still apply at load)."""
+    config = getattr(getattr(model, "encoder", None), "config", None)
+    if config is None or not hasattr(config, "num_attention_heads"):
+        return Path(src)
+    _onnxruntime()
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)  # notes on fusions it did not need
+    optimized = optimize_model(str(src), model_type="bert", num_heads=config.num_attention_heads,
+                               hidden_size=config.hidden_size, opt_level=0)
+    optimized.save_model_to_file(str(dst))
+    return Path(dst)
+
+
+@dataclass(frozen=True)
+class Int8:
+    """What int8 quantizes: weights per output channel or per tensor, and which layers stay fp32."""
+
+    per_channel: bool = True
+    keep_classifier: bool = True  # the last Linear: 28 outputs whose rounding moves every label's score
+    keep_last_blocks: int = 0  # the encoder's last N transformer blocks
+
+    def kept(self, onnx_path: str | Path, n_blocks: int) -> list[str]:
+        """Names of the graph's nodes this policy keeps in fp32."""
+        import onnx
+
+        last = {str(i) for i in range(max(0, n_blocks - self.keep_last_blocks), n_blocks)}
+        kept = []
+        for node in onnx.load(str(onnx_path), load_external_data=False).graph.node:
+            block = re.search(r"layer\.(\d+)/|^Attention_(\d+)$", node.name)
+            if (self.keep_classifier and "classifier" in node.name) or (
+                    block and (block.group(1) or block.group(2)) in last):
+                kept += [node.name, f"{node.name}_MatMul"]  # the quantizer first splits a Gemm into MatMul + Add
+        return kept
+
+
+INT8 = Int8()  # see benchmarks/quantization.py and README: dev macro F1 within .005 of fp32
+
+
+def quantize(src: str | Path, dst: str | Path, model: nn.Module | None = None, policy: Int8 = INT8) -> Path:
+    """int8 weights, activations quantized on the fly (onnxruntime's dynamic quantization), as `policy` says."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     _onnxruntime()
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    config = getattr(getattr(model, "encoder", None), "config", None)
+    kept = policy.kept(src, getattr(config, "num_hidden_layers", 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # DefaultTensorType: shape inference cannot type the outputs of the fused (com.microsoft) operators
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=policy.per_channel,
+                         nodes_to_exclude=kept, extra_options={"DefaultTensorType": 1})  # 1: TensorProto.FLOAT
     return Path(dst)
 
 
@@ -88,10 +141,20 @@ class OrtModel:
         return self
 
 
-def session_for(model: nn.Module, tokenizer, int8: bool = False, threads: int | None = None) -> OrtModel:
-    """Export `model` to a temp file (and quantize it), then open it with onnxruntime."""
+def inference_graph(model: nn.Module, tokenizer, path: str | Path, int8: bool = False,
+                    policy: Int8 = INT8) -> Path:
+    """`model` exported to `path` as it is served: fused, and int8 by `policy` when asked."""
+    path = Path(path)
+    traced = write(model, tokenizer, path.with_suffix(".traced.onnx"))
+    fused = fuse(traced, path.with_suffix(".fused.onnx"), model)
+    out = quantize(fused, path, model, policy) if int8 else fused.replace(path)
+    for leftover in {traced, fused} - {out}:
+        leftover.unlink(missing_ok=True)
+    return out
+
+
+def session_for(model: nn.Module, tokenizer, int8: bool = False, threads: int | None = None,
+                policy: Int8 = INT8) -> OrtModel:
+    """Export `model` to a temp file as it is served (fused; int8 when asked), then open it with onnxruntime."""
     with tempfile.TemporaryDirectory(prefix="emotion-onnx-") as tmp:
-        path = write(model, tokenizer, Path(tmp) / "model.onnx")
-        if int8:
-            path = quantize(path, Path(tmp) / "model.int8.onnx")
-        return OrtModel(path, threads)
+        return OrtModel(inference_graph(model, tokenizer, Path(tmp) / "model.onnx", int8, policy), threads)

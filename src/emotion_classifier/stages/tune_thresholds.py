@@ -9,7 +9,7 @@ from .. import data
 from .. import metrics as M
 from .. import thresholds as T
 from ..ensemble import average, fit_weights
-from ..inference import EmotionClassifier
+from ..inference import ONNX_INT8, EmotionClassifier
 from ..io import write_csv, write_json
 from ..models import weights_hash
 from ..paths import MODEL_DIR, THRESHOLDS_METRICS, THRESHOLDS_PLOTS
@@ -27,6 +27,8 @@ def run(params: dict) -> None:
     weights = fit_weights(member_probs, y) if len(member_probs) > 1 else None  # an ensemble's, on dev
     probs = member_probs[0] if weights is None else average(member_probs, weights)
     tuned = policy.tune(y, probs)
+    int8_probs = onnx_int8_probs(dev["text"], weights)
+    int8 = policy.tune(y, int8_probs) if int8_probs is not None else None
     write_json(f"{MODEL_DIR}/thresholds.json", {
         "weights_sha256": weights_hash(MODEL_DIR),
         "tuned_on": "dev",
@@ -37,12 +39,16 @@ def run(params: dict) -> None:
         "fallback_labels": [names[i] for i in tuned["fallback_labels"]],
         "strategies": tuned["strategies"],
         **({"member_weights": [float(w) for w in weights]} if weights is not None else {}),
+        **({ONNX_INT8: {"global_threshold": int8["global_threshold"], "strategies": int8["strategies"]}}
+           if int8 is not None else {}),
     })
     scores = {"global_threshold": tuned["global_threshold"]}
     for strategy in ("global", "per_label"):  # fixed 0.5 is train.json's dev F1
         pred = T.apply(probs, tuned["strategies"][strategy])
         scores[f"{strategy}_dev_micro_f1"] = M.micro_f1(y, pred)
         scores[f"{strategy}_dev_macro_f1"] = M.macro_f1(y, pred)
+    if int8 is not None:  # what --backend onnx --quantize gives up, with its own thresholds
+        scores["onnx_int8_per_label_dev_macro_f1"] = M.macro_f1(y, T.apply(int8_probs, int8["strategies"]["per_label"]))
     if weights is not None:  # how much the ensemble adds over its best model (thresholds tuned alike)
         alone = [M.macro_f1(y, T.apply(p, policy.tune(y, p)["strategies"]["per_label"])) for p in member_probs]
         scores["best_single_model_dev_macro_f1"] = max(alone)
@@ -52,3 +58,20 @@ def run(params: dict) -> None:
               f"{THRESHOLDS_PLOTS}/f1_vs_threshold.csv")
     print(f"tuned on dev: global {tuned['global_threshold']:.2f}; dev macro F1 global "
           f"{scores['global_dev_macro_f1']:.4f}, per-label {scores['per_label_dev_macro_f1']:.4f}")
+
+
+def onnx_int8_probs(texts, weights):
+    """Dev probabilities of the model as `--backend onnx --quantize` serves it (each member int8, averaged with the
+    fp32 weights), to tune its own thresholds on; None without onnxruntime."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("no onnxruntime: no thresholds tuned for the int8 model (pip install -e '.[onnx]')")
+        return None
+    try:
+        clf = EmotionClassifier.load(MODEL_DIR, "fixed", backend="onnx", quantize=True, device="cpu")
+    except RuntimeError as e:  # an architecture of one's own may use an op the ONNX exporter lacks
+        print(f"no thresholds tuned for the int8 model: it does not export to ONNX ({str(e).splitlines()[0]})")
+        return None
+    member_probs = clf.member_probas(texts, progress=True)
+    return member_probs[0] if weights is None else average(member_probs, weights)
