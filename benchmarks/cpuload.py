@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 
-BUSY = 0.15  # of the machine's CPU time, over a one-second sample: more is another job, not background noise
+BUSY = 0.15  # of the machine's CPU time, over a half-second sample: more is another job, not background noise
 
 
 def _ticks() -> dict[int, int]:
@@ -34,7 +34,7 @@ def _name(pid: int) -> str:
         return "?"
 
 
-def sample(seconds: float = 1.0) -> dict:
+def sample(seconds: float = 0.5) -> dict:
     """The machine's busy share over `seconds`, the load average, and the processes (not this one or its children)
     that used more than a fifth of a core meanwhile."""
     from emotion_classifier import hardware
@@ -60,7 +60,7 @@ def describe(s: dict) -> str:
 
 
 @contextlib.contextmanager
-def watch(strict: bool = False, seconds: float = 1.0):
+def watch(strict: bool = False, seconds: float = 0.5):
     before = sample(seconds)
     if strict and before["busy"] is not None and before["busy"] > BUSY:
         raise SystemExit(f"the CPU is not idle ({describe(before)}): stop the other jobs, or drop --strict and the "

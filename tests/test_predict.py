@@ -18,6 +18,7 @@ def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
     p = tiny_params(tiny_encoder, "transformer_finetune", epochs=2)
     p["data"]["prepared_dir"] = str(tiny_prepared)
     p["model"]["transformer_finetune"]["pooling"] = "pooler"  # the export needs it, whatever params.yaml says
+    p["tune_thresholds"]["onnx_int8"] = True  # thresholds for the int8 model too
     return train_and_tune(d, p)
 
 

@@ -129,6 +129,9 @@ SCHEMA: dict[str, Any] = {
         "bucket_chunk": integer(1),
     },
     "loss": {},  # one sub-section per loss that has settings, from its registry entry: see schema()
+    "tune_thresholds": {
+        "onnx_int8": Field(bool),
+    },
     "thresholds": {
         "metric": choice("micro_f1", "macro_f1"),
         "min_positives": integer(0),

@@ -27,7 +27,7 @@ def run(params: dict) -> None:
     weights = fit_weights(member_probs, y) if len(member_probs) > 1 else None  # an ensemble's, on dev
     probs = member_probs[0] if weights is None else average(member_probs, weights)
     tuned = policy.tune(y, probs)
-    int8_probs = onnx_int8_probs(dev["text"], weights)
+    int8_probs = onnx_int8_probs(dev["text"], weights) if params["tune_thresholds"]["onnx_int8"] else None
     int8 = policy.tune(y, int8_probs) if int8_probs is not None else None
     write_json(f"{MODEL_DIR}/thresholds.json", {
         "weights_sha256": weights_hash(MODEL_DIR),
