@@ -61,45 +61,60 @@ def test_every_architecture_and_the_ensemble_in_one_command(project):
     log = r.stdout + r.stderr
     (project / "compare.log").write_text(log)
     assert r.returncode == 0, log[-5000:]
-    names = [f"cmp-{a}-s0" for a in [*REGISTRY, "ensemble"]]
+    name = {a: n for a, (n, _) in zip([*REGISTRY, "ensemble"],  # a quick look's names carry its overrides
+                                       plan([*REGISTRY, "ensemble"], [0], "cmp", ["train.epochs=1"]))}
+    names = list(name.values())
     assert f"{len(names)} experiments, 0 finished already, {len(names)} to run" in log
     runs = dict(re.findall(r"=== \[\d+/\d+\] (\S+): (.*?)(?==== \[|\Z)", log, flags=re.S))
     assert sorted(runs) == sorted(names)
     for arch in REGISTRY:  # a single architecture trains itself alone, with its recipe but the explicit epochs
-        assert "ensemble member" not in runs[f"cmp-{arch}-s0"]
-        assert f"training {arch} (seed 0): epochs 1 (train.epochs), loss " in runs[f"cmp-{arch}-s0"]
-    ensemble_log = runs["cmp-ensemble-s0"]
+        assert "ensemble member" not in runs[name[arch]]
+        assert f"training {arch} (seed 0): epochs 1 (train.epochs), loss " in runs[name[arch]]
+    ensemble_log = runs[name["ensemble"]]
     assert ensemble_log.count("trained by an earlier run") == 2 and "epoch 1:" not in ensemble_log, ensemble_log
+
+    # read before `dvc exp apply` and `git checkout` below: afterwards the file is main's committed report again
+    report = (project / "reports/experiments.md").read_text()
+    lines = [line for line in report.split("## Every experiment")[1].splitlines() if line.startswith("| cmp-")]
+    assert sorted(line.split(" | ")[0][2:] for line in lines) == sorted(names)
+    assert (project / "reports/experiments.png").stat().st_size > 10_000
 
     rows = {r["name"]: r for r in collect(json.loads(dvc(["exp", "show", "--json"], project).stdout), names)}
     for arch in REGISTRY:
-        row = rows[f"cmp-{arch}-s0"]
+        row = rows[name[arch]]
         assert row["params"]["model.name"] == arch and row["params"]["train.epochs"] == 1
         assert row["metrics"]["metrics/train.json"]["model"] == arch
         assert row["metrics"]["metrics/train.json"]["epochs_run"] == 1
-    ens = rows["cmp-ensemble-s0"]["metrics"]["metrics/train.json"]
+    ens = rows[name["ensemble"]]["metrics"]["metrics/train.json"]
     assert ens["model"] == "ensemble" and ens["members"] == "transformer_finetune + bilstm_lasttoken"
-    for name in names:  # one model each (models/members/ holds its README.txt), the ensemble's second in members/1
-        lock = yaml.safe_load(subprocess.run(["git", "show", f"{rows[name]['rev']}:dvc.lock"], cwd=project,
+    for exp in names:  # one model each (models/members/ holds its README.txt), the ensemble's second in members/1
+        lock = yaml.safe_load(subprocess.run(["git", "show", f"{rows[exp]['rev']}:dvc.lock"], cwd=project,
                                              capture_output=True, text=True, check=True).stdout)
         members = next(o for o in lock["stages"]["train"]["outs"] if o["path"] == "models/members")
-        assert (members.get("nfiles", 0) > 1) == (name == "cmp-ensemble-s0"), (name, members)
-    assert dvc(["exp", "apply", "cmp-bilstm_maxpool-s0"], project).returncode == 0
+        assert (members.get("nfiles", 0) > 1) == exp.endswith("-ensemble-s0"), (exp, members)
+    assert dvc(["exp", "apply", name["bilstm_maxpool"]], project).returncode == 0
     record = json.loads((project / "models/config.json").read_text())["train"]  # the run record
     recipe = yaml.safe_load((project / "params.yaml").read_text())["model"]["bilstm_maxpool"]["train"]
     assert record["train_settings"] == {**record["train_settings"], **recipe, "epochs": 1}
     subprocess.run(["git", "checkout", "--", "."], cwd=project, check=True)
 
-    report = (project / "reports/experiments.md").read_text()
-    rows = [line for line in report.split("## Every experiment")[1].splitlines() if line.startswith("| cmp-")]
-    assert sorted(row.split(" | ")[0][2:] for row in rows) == sorted(names)
-    assert (project / "reports/experiments.png").stat().st_size > 10_000
 
     again = compare_all(project, "--seeds", "0", "--set", "train.epochs=1")  # resumable: nothing reruns
     assert again.returncode == 0 and f"{len(names)} finished already, 0 to run" in again.stdout
     changed = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True,
                              check=True).stdout
     assert "params.yaml" not in changed and "dvc.lock" not in changed  # --temp: the workspace stays as it was
+
+    params = (project / "params.yaml").read_text()  # finished under other params: not this run, so it runs again
+    (project / "params.yaml").write_text(params.replace("tfidf_max_features: 500", "tfidf_max_features: 400"))
+    try:
+        stale = compare_all(project, "--seeds", "0", "--architectures", "textcnn", "--set", "train.epochs=1")
+    finally:
+        (project / "params.yaml").write_text(params)
+    assert stale.returncode == 0, stale.stdout[-3000:] + stale.stderr[-3000:]
+    assert (f"{name['textcnn']} finished with other settings (params compare.tfidf_max_features 500 -> 400); "
+            "removed, it runs again") in stale.stdout
+    assert "1 experiments, 0 finished already, 1 to run" in stale.stdout
 
 
 def test_bad_arguments_get_one_line(project):

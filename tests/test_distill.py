@@ -55,7 +55,8 @@ def test_a_student_learns_the_teachers_probabilities(project):
     y = data.label_matrix(splits["train"])
     _teacher(splits, np.full(y.shape, 0.05))
     student = validate({**p, "train": {**p["train"], "teacher": "t.npz", "distill_weight": 1.0}})
-    assert run_id(student, splits, *_device_precision()) != run_id(validate(p), splits, *_device_precision())
+    assert (run_id(student, splits, names, *_device_precision())
+            != run_id(validate(p), splits, names, *_device_precision()))
     for params, out in ((student, "student"), (validate(p), "labels")):
         fit(params, splits, names, model_dir=d / out, metrics_path=None, live_dir=None, checkpoint_root=d / "ckpt")
     student, labels = (EmotionClassifier.load(d / out, "fixed").predict_proba(splits["dev"]["text"]).mean()

@@ -34,7 +34,23 @@ def test_the_import_walk_follows_function_level_imports_subpackages_and_registri
     assert {"training.loop", "training.losses.bce", "architectures.textcnn", "models", "distill"} <= train
     scoring = codedeps.modules("stages.evaluate")
     assert "training.batches" in scoring and "training.loop" not in scoring  # scoring needs no training code
-    assert not any(codedeps.exempt(m) for m in train | scoring)
+    assert [m for m in train | scoring if codedeps.exempt(m)] == ["params"]  # train's settings: params.resolve
+
+
+def test_an_edit_of_the_params_resolution_reruns_train_and_misses_its_reuse(tmp_path, monkeypatch):
+    """params.py decides every effective train setting (recipes, auto, members): a train dep, in the code version."""
+    from emotion_classifier.training import checkpoint
+
+    assert "src/emotion_classifier/params.py" in code_deps("train")
+    assert all("params.py" not in d for d in code_deps("evaluate"))
+    pkg = tmp_path / "emotion_classifier"
+    shutil.copytree(codedeps.PKG, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codedeps, "PKG", pkg)
+    before = checkpoint.code_version()
+    params = pkg / "params.py"
+    resolution = ("recipe.get(k) if v is None else v", "v if v is not None else recipe.get(k)")
+    params.write_text(params.read_text().replace(*resolution))
+    assert checkpoint.code_version() != before
 
 
 def test_the_run_id_code_version_covers_a_subpackage_edit(tmp_path, monkeypatch):

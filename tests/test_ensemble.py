@@ -261,7 +261,12 @@ def test_experiment_model_is_copied_out_of_the_dvc_cache(tmp_path):
     subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
     subprocess.run(git + ["add", "dvc.lock"], cwd=repo, check=True)
     subprocess.run(git + ["commit", "-qm", "exp"], cwd=repo, check=True)
-    subprocess.run(git + ["update-ref", "refs/exps/ab/cdef/ft-s7", "HEAD"], cwd=repo, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, text=True, capture_output=True,
+                          check=True).stdout.strip()
+    subprocess.run(git + ["update-ref", "refs/exps/ab/cdef/ft-s7", "HEAD"], cwd=repo, check=True)  # another commit's
+    with pytest.raises(UserError, match="no experiment named 'ft-s7' at this commit .*; one exists at abcdef"):
+        experiment_model("ft-s7", tmp_path / "out", repo)
+    subprocess.run(git + ["update-ref", f"refs/exps/{head[:2]}/{head[2:]}/ft-s7", "HEAD"], cwd=repo, check=True)
     out = experiment_model("ft-s7", tmp_path / "out", repo)
     assert (out / "model.safetensors").read_bytes() == b"weights"
     assert (out / "tokenizer/vocab.txt").read_bytes() == b"tok"

@@ -307,15 +307,15 @@ def test_checkpoint_of_other_code_or_precision_is_not_resumed(tmp_path, params_f
     import emotion_classifier.training.checkpoint as T
 
     p = params_for("bilstm_maxpool", epochs=2)
-    splits, _ = load_prepared(p["data"]["prepared_dir"])
+    splits, names = load_prepared(p["data"]["prepared_dir"])
     cpu = torch.device("cpu")
-    base = T.run_id(p, splits, cpu, "fp32")
-    assert base != T.run_id(p, splits, cpu, "bf16")
-    monkeypatch.setattr(T, "code_version", lambda: "edited")
-    assert base != T.run_id(p, splits, cpu, "fp32")
+    base = T.run_id(p, splits, names, cpu, "fp32")
+    assert base != T.run_id(p, splits, names, cpu, "bf16")
+    monkeypatch.setattr(T, "code_version", lambda *starts: "edited")
+    assert base != T.run_id(p, splits, names, cpu, "fp32")
     monkeypatch.undo()
     assert _fit(tmp_path, p, stop_after_epochs=1) == {"stopped_after_epoch": 1}
-    monkeypatch.setattr(T, "code_version", lambda: "edited")  # the code changed while the run was down
+    monkeypatch.setattr(T, "code_version", lambda *starts: "edited")  # the code changed while the run was down
     _fit(tmp_path, p)
     live = (tmp_path / "dvclive/plots/metrics/dev_loss.tsv").read_text().splitlines()
     assert len(live) == 1 + 2  # both epochs trained under the new code, none replayed

@@ -10,9 +10,12 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent
-# Imported by every stage to validate params, report errors, name and write files atomically: a change there does
-# not change a result (a params change shows up as one), so no stage depends on them and no run id hashes them.
-EXEMPT = ("", "params", "io", "errors", "cli", "paths")
+# Imported by every stage to validate params, report errors, name, write and cache files: a change there does not
+# change a result (a params change shows up as one), so no stage depends on them and no run id hashes them.
+EXEMPT = ("", "params", "io", "errors", "cli", "paths", "cache")
+# Exempt modules a stage's results do depend on: train's settings are what params.resolve and member_params make of
+# params.yaml (recipes, `auto`, members' overrides), so an edit of the resolution must rerun train and miss its reuse.
+RUNS_ALSO = {"stages.train": ("params",)}
 
 
 def module_file(name: str) -> Path | None:
@@ -52,7 +55,7 @@ def exempt(name: str) -> bool:
 def modules(start: str) -> set[str]:
     """`start` and every module of ours it imports, directly or not; an exempt module is neither listed nor followed
     (params, say, imports the registries only to validate)."""
-    seen, todo = set(), sorted(_with_parents(start))
+    seen, todo = set(), sorted(_with_parents(start) | set(RUNS_ALSO.get(start, ())))
     while todo:
         name = todo.pop()
         if name in seen:

@@ -206,3 +206,17 @@ def load_prepared(prepared_dir: str | Path) -> tuple[dict[str, pd.DataFrame], li
 
 def label_matrix(df: pd.DataFrame) -> np.ndarray:
     return np.stack(df["labels"].to_numpy()).astype(np.float32)
+
+
+def content_hash(splits: dict[str, pd.DataFrame], names: list[str], which: tuple[str, ...] = ("train", "dev")) -> str:
+    """sha256 of what a model learns and is selected on: each example's id, text and labels in order, and the label
+    names. A relabelled example (its id kept) or a corrected copy of the data is other data."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps(list(names)).encode())
+    for s in which:
+        df = splits[s]
+        h.update(json.dumps([s, df["id"].astype(str).tolist(), df["text"].astype(str).tolist(),
+                             label_matrix(df).astype(np.uint8).tolist()]).encode())
+    return h.hexdigest()

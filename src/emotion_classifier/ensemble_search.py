@@ -21,9 +21,15 @@ def experiment_model(name: str, dest: str | Path, repo: str | Path = ".") -> Pat
     repo, dest = Path(repo), Path(dest)
     refs = subprocess.run(["git", "for-each-ref", "refs/exps", "--format=%(refname)"], cwd=repo, text=True,
                           capture_output=True, check=True).stdout.split()
-    ref = next((r for r in refs if r.rsplit("/", 1)[-1] == name), None)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, text=True, capture_output=True,
+                          check=True).stdout.strip()
+    named = [r for r in refs if r.rsplit("/", 1)[-1] == name]  # refs/exps/<base[:2]>/<base[2:]>/<name>
+    ref = next((r for r in named if "".join(r.split("/")[2:4]) == head), None)  # this commit's, never another's
     if ref is None:
-        raise UserError(f"no experiment named {name!r} here (`dvc exp list --all-commits`; `dvc exp pull` fetches one)")
+        elsewhere = sorted({"".join(r.split("/")[2:4])[:7] for r in named})
+        raise UserError(f"no experiment named {name!r} at this commit ({head[:7]})"
+                        + (f"; one exists at {', '.join(elsewhere)}: check that commit out to use it" if elsewhere
+                           else " (`dvc exp list`; `dvc exp pull` fetches one)"))
     lock = yaml.safe_load(subprocess.run(["git", "show", f"{ref}:dvc.lock"], cwd=repo, text=True,
                                          capture_output=True, check=True).stdout)
     cache = repo / ".dvc/cache/files/md5"

@@ -91,7 +91,8 @@ class EmotionClassifier:
     `backend="onnx"`: the model exported to ONNX and run by onnxruntime (fp32; `quantize`: onnxruntime's
     int8 dynamic quantization).
     An ensemble (`members`: (model, config, tokenizer) of each further model) averages the models'
-    probabilities with `member_weights` (the model first; equal when not given)."""
+    probabilities with `member_weights` (the model first), which it needs for any combined score: without them
+    only `member_probas` works (what tune_thresholds fits the weights on)."""
 
     def __init__(self, model, config: dict, tokenizer, thresholds: np.ndarray | None = None,
                  precision: str = "fp32", batch_size: int = 64, quantize: bool = False, device: str = "auto",
@@ -110,10 +111,11 @@ class EmotionClassifier:
                       for m, cfg, tok in [(model, config, tokenizer), *members]]
         self.model, self.config, self.tokenizer = self.parts[0][0], config, tokenizer
         n_models = len(self.parts)
-        self.member_weights = (np.full(n_models, 1.0 / n_models) if member_weights is None
+        self.member_weights = (np.ones(1) if n_models == 1 else None if member_weights is None
                                else np.asarray(member_weights, dtype=np.float64))
         self.labels: list[str] = config["labels"]
-        if any(cfg["labels"] != self.labels for _, cfg, _ in members) or len(self.member_weights) != n_models:
+        n_weights = n_models if self.member_weights is None else len(self.member_weights)
+        if any(cfg["labels"] != self.labels for _, cfg, _ in members) or n_weights != n_models:
             raise UserError(f"an ensemble needs the same labels in every member and one weight per model "
                             f"({n_models} models, {len(self.member_weights)} weights)")
         self.max_length: int = config["max_length"]
@@ -150,8 +152,10 @@ class EmotionClassifier:
 
     @classmethod
     def load(cls, model_dir: str | Path = "models", strategy: str = "per_label", require_thresholds: bool = False,
-             device: str = "auto", **kw) -> EmotionClassifier:
-        """A model directory, or an ensemble's (its further models in members/1, members/2, ...)."""
+             device: str = "auto", untuned: bool = False, **kw) -> EmotionClassifier:
+        """A model directory, or an ensemble's (its further models in members/1, members/2, ...). An ensemble needs
+        thresholds.json's member weights tuned for these models (never silently equal ones), unless `untuned`: its
+        members' own scores only, to tune them on."""
         device_type = hardware.resolve_device(device).type
         model, cfg, tok = models.load(model_dir, device_type)
         members = [models.load(d, device_type) for d in models.member_dirs(model_dir)]
@@ -161,14 +165,16 @@ class EmotionClassifier:
             th = strategy_thresholds(tuned, strategy, model_dir,
                                      onnx_int8=bool(kw.get("quantize")) and kw.get("backend") == "onnx")
         except ThresholdsError as e:
-            if require_thresholds:
-                raise
+            if require_thresholds or (members and not untuned):
+                raise ThresholdsError(f"{e}" + ("" if require_thresholds else
+                                      f" (an ensemble of {1 + len(members)} models is combined with the member "
+                                      "weights tuned there)")) from None
             th = None  # an untuned model predicts at 0.5
             if strategy != "fixed":
                 import warnings
 
                 warnings.warn(f"{e}; predicting at 0.5 (strategy='fixed' says so on purpose)", stacklevel=2)
-        weights = tuned.get("member_weights") if tuned and members else None
+        weights = tuned.get("member_weights") if tuned and members and not untuned else None
         return cls(model, cfg, tok, th, device=device, members=members, member_weights=weights, **kw)
 
     def describe(self) -> dict:
@@ -209,6 +215,9 @@ class EmotionClassifier:
     def predict_proba(self, texts, progress: bool = False) -> np.ndarray:
         from .ensemble import average
 
+        if self.member_weights is None:
+            raise UserError(f"an ensemble of {len(self.parts)} models without member weights: tune them "
+                            "(`dvc repro tune_thresholds`) or pass member_weights; member_probas gives each model's")
         probs = self.member_probas(texts, progress)
         return probs[0] if len(probs) == 1 else average(probs, self.member_weights)
 

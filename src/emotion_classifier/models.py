@@ -21,6 +21,9 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer"
 MEMBERS = "members"  # an ensemble's further models: members/1, members/2, ... each a model directory
+# Each file `save` wrote, with its sha256, written last: a directory whose manifest is missing or disagrees is
+# incomplete or damaged (a copy killed half-way), and nothing reuses it.
+MANIFEST = "manifest.json"
 
 
 def sizes(tokenizer, labels: list[str]) -> dict:
@@ -59,12 +62,48 @@ def save(model: nn.Module, cfg: dict, tokenizer, out_dir: str | Path, extra: dic
     from safetensors.torch import save_model
 
     out_dir = Path(out_dir)
+    (out_dir / MANIFEST).unlink(missing_ok=True)  # from here until the new one, the directory is incomplete
     with atomic_path(out_dir / WEIGHTS) as tmp:
         save_model(model, str(tmp))
     with atomic_dir(out_dir / TOKENIZER) as tmp:
         tokenizer.save_pretrained(str(tmp))
-    with atomic_path(out_dir / CONFIG) as tmp:  # last: a config means the rest is complete
+    with atomic_path(out_dir / CONFIG) as tmp:
         tmp.write_text(json.dumps({**cfg, **(extra or {})}, indent=2) + "\n")
+    write_manifest(out_dir, model_files(out_dir))
+
+
+def model_files(model_dir: str | Path) -> list[str]:
+    """What `save` writes, relative to the directory: weights, config, the tokenizer's files."""
+    model_dir = Path(model_dir)
+    tokenizer = sorted(f.relative_to(model_dir).as_posix() for f in (model_dir / TOKENIZER).rglob("*") if f.is_file())
+    return [WEIGHTS, CONFIG, *tokenizer]
+
+
+def write_manifest(directory: str | Path, names: list[str]) -> None:
+    """`names` (relative paths) with each file's sha256 and size, atomically, as the directory's last write."""
+    directory = Path(directory)
+    files = {n: {"sha256": _file_hash(directory / n), "size": (directory / n).stat().st_size} for n in names}
+    with atomic_path(directory / MANIFEST) as tmp:
+        tmp.write_text(json.dumps({"files": files}, indent=1, sort_keys=True) + "\n")
+
+
+def manifest_problem(directory: str | Path) -> str | None:
+    """None when the manifest is there and every file it names has its size and sha256; else what is wrong."""
+    directory = Path(directory)
+    try:
+        files = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))["files"]
+        assert isinstance(files, dict) and files
+    except FileNotFoundError:
+        return f"no {MANIFEST} (written last: the directory was never finished)"
+    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
+        return f"{MANIFEST} is not a manifest"
+    for name, want in files.items():
+        path = directory / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != want.get("size") or _file_hash(path) != want.get("sha256"):
+            return f"{name} differs from its manifest"
+    return None
 
 
 def member_dirs(model_dir: str | Path) -> list[Path]:

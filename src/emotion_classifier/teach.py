@@ -15,8 +15,8 @@ def write_teacher(model_dir: str | Path, out: str | Path, prepared_dir: str | Pa
     from .distill import save_teacher
     from .inference import EmotionClassifier
 
+    clf = EmotionClassifier.load(model_dir, "fixed", precision="fp32")  # an ensemble: with its tuned weights
     splits, _ = data.load_prepared(prepared_dir)
-    clf = EmotionClassifier.load(model_dir, "fixed", precision="fp32")
     save_teacher(out, splits["train"], clf.predict_proba(splits["train"]["text"], progress=True))
     return Path(out)
 

@@ -20,6 +20,31 @@ def resolve_encoder(encoder: str) -> str:
     return str(encoder)
 
 
+_ENCODER_HASHES: dict[tuple, str] = {}
+
+
+def encoder_hash(encoder: str) -> str:
+    """sha256 over the encoder folder's files (names and bytes): reuse keyed on what the encoder is, not where it
+    lies or what it is called. A hub id that is no local folder is hashed by its name (it loads only online)."""
+    import hashlib
+
+    folder = Path(resolve_encoder(encoder))
+    if not folder.is_dir():
+        return hashlib.sha256(f"hub:{encoder}".encode()).hexdigest()
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    stamp = tuple((f.as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if stamp not in _ENCODER_HASHES:  # once per process: the weights are tens to hundreds of MB
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.relative_to(folder).as_posix().encode() + b"\0")
+            with open(f, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    h.update(block)
+            h.update(b"\0")
+        _ENCODER_HASHES[stamp] = h.hexdigest()
+    return _ENCODER_HASHES[stamp]
+
+
 def _from_pretrained(cls, encoder: str, **kw):
     import os
 

@@ -8,7 +8,7 @@ import json
 import subprocess
 from collections.abc import Callable
 
-from ..paths import EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL
+from ..paths import EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL, TRAIN_METRICS
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -19,25 +19,28 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def collect(exp_show: list, wanted: list[str] | None = None) -> list[dict]:
-    """Rows {name, rev, params (flat), metrics {file: dict}} for experiments (and commits) in the JSON."""
+def collect(exp_show: list, wanted: list[str] | None = None, base: str | None = None) -> list[dict]:
+    """Rows {name, rev, base, params (flat), metrics {file: dict}, deps {path: hash}} for experiments (and commits)
+    in the JSON; with `base`, only that commit's (a rev or its prefix) and its experiments."""
     rows = []
 
-    def visit(entry):
+    def visit(entry, baseline):
         data = entry.get("data") or {}
         name = entry.get("name") or entry.get("rev")
         if data.get("params"):
-            row = {"name": name, "rev": entry.get("rev") or data.get("rev"),
+            row = {"name": name, "rev": entry.get("rev") or data.get("rev"), "base": baseline,
                    "params": flatten((data["params"].get("params.yaml") or {}).get("data") or {}),
-                   "metrics": {f: (m or {}).get("data") or {} for f, m in (data.get("metrics") or {}).items()}}
+                   "metrics": {f: (m or {}).get("data") or {} for f, m in (data.get("metrics") or {}).items()},
+                   "deps": {p: (d or {}).get("hash") for p, d in (data.get("deps") or {}).items()}}
             rows.append(row)
         for exp in entry.get("experiments") or []:
             for rev in exp.get("revs") or []:
                 rev.setdefault("name", exp.get("name"))
-                visit(rev)
+                visit(rev, baseline)
 
     for entry in exp_show:
-        visit(entry)
+        if base is None or entry.get("rev") == "workspace" or str(entry.get("rev")).startswith(base):
+            visit(entry, entry.get("rev"))
     if wanted:
         def matches(r, w):  # a name, or a rev prefix
             return r["name"] == w or str(r["rev"]).startswith(w)
@@ -48,10 +51,38 @@ def collect(exp_show: list, wanted: list[str] | None = None) -> list[dict]:
         rows = sorted((r for r in rows if rank(r) is not None), key=rank)
         missing = [w for w in wanted if not any(matches(r, w) for r in rows)]
         if missing:
-            raise SystemExit(f"emotion-report: no experiment named {', '.join(missing)} in `dvc exp show`")
+            where = f" of commit {base[:7]}" if base else ""
+            raise SystemExit(f"emotion-report: no experiment named {', '.join(missing)}{where} in `dvc exp show`")
     else:
         rows = [r for r in rows if r["name"] not in ("workspace",) and r["rev"] != "workspace"]
     return rows
+
+
+def provenance(r: dict) -> dict:
+    """What must agree for rows to be compared: the code (every code dep's hash), the data (data.raw_dir's hash),
+    the CPU kind (or GPU) and the training precision."""
+    import hashlib
+
+    code = sorted((p, h) for p, h in r.get("deps", {}).items() if p.startswith(("src/", "stages/")))
+    train = r["metrics"].get(TRAIN_METRICS, {})
+    return {"code": hashlib.sha256(json.dumps(code).encode()).hexdigest()[:12] if code else None,
+            "data": r.get("deps", {}).get(str(r["params"].get("data.raw_dir"))),
+            "cpu_kind": train.get("gpu") or train.get("cpu_kind"), "precision": train.get("precision")}
+
+
+def check_like_with_like(rows: list[dict], keys=("code", "data", "cpu_kind", "precision")) -> None:
+    """Refuse (one line) to put rows side by side whose code, data, CPU kind or precision differ."""
+    seen: dict[str, tuple] = {}
+    for r in rows:
+        for key, value in provenance(r).items():
+            if value is None or key not in keys:
+                continue
+            if key in seen and seen[key][1] != value:
+                other = seen[key]
+                raise SystemExit(f"emotion-report: {other[0]} and {r['name']} differ in {key} ({other[1]} vs {value}): "
+                                 "they are not comparable; report them apart (name the experiments), or pass "
+                                 "--allow-mixed to compare them anyway")
+            seen.setdefault(key, (r["name"], value))
 
 
 CURVES = ("train_loss", "dev_loss", "dev_tuned_macro_f1", "dev_macro_f1")

@@ -7,22 +7,36 @@ its own recipe, times seeds, as named DVC experiments; then `emotion-report` ove
     emotion-compare-all --seeds 0,1,2 --report-only    # after `dvc exp pull origin <names>`: the report
 
 One experiment at a time (`dvc exp run --temp`: outside the workspace, which stays as it is; its log streams here),
-named `<prefix>-<architecture>-s<seed>`. Resumable: an experiment of that name at this commit finished and is
-skipped. The ensembles run last: their members are the architectures' own runs, copied from the model cache.
+named `<prefix>-<architecture>-s<seed>` (with `--set`, `<prefix>-<tag>-<architecture>-s<seed>`: a quick look never
+stands in for the full run). Resumable: an experiment of that name whose base commit is this one and whose recorded
+params and data equal what this invocation runs is finished and skipped; one that differs (params.yaml or the data
+changed since) is removed and runs again, and the log says why. The ensembles run last: their members are the
+architectures' own runs, copied from the model cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import yaml
+
+from .collect import collect, flatten
 
 ENSEMBLE = "ensemble"
 
 
-def plan(architectures: list[str], seeds: list[int], prefix: str) -> list[tuple[str, list[str]]]:
-    """(experiment name, `-S` overrides) for each architecture x seed, the ensembles last."""
+def plan(architectures: list[str], seeds: list[int], prefix: str, extra: list[str] = ()
+         ) -> list[tuple[str, list[str]]]:
+    """(experiment name, `-S` overrides) for each architecture x seed, the ensembles last. Extra overrides
+    (`--set`) put a tag of theirs in the name."""
+    if extra:
+        prefix = f"{prefix}-{hashlib.sha256(json.dumps(sorted(extra)).encode()).hexdigest()[:6]}"
     return [(f"{prefix}-{arch}-s{seed}", [f"model.name={arch}", f"seed={seed}"])
             for arch in sorted(architectures, key=lambda a: a == ENSEMBLE) for seed in seeds]
 
@@ -43,12 +57,59 @@ def dvc(*args: str, capture: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=capture, text=True, check=False)
 
 
-def finished() -> set[str]:
-    """Experiments of the current commit (`dvc exp ls`): each was committed when its run succeeded."""
-    r = dvc("exp", "ls", "--name-only")
+def experiments() -> tuple[dict[str, dict], dict]:
+    """This commit's experiments by name (`dvc exp show`: HEAD only), and the workspace's row."""
+    r = dvc("exp", "show", "--json")
     if r.returncode != 0:
-        raise SystemExit(f"emotion-compare-all: `dvc exp ls` failed:\n{r.stderr.strip()}")
-    return {line.strip() for line in r.stdout.splitlines() if line.strip() and not line.endswith(":")}
+        raise SystemExit(f"emotion-compare-all: `dvc exp show --json` failed:\n{r.stderr.strip()}")
+    exp = json.loads(r.stdout)
+    base = next((e.get("rev") for e in exp if e.get("rev") != "workspace"), None)
+    rows = collect(exp, base=base) if base else []
+    ws = next(((e.get("data") or {}) for e in exp if e.get("rev") == "workspace"), {})
+    workspace = {"deps": {p: (d or {}).get("hash") for p, d in (ws.get("deps") or {}).items()}}
+    return {row["name"]: row for row in rows if row["rev"] != base}, workspace
+
+
+def expected_params(sets: list[str], params_file: str = "params.yaml") -> dict:
+    """params.yaml flattened, with the `-S key=value` overrides as `dvc exp run` applies them."""
+    params = flatten(yaml.safe_load(Path(params_file).read_text()) or {})
+    for item in sets:
+        key, _, value = item.partition("=")
+        params[key] = yaml.safe_load(value)
+    return params
+
+
+def differs(row: dict, sets: list[str], workspace: dict) -> str | None:
+    """Why a finished experiment is not the run `sets` asks for (params or data), or None when it is."""
+    want = expected_params(sets)
+    diff = [f"{k} {row['params'].get(k)!r} -> {want.get(k)!r}" for k in sorted(set(want) | set(row["params"]))
+            if row["params"].get(k) != want.get(k)]
+    if diff:
+        return "params " + ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+    raw = str(want.get("data.raw_dir"))
+    mine, theirs = workspace["deps"].get(raw), row.get("deps", {}).get(raw)
+    if mine and theirs and mine != theirs:
+        return f"data ({raw} {theirs[:8]} -> {mine[:8]})"
+    return None
+
+
+def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: bool) -> set[str]:
+    """The names in `runs` finished at this commit with exactly these params and data. One that differs says so;
+    with `remove_stale` it is removed (it runs again under its name)."""
+    found, workspace = experiments()
+    done = set()
+    for name, sets in runs:
+        if name not in found:
+            continue
+        why = differs(found[name], sets + extra, workspace)
+        if why is None:
+            done.add(name)
+            continue
+        print(f"emotion-compare-all: {name} finished with other settings ({why})"
+              + ("; removed, it runs again" if remove_stale else "; left out of the report"), flush=True)
+        if remove_stale and dvc("exp", "remove", name).returncode != 0:
+            raise SystemExit(f"emotion-compare-all: `dvc exp remove {name}` failed; remove it by hand")
+    return done
 
 
 def _minutes(seconds: float) -> str:
@@ -57,7 +118,7 @@ def _minutes(seconds: float) -> str:
 
 def run_all(runs: list[tuple[str, list[str]]], extra: list[str], push: str | None) -> list[str]:
     """Run what has not finished, one at a time, with progress; returns the names that failed."""
-    done = finished()
+    done = finished(runs, extra, remove_stale=True)
     todo = [(name, sets) for name, sets in runs if name not in done]
     print(f"emotion-compare-all: {len(runs)} experiments, {len(runs) - len(todo)} finished already, "
           f"{len(todo)} to run", flush=True)
@@ -108,9 +169,9 @@ def main(argv=None) -> None:
     bad = [s for s in args.set if "=" not in s]
     if bad:
         raise SystemExit(f"emotion-compare-all: --set {bad[0]!r}: expected KEY=VALUE, e.g. train.epochs=1")
-    runs = plan(archs, seeds, args.prefix)
+    runs = plan(archs, seeds, args.prefix, args.set)
     failed = [] if args.report_only else run_all(my_share(runs, args.share), args.set, args.push)
-    have = finished()
+    have = finished(runs, args.set, remove_stale=False)
     present = [name for name, _ in runs if name in have]
     missing = [name for name, _ in runs if name not in have]
     if missing:

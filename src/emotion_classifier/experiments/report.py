@@ -1,6 +1,7 @@
 """`emotion-report`: the experiments side by side, from `dvc exp show --json`.
 
-    emotion-report                      # every experiment of the current commit
+    emotion-report                      # every experiment of the current commit (HEAD)
+    emotion-report --rev abc1234        # every experiment of another base commit
     emotion-report exp-a exp-b          # just these (names or revs)
     emotion-report exp-a exp-b --search exp-c exp-d   # and a dev-only table of the runs not chosen
 
@@ -10,6 +11,9 @@ side, and the search: what each tried setting gave on dev), reports/experiments.
 F1, train time, parameters), reports/experiments_curves.png (per-epoch losses and dev F1 of each
 row) and reports/experiments_per_label.png (per-label test F1 of each row). Curves and per-label
 scores are read from each experiment's commit (`git show REV:dvclive/...`, `...:plots/eval/per_label.csv`).
+
+Only experiments of one base commit are read, and rows whose code, data, CPU kind or precision differ are refused
+(`--allow-mixed` puts them side by side anyway): a report compares like with like.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import yaml
 
 from ..io import atomic_path
 from .charts import chart, curves_chart, per_label_chart
-from .collect import attach_artifacts, best_of_groups, collect, flatten, git_reader, seed_groups
+from .collect import attach_artifacts, best_of_groups, check_like_with_like, collect, flatten, git_reader, seed_groups
 from .render import render
 
 
@@ -38,20 +42,30 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     ap.add_argument("--search", nargs="*", default=[], help="experiments tried and not chosen: a dev-only table")
     ap.add_argument("--params", default="params.yaml", help="defaults the rows are compared with")
     ap.add_argument("--reference", default="reference/results.yaml", help="targets per architecture")
+    ap.add_argument("--rev", help="the base commit whose experiments are read (default: HEAD)")
+    ap.add_argument("--allow-mixed", action="store_true",
+                    help="compare rows whose code, data, CPU kind or precision differ (refused by default)")
     args = ap.parse_args(argv)
     if args.json:
         exp = json.loads(Path(args.json).read_text())
     else:
-        r = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", "-A"], capture_output=True,
-                           text=True, check=False)
+        r = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json",
+                            *(["--rev", args.rev] if args.rev else [])], capture_output=True, text=True, check=False)
         if r.returncode != 0:
             raise SystemExit(f"emotion-report: `dvc exp show --json` failed:\n{r.stderr}")
         exp = json.loads(r.stdout)
-    rows = collect(exp, args.experiments)
-    search = collect(exp, args.search) if args.search else []
+    base = args.rev or next((e.get("rev") for e in exp if e.get("rev") != "workspace"), None)
+    if args.rev and not args.json:
+        base = next((e.get("rev") for e in exp if e.get("rev") != "workspace"), base)  # the full sha
+    rows = collect(exp, args.experiments, base)
+    search = collect(exp, args.search, base) if args.search else []
     rows = [r for r in rows if r not in search]
     if not rows:
         raise SystemExit("emotion-report: no experiments found; run some with `dvc exp run -S model.name=...`")
+    if not args.allow_mixed:
+        check_like_with_like(rows + search, ("code", "data", "cpu_kind"))
+        for group in seed_groups(rows, flatten(yaml.safe_load(Path(args.params).read_text()))).values():
+            check_like_with_like(group, ("precision",))
     defaults = flatten(yaml.safe_load(Path(args.params).read_text()))
     attach_artifacts(rows, reader or git_reader)
     ref = Path(args.reference)

@@ -11,7 +11,7 @@ from ..io import write_json
 from ..models import read_config
 from ..params import ENSEMBLE, member_params, recipe_sources, resolve
 from ..paths import LIVE_DIR, MEMBERS_DIR, MODEL_DIR, TRAIN_METRICS
-from ..training.checkpoint import TIMING, cached_model, cached_timing, planned_run_id, trained_already
+from ..training.checkpoint import cached_model, cached_timing, copy_model, planned_run_id, reuse_problem
 from ..training.loop import fit, replay_live
 
 MEMBERS_NOTE = "README.txt"  # keeps models/members/ a non-empty DVC out when it holds no member
@@ -91,21 +91,25 @@ def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
         "members": " + ".join(r["model"] for r in records),
         "train_time_s": round(sum(r.get("train_time_s", 0.0) for r in records), 2),  # reused members counted too
         "params_total": sum(r["params_total"] for r in records),
-        **{k: records[0][k] for k in ("device", "precision")},
+        **{k: records[0][k] for k in ("device", "precision", "cpu_kind", "gpu") if k in records[0]},
     })
     print(f"trained an ensemble of {n}: {' + '.join(r['model'] for r in records)} -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
 
 def obtain_member(member: dict, splits: dict, names: list[str], out: str, live_dir, announce: str | None) -> str:
-    """The member's model in `out`: kept if there already, copied from the model cache, else trained. How, in words."""
-    planned = planned_run_id(member, splits)
-    if trained_already(planned, out):
+    """The member's model in `out`: kept if there already (whole), copied from the model cache (verified), else
+    trained. How, in words; a model found there and not kept says why."""
+    planned = planned_run_id(member, splits, names)
+    problem = reuse_problem(out, planned)
+    if problem is None:
         return "trained already, kept"
+    if problem != "no model" and distributed.is_writer():
+        print(f"{out}: not kept: {problem}")
     if (cached := cached_model(planned)) is not None:
         if distributed.is_writer():
-            if out != MODEL_DIR:
+            if out != MODEL_DIR:  # a member's own directory: nothing else lives there
                 shutil.rmtree(out, ignore_errors=True)
-            shutil.copytree(cached, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(TIMING))
+            copy_model(cached, out)
         return f"trained by an earlier run, copied from {cached}"
     if announce:
         print(announce)

@@ -21,7 +21,7 @@ def run(params: dict) -> None:
     policy = T.Policy.from_params(params)
     # evaluate's device and precision: the thresholds fit the probabilities evaluate will see
     clf = EmotionClassifier.load(MODEL_DIR, "fixed", precision=params["evaluate"]["precision"],
-                                 device=params["evaluate"]["device"])
+                                 device=params["evaluate"]["device"], untuned=True)
     y = data.label_matrix(dev)
     member_probs = clf.member_probas(dev["text"], progress=True)
     weights = fit_weights(member_probs, y) if len(member_probs) > 1 else None  # an ensemble's, on dev
@@ -69,7 +69,7 @@ def onnx_int8_probs(texts, weights):
         print("no onnxruntime: no thresholds tuned for the int8 model (pip install -e '.[onnx]')")
         return None
     try:
-        clf = EmotionClassifier.load(MODEL_DIR, "fixed", backend="onnx", quantize=True, device="cpu")
+        clf = EmotionClassifier.load(MODEL_DIR, "fixed", backend="onnx", quantize=True, device="cpu", untuned=True)
     except RuntimeError as e:  # an architecture of one's own may use an op the ONNX exporter lacks
         print(f"no thresholds tuned for the int8 model: it does not export to ONNX ({str(e).splitlines()[0]})")
         return None

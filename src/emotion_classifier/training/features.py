@@ -1,5 +1,5 @@
-"""Frozen-encoder features (feature-extract): computed once per encoder, pooling, length and texts, cached on disk
-outside the workspace so queued experiments share them."""
+"""Frozen-encoder features (feature-extract): computed once per encoder content, settings, code, machine and token
+ids (training.loop.feature_key), cached on disk outside the workspace so queued experiments share them."""
 
 from __future__ import annotations
 
@@ -11,27 +11,35 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import cache
 from ..hardware import autocast
 from ..io import atomic_path
 from .batches import TokenData, sorted_batches
-from .checkpoint import cache_root, fingerprint
+from .checkpoint import fingerprint
 
 
 def default_feature_cache() -> Path:
-    return cache_root() / "features"
+    return cache.features_dir()
 
 
 def encoder_features(model: nn.Module, ids: list[list[int]], pad_id: int, batch_size: int,
                      device, precision: str, cache_dir: Path | None, key: dict) -> torch.Tensor:
-    """Pooled frozen-encoder features, cached on disk per (encoder, pooling, max_length, texts), and the seconds
-    computing them took (a reused file's own: a run's train time counts the work it stands on)."""
+    """Pooled frozen-encoder features, cached on disk per `key` and token ids, and the seconds computing them took
+    (a reused file's own: a run's train time counts the work it stands on)."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     path = cache_dir / f"{fingerprint(key, ids)}.safetensors" if cache_dir else None
+    what = f"{len(ids)} texts, max_length {key.get('max_length')}"
     if path is not None and path.exists():
-        with safe_open(str(path), "pt") as f:
-            return f.get_tensor("features"), float((f.metadata() or {}).get("seconds", 0.0))
+        try:
+            with safe_open(str(path), "pt") as f:
+                found = f.get_tensor("features"), float((f.metadata() or {}).get("seconds", 0.0))
+            if found[0].shape[0] == len(ids):
+                cache.touch(path)
+                return found
+        except Exception as e:  # safetensors raises its own types for a damaged file
+            print(f"feature cache entry {path} is damaged ({str(e)[:120]}): computed again")
     t0 = time.time()
     data = TokenData(ids, pad_id)
     model.encoder.to(device)
@@ -48,5 +56,8 @@ def encoder_features(model: nn.Module, ids: list[list[int]], pad_id: int, batch_
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            save_file({"features": out.contiguous()}, str(tmp), metadata={"seconds": f"{seconds:.2f}"})
+            save_file({"features": out.contiguous()}, str(tmp),
+                      metadata={"seconds": f"{seconds:.2f}", "created": f"{time.time():.0f}", "what": what})
+        if cache_dir == default_feature_cache():
+            cache.after_write(path)
     return out, seconds

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import architectures, distributed, hardware, models, paths, text
+from .. import architectures, codedeps, distributed, hardware, models, paths, text
 from .. import metrics as M
 from ..architectures._common import decay_groups
 from ..data import label_matrix
@@ -28,7 +28,16 @@ from ..params import resolve
 from ..thresholds import Policy, apply
 from . import losses
 from .batches import FeatureData, TokenData, bucket_batches, call, predict_logits
-from .checkpoint import cache_model, resume, run_id, save_checkpoint, save_state
+from .checkpoint import (
+    cache_model,
+    code_version,
+    library_versions,
+    machine,
+    resume,
+    run_id,
+    save_checkpoint,
+    save_state,
+)
 from .features import default_feature_cache, encoder_features
 
 
@@ -150,9 +159,7 @@ class Run:
 
     def _features(self, ids: dict, model_params: dict, feature_cache) -> dict[str, torch.Tensor]:
         """Encoder features of each split: computed on rank 0 only (cached on disk), handed to every rank."""
-        key = {"encoder": text.resolve_encoder(model_params["encoder"]), "max_length": model_params["max_length"],
-               "mask_words": model_params["mask_words"], "precision": self.precision, "device": self.device.type,
-               **{k: self.arch[k] for k in self.entry.feature_params}}
+        key = feature_key(model_params, self.entry, self.arch, self.device, self.precision)
         cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
         feats = None
         if distributed.is_writer():
@@ -162,6 +169,16 @@ class Run:
             self.feature_time = sum(seconds for _, seconds in feats.values())
             feats = {s: f for s, (f, _) in feats.items()}
         return distributed.broadcast(feats)
+
+
+def feature_key(model_params: dict, entry, arch: dict, device, precision: str) -> dict:
+    """What decides frozen-encoder features besides the token ids: the encoder's files, the settings and code that
+    compute them (the architecture's module and training.features, with what they import), libraries, machine."""
+    module = entry.build.__module__.removeprefix(f"{codedeps.PKG.name}.")
+    return {"encoder": text.encoder_hash(model_params["encoder"]), "max_length": model_params["max_length"],
+            "mask_words": model_params["mask_words"], **{k: arch[k] for k in entry.feature_params},
+            "code": code_version(module, "training.features"), "libraries": library_versions(model_params["encoder"]),
+            "machine": machine(device, precision)}
 
 
 def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[float, float]:
@@ -220,7 +237,7 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = p
         print(f"{run.name}: {models.n_params(run.model):,} parameters ({models.n_params(run.trainable, True):,} "
               f"trained) on {len(run.y['train']):,} examples, up to {train_params['epochs']} epochs, device "
               f"{run.device}, precision {run.precision}", flush=True)
-    ckpt_dir = Path(checkpoint_root) / run_id(params, splits, run.device, run.precision)
+    ckpt_dir = Path(checkpoint_root) / run_id(params, splits, labels, run.device, run.precision)
     state = resume(ckpt_dir / "last.pt", run) or {"epoch": 0, "history": [], "best": None, "best_epoch": 0,
                                                   "bad_epochs": 0, "train_time": 0.0}
     writer = distributed.is_writer()
@@ -298,7 +315,7 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
         **{k: best_rec[k] for k in ("dev_macro_f1", "dev_tuned_micro_f1", "dev_tuned_macro_f1")},
         **timing,
         "params_total": models.n_params(run.model),
-        **{k: hw[k] for k in ("device", "precision")},
+        **{k: hw[k] for k in ("device", "precision", "cpu_kind")}, **({"gpu": hw["gpu"]} if "gpu" in hw else {}),
         "world_size": distributed.world_size(),
     }
     # The run record travels with the model (a function of params, data, code and hardware: the same bytes when

@@ -1,0 +1,292 @@
+"""Reuse keyed on content, never on a name: the run id, the feature cache, verified copies and checkpoints, the
+comparison's resume, the report's like-with-like, the ensemble's tuned weights and the cache a user can bound."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from emotion_classifier import cache, models
+from emotion_classifier.data import load_prepared
+from emotion_classifier.errors import UserError
+from emotion_classifier.stages.train import obtain_member
+from emotion_classifier.training import checkpoint
+from emotion_classifier.training.checkpoint import planned_run_id
+from emotion_classifier.training.loop import fit
+
+from .conftest import tiny_params
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTION_CLASSIFIER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def member(tiny_encoder, tiny_prepared):
+    p = tiny_params(tiny_encoder, "textcnn", epochs=1)
+    p["data"]["prepared_dir"] = str(tiny_prepared)
+    return (p, *load_prepared(tiny_prepared))
+
+
+def relabelled(splits: dict) -> dict:
+    """The training split with its first example's labels flipped, its id and text kept."""
+    train = splits["train"].copy()
+    train.at[train.index[0], "labels"] = 1 - np.asarray(train.at[train.index[0], "labels"])
+    return {**splits, "train": train}
+
+
+def test_a_relabelled_example_is_other_data_and_its_member_is_retrained(member, own_cache, capsys):
+    p, splits, names = member
+    assert obtain_member(p, splits, names, "a", None, None) == "trained"
+    assert obtain_member(p, splits, names, "b", None, None).startswith("trained by an earlier run, copied")
+    assert (own_cache / "models").is_dir()
+    assert planned_run_id(p, relabelled(splits), names) != planned_run_id(p, splits, names)
+    assert obtain_member(p, relabelled(splits), names, "c", None, None) == "trained"
+    renamed = [n.upper() for n in names]  # the label names are data too
+    assert planned_run_id(p, splits, renamed) != planned_run_id(p, splits, names)
+    out = capsys.readouterr().out
+    assert obtain_member(p, splits, names, "b", None, None) == "trained already, kept"
+    assert "not kept" not in out
+
+
+def test_a_copy_killed_half_way_is_rebuilt_not_kept(member, own_cache, capsys):
+    p, splits, names = member
+    obtain_member(p, splits, names, "a", None, None)
+    obtain_member(p, splits, names, "b", None, None)
+    (own_cache.parent / "b" / models.MANIFEST).unlink()  # killed after config.json landed, before the manifest
+    capsys.readouterr()
+    assert obtain_member(p, splits, names, "b", None, None).startswith("trained by an earlier run, copied")
+    assert "b: not kept: damaged: no manifest.json" in capsys.readouterr().out
+    weights = own_cache.parent / "b" / models.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)  # same size, other bytes
+    assert obtain_member(p, splits, names, "b", None, None).startswith("trained by an earlier run, copied")
+    assert "model.safetensors differs from its manifest" in capsys.readouterr().out
+    entry = next((own_cache / "models").iterdir())
+    (entry / "tokenizer" / "tokenizer.json").write_text("{}")  # a damaged cache entry: removed, the model trained
+    assert obtain_member(p, splits, names, "c", None, None) == "trained"
+    assert "is damaged (tokenizer/tokenizer.json differs from its manifest): removed" in capsys.readouterr().out
+
+
+def test_the_run_id_holds_library_versions_and_resolved_settings_once(member, own_cache, monkeypatch):
+    import importlib.metadata
+
+    p, splits, names = member
+    base = planned_run_id(p, splits, names)
+    assert planned_run_id({**p, "train": {**p["train"], "precision": "fp32"}}, splits, names) == base  # tests: fp32
+    # a recipe value that train.epochs overrides
+    recipe = {**p["model"]["textcnn"], "train": {**p["model"]["textcnn"]["train"], "epochs": 7}}
+    assert planned_run_id({**p, "model": {**p["model"], "textcnn": recipe}}, splits, names) == base
+    other_arch = {**p["model"]["bilstm_maxpool"], "hidden": 999}  # another architecture's section
+    assert planned_run_id({**p, "model": {**p["model"], "bilstm_maxpool": other_arch}}, splits, names) == base
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda n: "9.9.9" if n == "torch" else real(n))
+    assert planned_run_id(p, splits, names) != base
+    monkeypatch.undo()
+    monkeypatch.setattr(checkpoint.distributed, "threads_per_process", lambda: 97)
+    assert planned_run_id(p, splits, names) != base
+
+
+def test_the_feature_cache_misses_when_the_code_computing_features_changes(tiny_encoder, tiny_prepared, tmp_path,
+                                                                          monkeypatch):
+    p = tiny_params(tiny_encoder, "transformer_featureextract", epochs=1)
+    splits, names = load_prepared(tiny_prepared)
+    feats = tmp_path / "features"
+
+    def run():
+        fit(p, splits, names, model_dir=tmp_path / "m", metrics_path=None, live_dir=None,
+            checkpoint_root=tmp_path / "ckpt", feature_cache=feats)
+        return len(list(feats.glob("*.safetensors")))
+
+    assert run() == 2 and run() == 2  # train and dev, then reused
+    source = checkpoint._source
+    monkeypatch.setattr(checkpoint, "_source", lambda f: source(f) + ("\n# pooled otherwise\n"
+                                                                      if f.name == "featureextract.py" else ""))
+    assert run() == 4  # an edited pooling function: computed again
+    monkeypatch.setattr(checkpoint, "_source", lambda f: source(f) + ("\n# a scoring edit\n"
+                                                                      if f.name == "evaluate.py" else ""))
+    assert run() == 2 + 2  # code that computes no features: reused
+
+
+def test_a_damaged_checkpoint_is_not_resumed(member, tmp_path, capsys):
+    p, splits, names = member
+    p = {**p, "train": {**p["train"], "epochs": 2}}
+    kw = dict(model_dir=tmp_path / "m", metrics_path=None, live_dir=None, checkpoint_root=tmp_path / "ckpt",
+              feature_cache=None)
+    assert fit(p, splits, names, stop_after_epochs=1, **kw) == {"stopped_after_epoch": 1}
+    last = next((tmp_path / "ckpt").iterdir()) / "last.pt"
+    last.write_bytes(last.read_bytes()[:-16] + b"\0" * 16)
+    capsys.readouterr()
+    result = fit(p, splits, names, **kw)
+    assert "checkpoint not resumed (last.pt differs from its manifest); training from the start" in \
+        capsys.readouterr().out
+    assert result["epochs_run"] == 2 and len(result["history"]) == 2
+
+
+# ---------------------------------------------------------------- make compare: finished only if it is this run
+
+
+def test_a_quick_look_never_stands_in_for_the_full_run():
+    from emotion_classifier.experiments.compare_all import plan
+
+    full = plan(["textcnn"], [0], "cmp")
+    quick = plan(["textcnn"], [0], "cmp", ["train.epochs=1", "data.max_examples=300"])
+    assert full[0][0] == "cmp-textcnn-s0" and quick[0][0] != full[0][0] and quick[0][0].endswith("-textcnn-s0")
+    assert plan(["textcnn"], [0], "cmp", ["data.max_examples=300", "train.epochs=1"]) == quick  # order-free
+    assert plan(["textcnn"], [0], "cmp", ["train.epochs=2", "data.max_examples=300"]) != quick
+
+
+def test_a_finished_experiment_with_other_params_or_data_is_not_finished(tmp_path, monkeypatch):
+    import yaml
+
+    from emotion_classifier.experiments import compare_all
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "model": {"name": "x"},
+                                                          "train": {"epochs": None},
+                                                          "data": {"raw_dir": "data/raw/goemotions"}}))
+    sets = ["model.name=textcnn", "seed=0"]
+    row = {"params": {"seed": 0, "model.name": "textcnn", "train.epochs": None, "data.raw_dir": "data/raw/goemotions"},
+           "deps": {"data/raw/goemotions": "aaa.dir"}}
+    ws = {"deps": {"data/raw/goemotions": "aaa.dir"}}
+    assert compare_all.differs(row, sets, ws) is None
+    assert "train.epochs 1 -> None" in compare_all.differs({**row, "params": {**row["params"], "train.epochs": 1}},
+                                                           sets, ws)
+    assert compare_all.differs(row, [*sets, "train.epochs=1"], ws) == "params train.epochs None -> 1"
+    assert compare_all.differs(row, sets, {"deps": {"data/raw/goemotions": "bbb.dir"}}).startswith("data (")
+
+
+# ---------------------------------------------------------------- emotion-report: one commit, like with like
+
+
+def _exp_show(cpu_kinds=("amx", "amx")) -> list:
+    def rev(sha, name, cpu, seed):
+        return {"rev": sha, "name": name, "data": {
+            "params": {"params.yaml": {"data": {"seed": seed, "model": {"name": "textcnn"},
+                                                "data": {"raw_dir": "raw"}}}},
+            "metrics": {"metrics/eval.json": {"data": {"test_micro_f1": 0.5, "test_macro_f1": 0.4,
+                                                       "dev_macro_f1": 0.4}},
+                        "metrics/train.json": {"data": {"cpu_kind": cpu, "precision": "bf16", "train_time_s": 1}}},
+            "deps": {"raw": {"hash": "d.dir"}, "src/emotion_classifier/training": {"hash": "c.dir"}}}}
+
+    head = {**rev("h" * 40, "main", cpu_kinds[0], 0), "experiments": [
+        {"name": "cmp-s0", "revs": [rev("e1" * 20, "cmp-s0", cpu_kinds[0], 0)]},
+        {"name": "cmp-s1", "revs": [rev("e2" * 20, "cmp-s1", cpu_kinds[1], 1)]}]}
+    old = {**rev("o" * 40, "old", "avx2", 0), "experiments": [
+        {"name": "cmp-s0", "revs": [rev("e3" * 20, "cmp-s0", "avx2", 0)]}]}
+    return [{"rev": "workspace", "name": None, "data": None}, head, old]
+
+
+def _report(tmp_path, exp, *args):
+    from emotion_classifier.experiments import report
+
+    (tmp_path / "exp.json").write_text(json.dumps(exp))
+    (tmp_path / "params.yaml").write_text("seed: 0\nmodel:\n  name: textcnn\ndata:\n  raw_dir: raw\n")
+    report.main([*args, "--json", str(tmp_path / "exp.json"), "--out", str(tmp_path / "r.md"),
+                 "--chart", str(tmp_path / "r.png"), "--params", str(tmp_path / "params.yaml")],
+                reader=lambda rev, path: None)
+    return (tmp_path / "r.md").read_text()
+
+
+def test_the_report_reads_one_base_commit_and_names_it(tmp_path):
+    md = _report(tmp_path, _exp_show())
+    assert md.count("| cmp-s0 |") == 1 and "| cmp-s1 |" in md  # the old commit's cmp-s0 is left out
+    assert "Base commit `hhhhhhh`; CPU kind amx; training precision bf16." in md
+    md = _report(tmp_path, _exp_show(), "--rev", "ooo")
+    assert "| cmp-s1 |" not in md and "CPU kind avx2" in md
+
+
+def test_the_report_refuses_runs_of_different_cpu_kinds(tmp_path):
+    with pytest.raises(SystemExit, match="and cmp-s1 differ in cpu_kind \\(amx vs avx2\\): they are not comparable"):
+        _report(tmp_path, _exp_show(("amx", "avx2")))
+    assert "CPU kind amx, avx2" in _report(tmp_path, _exp_show(("amx", "avx2")), "--allow-mixed")
+
+
+# ---------------------------------------------------------------- an ensemble's weights, exported thresholds
+
+
+@pytest.fixture
+def untuned_ensemble(tmp_path, tiny_encoder):
+    """An ensemble directory of two untrained tiny models, saved as train saves them, not tuned."""
+    from emotion_classifier import text
+
+    p = tiny_params(tiny_encoder, "textcnn")
+    tok = text.load_tokenizer(p["model"]["encoder"])
+    torch.manual_seed(0)
+    for d in (tmp_path / "models", tmp_path / "models/members/1"):
+        model, cfg = models.build("textcnn", p["model"], tok, ["joy", "anger", "neutral"])
+        models.save(model, cfg, tok, d)
+    return tmp_path / "models"
+
+
+def test_an_ensemble_without_tuned_weights_is_refused_in_one_line(untuned_ensemble, tmp_path, capsys):
+    from emotion_classifier import teach
+    from emotion_classifier.inference import EmotionClassifier, ThresholdsError
+
+    for strategy in ("per_label", "fixed"):
+        with pytest.raises(ThresholdsError, match="no tuned thresholds.*an ensemble of 2 models is combined with "
+                                                  "the member weights tuned there"):
+            EmotionClassifier.load(untuned_ensemble, strategy)
+    untuned = EmotionClassifier.load(untuned_ensemble, "fixed", untuned=True)  # what tune_thresholds fits on
+    assert len(untuned.member_probas(["so happy"])) == 2
+    with pytest.raises(UserError, match="without member weights"):
+        untuned.predict_proba(["so happy"])
+    with pytest.raises(SystemExit):
+        teach.main([str(untuned_ensemble), str(tmp_path / "t.npz")])
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "no tuned thresholds" in err
+
+
+def test_export_quantize_carries_the_int8_thresholds(untuned_ensemble, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from emotion_classifier.export import export_onnx
+
+    shutil.rmtree(untuned_ensemble / "members")
+    tuned = {"weights_sha256": models.weights_hash(untuned_ensemble),
+             "strategies": {"per_label": [0.3, 0.4, 0.5], "global": [0.4] * 3, "fixed": [0.5] * 3},
+             "onnx_int8": {"strategies": {"per_label": [0.31, 0.42, 0.53], "global": [0.41] * 3}}}
+    (untuned_ensemble / "thresholds.json").write_text(json.dumps(tuned))
+    out = export_onnx(untuned_ensemble, tmp_path / "onnx", quantize=True)
+    config = json.loads((out / "config.json").read_text())
+    assert config["thresholds"] == pytest.approx(tuned["strategies"]["per_label"])
+    assert config["thresholds_int8"] == pytest.approx(tuned["onnx_int8"]["strategies"]["per_label"])
+    assert "thresholds_int8" not in json.loads((export_onnx(untuned_ensemble, tmp_path / "fp32") / "config.json")
+                                               .read_text())
+
+
+# ---------------------------------------------------------------- emotion-cache
+
+
+def test_the_cache_lists_prunes_by_age_and_size_and_clears_killed_writes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMOTION_CLASSIFIER_CACHE", str(tmp_path))
+    now = time.time()
+    for i, age_days in enumerate((40, 2, 1)):
+        entry = tmp_path / "models" / f"run{i}"
+        entry.mkdir(parents=True)
+        (entry / "config.json").write_text(json.dumps({"name": "textcnn", "train": {"seed": i, "epochs_run": 3}}))
+        (entry / "model.safetensors").write_bytes(b"x" * 1000)
+        os.utime(entry, (now - age_days * 86400,) * 2)
+    feats = tmp_path / "features"
+    feats.mkdir()
+    (feats / "abc.safetensors").write_bytes(b"not safetensors")
+    killed = tmp_path / "models" / ".run9.999999999.tmp"  # a copy whose process is gone
+    killed.mkdir()
+    cache.main(["ls"])
+    out = capsys.readouterr().out
+    assert "4 entries" in out and "textcnn seed 1, 3 epochs" in out and "unreadable features file" in out
+    assert ".run9" not in out
+    cache.main(["prune", "--older-than", "30d"])
+    assert not (tmp_path / "models/run0").exists() and not killed.exists() and (tmp_path / "models/run1").exists()
+    cache.main(["prune", "--max-size", "1.5KB"])  # least recently used first: run1 goes, run2 (newest) stays
+    assert [e.path.name for e in cache.entries() if e.kind == "model"] == ["run2"]
+    with pytest.raises(SystemExit, match="'5 parsecs' is not a size"):
+        cache.main(["prune", "--max-size", "5 parsecs"])
+    cache.main(["prune", "--max-size", "0"])
+    assert cache.entries() == []
