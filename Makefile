@@ -1,10 +1,11 @@
-# Two commands: `make repro` (pipeline) and `make test` (test suite). Both set up .venv once.
+# `make repro` (the pipeline) and `make test` (the suite) are the two a user needs; each sets up .venv once.
+# Also: setup, test-fast, test-reverse, lint, plots, compare (each explained above its target).
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test test-fast lint plots compare
+.PHONY: setup repro test test-reverse test-fast lint plots compare
 
 setup: $(STAMP)
 
@@ -13,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,onnx]'
-	$(PY) -m emotion_classifier.offline_plots --install \
+	$(PY) tools/offline_plots.py --install \
 	  || echo "warning: no offline plots template (npm missing?): dvc plots show needs internet until this works"
 	touch $(STAMP)
 
@@ -24,16 +25,20 @@ repro: $(STAMP)
 test: $(STAMP)
 	pytest -q
 
+# the whole suite in reverse order: no test depends on another's having run first
+test-reverse: $(STAMP)
+	pytest -q --reverse
+
 # the unit tests only (about a minute): no DVC pipeline, torchrun or benchmark runs
 test-fast: $(STAMP)
 	pytest -q -m "not slow"
 
 lint: $(STAMP)
-	ruff check src stages tests benchmarks
+	ruff check src stages tests benchmarks tools
 
 # dvc plots show as one self-contained page (vega inlined from npm: works offline). REVS="exp-a exp-b" to diff.
 plots: $(STAMP)
-	python -m emotion_classifier.offline_plots $(REVS)
+	python tools/offline_plots.py $(REVS)
 
 # Every architecture and the ensemble x SEEDS as DVC experiments (resumable), then reports/experiments.md.
 # SET="train.epochs=1 data.max_examples=300" for a quick look; SHARE=k/n runs one machine's share.

@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emotion_classifier import EmotionClassifier, hardware, models, text
+from emotion_classifier import EmotionClassifier, hardware
 from emotion_classifier.data import read_split
+from emotion_classifier.encoder import load_tokenizer
 from emotion_classifier.errors import UserError
 from emotion_classifier.export import export
+from emotion_classifier.model_dir.model import build, save
 from emotion_classifier.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +49,9 @@ def fresh_model_dir(out: Path, encoder: str, labels: list[str], name: str, **arc
     model_params = copy.deepcopy(load_params(ROOT / "params.yaml")["model"])
     model_params["encoder"] = encoder
     model_params[name].update(arch)
-    tok = text.load_tokenizer(encoder)
-    model, cfg = models.build(name, model_params, tok, labels)
-    models.save(model, cfg, tok, out)
+    tok = load_tokenizer(encoder)
+    model, cfg = build(name, model_params, tok, labels)
+    save(model, cfg, tok, out)
     return out
 
 
@@ -116,8 +118,8 @@ def dev_macro_f1(model_dir: Path, data: Path, labels: list[str], clfs: dict) -> 
     """Dev macro F1 of each backend with the model's tuned per-label thresholds: those tuned on fp32 scores, and for
     onnxruntime int8 those tuned on its own (tune_thresholds writes both)."""
     from emotion_classifier.data import multi_hot
-    from emotion_classifier.inference import read_tuned, strategy_thresholds
     from emotion_classifier.metrics import macro_f1
+    from emotion_classifier.model_dir import read_tuned, strategy_thresholds
 
     dev = read_split(data / "dev.tsv", len(labels))
     y = multi_hot(dev["label_ids"], len(labels))

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from emotion_classifier import text
 from emotion_classifier.data import read_split
+from emotion_classifier.encoder import resolve_encoder
 from emotion_classifier.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ from inference import DATA, fresh_model_dir  # noqa: E402
 def fresh_model(out: Path, encoder: str, labels: list[str]) -> Path:
     from transformers import AutoConfig
 
-    hidden = AutoConfig.from_pretrained(text.resolve_encoder(encoder)).hidden_size
+    hidden = AutoConfig.from_pretrained(resolve_encoder(encoder)).hidden_size
     # embeddings initialised from the encoder's: their width is its hidden size
     return fresh_model_dir(out, encoder, labels, "bilstm_maxpool", embedding_dim=hidden)
 

@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emotion_classifier import hardware, models, onnx_backend
+from emotion_classifier import hardware, onnx_backend
+from emotion_classifier.batching import TokenData, predict_logits
 from emotion_classifier.data import multi_hot, read_split
+from emotion_classifier.encoder import bounded
 from emotion_classifier.metrics import macro_f1
-from emotion_classifier.text import bounded
+from emotion_classifier.model_dir.model import load
 from emotion_classifier.thresholds import Policy, apply
-from emotion_classifier.training.batches import TokenData, predict_logits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cpuload  # noqa: E402
@@ -70,14 +71,14 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     policies = {n: POLICIES[n] for n in args.policies.split(",")} if args.policies else POLICIES
     threads = hardware.use_threads()
-    model, cfg, tok = models.load(args.model_dir, "cpu")
+    model, cfg, tok = load(args.model_dir, "cpu")
     labels = cfg["labels"]
     dev = read_split(Path(args.data) / "dev.tsv", len(labels))
     dev = dev.head(args.sentences) if args.sentences else dev
     texts, y = list(dev["text"]), multi_hot(dev["label_ids"], len(labels))
     policy = Policy()  # thresholds.* defaults: micro F1 for the global one, per label where 5+ positives
     rows = {}
-    with tempfile.TemporaryDirectory() as tmp, cpuload.watch(args.strict) as load:
+    with tempfile.TemporaryDirectory() as tmp, cpuload.watch(args.strict) as cpu_load:
         graphs = {"onnx fp32 (traced)": onnx_backend.write(model, tok, Path(tmp) / "traced.onnx"),
                   "onnx fp32 (fused)": onnx_backend.inference_graph(model, tok, Path(tmp) / "fused.onnx")}
         graphs |= {f"onnx int8, {name}": onnx_backend.inference_graph(model, tok, Path(tmp) / f"q{i}.onnx", True, p)
@@ -99,7 +100,7 @@ def main(argv=None) -> dict:
                      "max_abs_diff": float(np.abs(probs - ref).max())}
         print(f"{name:<50} {speed:8.1f}/s {speed / ref_speed:5.2f}x  F1 {kept:.4f} ({kept - base:+.4f})  "
               f"re-tuned {own:.4f} ({own - base:+.4f})  max |diff| {out[name]['max_abs_diff']:.1e}")
-    return {"rows": out, "contended": load["contended"]}
+    return {"rows": out, "contended": cpu_load["contended"]}
 
 
 if __name__ == "__main__":

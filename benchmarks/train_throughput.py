@@ -24,8 +24,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from emotion_classifier import hardware, text
+from emotion_classifier import hardware
 from emotion_classifier.data import SPLITS, label_matrix, multi_hot, read_raw, subset
+from emotion_classifier.encoder import load_tokenizer, resolve_encoder
 from emotion_classifier.params import load_params, set_key, validate
 from emotion_classifier.training.loop import fit
 
@@ -58,9 +59,9 @@ def hf_trainer(params, splits, names, batch_size: int | None) -> float:
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
 
     mp = params["model"]
-    tok = text.load_tokenizer(mp["encoder"])
+    tok = load_tokenizer(mp["encoder"])
     model = AutoModelForSequenceClassification.from_pretrained(
-        text.resolve_encoder(mp["encoder"]), num_labels=len(names), problem_type="multi_label_classification")
+        resolve_encoder(mp["encoder"]), num_labels=len(names), problem_type="multi_label_classification")
     model.resize_token_embeddings(len(tok))
     df = splits["train"]
     ds = Dataset.from_dict({"text": list(df["text"]), "labels": [list(r) for r in label_matrix(df)]})

@@ -114,10 +114,18 @@ def tiny_prepared(tiny_raw):
     return tiny_raw.parent / "prepared"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--reverse", action="store_true",
+                     help="run the tests in reverse order (no test may depend on another's having run)")
+
+
 def pytest_collection_modifyitems(config, items):
-    """`@pytest.mark.cuda` tests run where a CUDA device is visible (benchmarks/gpu_check.py), skip elsewhere."""
+    """`@pytest.mark.cuda` tests run where a CUDA device is visible (benchmarks/gpu_check.py), skip elsewhere.
+    `--reverse` reverses the order (`make test-reverse`)."""
     import torch
 
+    if config.getoption("reverse"):
+        items.reverse()
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (run benchmarks/gpu_check.py on a GPU machine)")

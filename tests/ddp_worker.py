@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from emotion_classifier import distributed
 from emotion_classifier.data import load_prepared
+from emotion_classifier.training import distributed
 from emotion_classifier.training.loop import fit
 
 spec = json.loads(Path(sys.argv[1]).read_text())

@@ -1,7 +1,6 @@
 """The registry: an architecture is one registered entry; the pipeline asks it, never its name."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -94,13 +93,17 @@ def test_textcnn_max_pools_over_real_tokens_only():
 
 
 def test_no_architecture_name_outside_the_registry():
-    """Code outside architectures/ asks the entry, never the name (tests and params.yaml may name them)."""
-    src = os.path.join(os.path.dirname(architectures.__file__), os.pardir)
+    """Code outside architectures/ asks the entry, never the name (tests and params.yaml may name them): every
+    module of the package, subpackages included."""
+    from pathlib import Path
+
+    pkg = Path(architectures.__file__).parents[1]
     names = list(architectures.REGISTRY)
-    for f in sorted(os.listdir(src)):
-        if f.endswith(".py"):
-            code = open(os.path.join(src, f), encoding="utf-8").read()
-            assert not [n for n in names if f'"{n}"' in code], f
+    files = [f for f in sorted(pkg.rglob("*.py")) if "architectures" not in f.relative_to(pkg).parts]
+    assert len(files) > 40 and any(f.parent.name == "stages" for f in files)  # the whole package is read
+    for f in files:
+        code = f.read_text(encoding="utf-8")
+        assert not [n for n in names if f'"{n}"' in code or f"'{n}'" in code], f
 
 
 def test_readme_is_a_guide_with_the_add_an_architecture_section():
@@ -118,16 +121,17 @@ def test_readme_is_a_guide_with_the_add_an_architecture_section():
 
 def test_mask_words_start_the_mask_tokens_as_those_words(tiny_encoder):
     """A frozen encoder never learns its masks: mapped, [NAME] embeds as the word; unmapped, as the mean."""
-    from emotion_classifier import models, text
+    from emotion_classifier.encoder import load_tokenizer
     from emotion_classifier.errors import UserError
+    from emotion_classifier.model_dir.model import build
 
     p = tiny_params(tiny_encoder, "transformer_featureextract")
-    tok = text.load_tokenizer(str(tiny_encoder))
+    tok = load_tokenizer(str(tiny_encoder))
     name_id, religion_id, word_id = tok.convert_tokens_to_ids(["[NAME]", "[RELIGION]", "love"])
 
     def embeddings(mask_words):
         torch.manual_seed(0)  # resizing draws the new rows near the mean embedding
-        model, _ = models.build("transformer_featureextract", {**p["model"], "mask_words": mask_words}, tok, ["a"])
+        model, _ = build("transformer_featureextract", {**p["model"], "mask_words": mask_words}, tok, ["a"])
         return model.encoder.get_input_embeddings().weight.detach()
 
     emb = embeddings({"NAME": "love", "RELIGION": ""})
@@ -151,3 +155,19 @@ def test_cached_features_belong_to_the_mask_words(tiny_encoder, tiny_prepared, t
         fit(params, splits, names, model_dir=tmp_path / f"m{n}", metrics_path=None, live_dir=None,
             checkpoint_root=tmp_path / "ckpt", feature_cache=cache)
         assert len(list(cache.glob("*.safetensors"))) == 2 * n  # train and dev, for each mapping
+
+
+def test_the_readme_map_names_every_module():
+    """'Where things live' covers every module of src/emotion_classifier/ (by file or package name)."""
+    import re
+    from pathlib import Path
+
+    from .conftest import ROOT
+
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    parts = [part.removesuffix(".py") for token in re.findall(r"`([^`]+)`", section) for part in token.split("/")]
+    named = {part for part in parts if re.fullmatch(r"[A-Za-z_]+", part)}  # `name`, `name.py`, `.../name.py`
+    pkg = Path(architectures.__file__).parents[1]
+    missing = [f.relative_to(pkg).as_posix() for f in sorted(pkg.rglob("*.py"))
+               if f.stem not in named and not (f.stem == "__init__" and f.parent.name in named)]
+    assert missing == []

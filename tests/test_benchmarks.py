@@ -41,7 +41,7 @@ def test_inference_benchmark_times_the_pipeline_for_a_mean_pooled_model(tiny_enc
     labels = (tiny_raw / "emotions.txt").read_text().split()
     model_dir = bench.fresh_model_dir(tmp_path / "m", str(tiny_encoder), labels, "transformer_finetune",
                                       pooling="mean")
-    from emotion_classifier.models import weights_hash
+    from emotion_classifier.model_dir import weights_hash
 
     (model_dir / "thresholds.json").write_text(json.dumps({"weights_sha256": weights_hash(model_dir),
                                                            "strategies": {"per_label": [0.5, 0.4, 0.6]}}))

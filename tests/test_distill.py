@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from emotion_classifier import data
-from emotion_classifier.distill import save_teacher, training_targets
 from emotion_classifier.errors import UserError
+from emotion_classifier.experiments.teach import write_teacher
 from emotion_classifier.inference import EmotionClassifier
 from emotion_classifier.params import validate
-from emotion_classifier.teach import write_teacher
 from emotion_classifier.training.checkpoint import run_id
+from emotion_classifier.training.distill import save_teacher, training_targets
 from emotion_classifier.training.loop import fit
 
 from .conftest import tiny_params

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from emotion_classifier.data import DataError, read_label_names, read_split
+from emotion_classifier.encoder import bounded
 from emotion_classifier.predict import main as predict_main
-from emotion_classifier.text import bounded
 
 from .conftest import tiny_params, train_and_tune
 
@@ -111,7 +111,7 @@ def test_blank_texts_are_skipped_in_every_format(model_dir, tmp_path, capsys):
 
 
 def test_a_huge_line_is_cut_to_what_its_tokens_come_from(tiny_encoder):
-    from emotion_classifier.text import load_tokenizer
+    from emotion_classifier.encoder import load_tokenizer
 
     tok = load_tokenizer(str(tiny_encoder))
     texts = ["happy " * 3000, "a" * 250 + "   \n\t " * 2000 + " glad" * 5000, "x" * 2_000_000, "so glad"]

@@ -6,9 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from emotion_classifier import data, models
+from emotion_classifier import data
 from emotion_classifier.ensemble import average, fit_weights
-from emotion_classifier.inference import EmotionClassifier, ThresholdsError, read_thresholds
+from emotion_classifier.inference import EmotionClassifier
+from emotion_classifier.model_dir import ThresholdsError
+from emotion_classifier.model_dir.model import load, read_config, read_thresholds
 from emotion_classifier.params import ParamsError, member_params, validate
 from emotion_classifier.stages import train as train_stage
 from emotion_classifier.training.checkpoint import cached_timing
@@ -88,7 +90,7 @@ def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
     assert len(th["member_weights"]) == 3 and sum(th["member_weights"]) == pytest.approx(1.0)
     clf = EmotionClassifier.load(d / "models", device="cpu")
     texts = ["so happy for you", "this is awful", "what?"]
-    alone = [EmotionClassifier(*models.load(m), device="cpu").predict_proba(texts)  # each model by itself
+    alone = [EmotionClassifier(*load(m), device="cpu").predict_proba(texts)  # each model by itself
              for m in (d / "models", d / "models/members/1", d / "models/members/2")]
     assert np.allclose(clf.predict_proba(texts), np.tensordot(th["member_weights"], np.stack(alone), 1), atol=1e-6)
     assert len(clf.predict(texts)) == 3
@@ -108,7 +110,7 @@ def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
     train_stage.train_ensemble(p, *data.load_prepared(p["data"]["prepared_dir"]))
     assert capsys.readouterr().out.count("trained already, kept") == 3
     train_json = json.loads((d / "metrics/train.json").read_text())
-    records = [models.read_config(m)["train"] for m in (d / "models", d / "models/members/1", d / "models/members/2")]
+    records = [read_config(m)["train"] for m in (d / "models", d / "models/members/1", d / "models/members/2")]
     times = [cached_timing(r["run_id"])["train_time_s"] for r in records]  # the model directory holds no timings
     assert train_json["train_time_s"] == pytest.approx(sum(times), abs=0.05) and min(times) > 0
     assert train_json["members"] == "bilstm_maxpool + textcnn + bilstm_maxpool"
@@ -190,7 +192,7 @@ def test_ensemble_exports_to_onnx_member_by_member(ensemble_dir, tmp_path):
 def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatch):
     import shutil
 
-    from emotion_classifier import ensemble_search
+    from emotion_classifier.experiments import ensemble_search
 
     d, p = ensemble_dir
     os.chdir(d)
@@ -217,8 +219,12 @@ def test_fit_temperature_recovers_an_overconfident_models_calibration():
     assert fit_temperature(1 / (1 + np.exp(-logits)), y) == pytest.approx(1.0, rel=0.1)
 
 
-def test_a_shorter_member_list_drops_the_rest(ensemble_dir):  # last: it changes the ensemble
-    d, p = ensemble_dir
+def test_a_shorter_member_list_drops_the_rest(ensemble_dir, tmp_path):
+    import shutil
+
+    src, p = ensemble_dir
+    d = tmp_path / "copy"  # a copy: the shared ensemble stays whole for every other test, in any order
+    shutil.copytree(src / "models", d / "models")
     os.chdir(d)
     fewer = validate({**p, "ensemble": {"members": p["ensemble"]["members"][:2]}})
     train_stage.train_ensemble(fewer, *data.load_prepared(p["data"]["prepared_dir"]))
@@ -244,8 +250,8 @@ def test_experiment_model_is_copied_out_of_the_dvc_cache(tmp_path):
 
     import yaml
 
-    from emotion_classifier.ensemble_search import experiment_model
     from emotion_classifier.errors import UserError
+    from emotion_classifier.experiments.ensemble_search import experiment_model
 
     repo = tmp_path / "repo"
     cache = repo / ".dvc/cache/files/md5"

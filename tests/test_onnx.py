@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from emotion_classifier import architectures, models, text
+from emotion_classifier import architectures
+from emotion_classifier.encoder import load_tokenizer
 from emotion_classifier.inference import EmotionClassifier
+from emotion_classifier.model_dir.model import build, save
 
 from .conftest import TINY_LABELS, tiny_params
 
@@ -21,11 +23,11 @@ def model_dir(request, tmp_path_factory, tiny_encoder):
     import torch
 
     p = tiny_params(tiny_encoder, request.param)
-    tok = text.load_tokenizer(p["model"]["encoder"])
+    tok = load_tokenizer(p["model"]["encoder"])
     torch.manual_seed(0)
-    model, cfg = models.build(request.param, p["model"], tok, TINY_LABELS)
+    model, cfg = build(request.param, p["model"], tok, TINY_LABELS)
     d = tmp_path_factory.mktemp(request.param)
-    models.save(model, cfg, tok, d)
+    save(model, cfg, tok, d)
     return d
 
 
@@ -64,10 +66,10 @@ def test_predict_cli_with_the_onnx_backend(tiny_encoder, tmp_path, capsys):
     from emotion_classifier.predict import main
 
     p = tiny_params(tiny_encoder, "transformer_finetune")
-    tok = text.load_tokenizer(p["model"]["encoder"])
+    tok = load_tokenizer(p["model"]["encoder"])
     torch.manual_seed(0)
-    model, cfg = models.build("transformer_finetune", p["model"], tok, TINY_LABELS)
-    models.save(model, cfg, tok, tmp_path / "m")
+    model, cfg = build("transformer_finetune", p["model"], tok, TINY_LABELS)
+    save(model, cfg, tok, tmp_path / "m")
     main(["--model-dir", str(tmp_path / "m"), "--thresholds", "fixed", "--backend", "onnx", "--all-scores",
           "--json", "--text", "so happy"])
     row = json.loads(capsys.readouterr().out.splitlines()[0])
@@ -90,9 +92,9 @@ def test_a_transformer_is_served_as_a_fused_graph_that_scores_like_torch(tiny_en
     from emotion_classifier import onnx_backend
 
     p = tiny_params(tiny_encoder, name)
-    tok = text.load_tokenizer(p["model"]["encoder"])
+    tok = load_tokenizer(p["model"]["encoder"])
     torch.manual_seed(0)
-    model, _ = models.build(name, p["model"], tok, TINY_LABELS)
+    model, _ = build(name, p["model"], tok, TINY_LABELS)
     model.eval()
     path = onnx_backend.inference_graph(model, tok, tmp_path / "model.onnx")
     ops = collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)

@@ -11,7 +11,7 @@ import yaml
 
 from emotion_classifier.experiments.collect import flatten
 
-from .conftest import SHARED, copy_repo, tiny_params
+from .conftest import ROOT, SHARED, copy_repo, tiny_params
 
 pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fast` skips them
 
@@ -54,6 +54,23 @@ def repo(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def reproduced(repo, tiny_encoder) -> str:
+    """The whole pipeline through `dvc repro`, once per module, on an ensemble of two tiny members: the repo then
+    stands up to date. Returns the run's log. Each test that needs it asks for it (none relies on another's run)."""
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    tiny = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
+    p["model"] = tiny["model"]
+    p["train"] = tiny["train"]
+    p["model"]["name"] = "ensemble"  # an ensemble, through DVC
+    p["ensemble"]["members"] = [{"model.name": "bilstm_maxpool"}, {"model.name": "bilstm_lasttoken", "seed": 1}]
+    p["compare"]["tfidf_max_features"] = 2000
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    r = dvc(["repro"], repo)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
 def test_prepare_and_analyze(repo):
     r = dvc(["repro", "analyze_dataset"], repo)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -76,6 +93,7 @@ def test_prepare_and_analyze(repo):
 
 
 def test_bad_row_fails_and_keeps_previous_output(repo):
+    assert dvc(["repro", "prepare"], repo).returncode == 0
     before = (repo / "data/prepared/train.parquet").read_bytes()
     raw = repo / "data/raw/goemotions/train.tsv"
     raw.chmod(0o644)
@@ -93,19 +111,9 @@ def test_bad_row_fails_and_keeps_previous_output(repo):
     assert (repo / "data/prepared/train.parquet").read_bytes() == before
 
 
-def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
+def test_full_pipeline_with_a_tiny_encoder(repo, reproduced):
     """All six stages through dvc, as a user runs them: dvc.yaml's deps, outs, metrics and plots."""
-    p = yaml.safe_load((repo / "params.yaml").read_text())
-    tiny = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
-    p["model"] = tiny["model"]
-    p["train"] = tiny["train"]
-    p["model"]["name"] = "ensemble"  # an ensemble, through DVC
-    p["ensemble"]["members"] = [{"model.name": "bilstm_maxpool"}, {"model.name": "bilstm_lasttoken", "seed": 1}]
-    p["compare"]["tfidf_max_features"] = 2000
-    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    r = dvc(["repro"], repo)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    log = r.stdout + r.stderr  # not a terminal: one line per epoch and stage, no progress-bar frames
+    log = reproduced  # not a terminal: one line per epoch and stage, no progress-bar frames
     assert "batch/s" not in log and "mean_resizing" not in log, log[-3000:]
     assert "ensemble member 1/2: bilstm_maxpool (seed 0)" in log and "ensemble member 2/2: bilstm_lasttoken" in log
     shown = json.loads(dvc(["metrics", "show", "--json"], repo).stdout)
@@ -139,9 +147,8 @@ def test_full_pipeline_with_a_tiny_encoder(repo, tiny_encoder):
     assert cached_outputs(repo) == lock  # timings live in metrics/ (uncached): only those may differ
 
 
-def test_a_change_to_one_stages_code_reruns_only_that_stage(repo):
-    if "up to date" not in dvc(["status"], repo).stdout:
-        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder")
+def test_a_change_to_one_stages_code_reruns_only_that_stage(repo, reproduced):
+    assert "up to date" in dvc(["status"], repo).stdout
     module = repo / "src/emotion_classifier/stages/compare.py"
     original = module.read_text()
     module.write_text(original + "\n# how compare writes its markdown changed\n")
@@ -153,11 +160,10 @@ def test_a_change_to_one_stages_code_reruns_only_that_stage(repo):
         module.write_text(original)
 
 
-def test_a_param_of_the_wrong_type_equal_to_the_old_value_is_still_rejected(repo):
+def test_a_param_of_the_wrong_type_equal_to_the_old_value_is_still_rejected(repo, reproduced):
     """DVC compares params by value: `train.epochs: true` after 1 was "unchanged", so check_params never ran."""
     p = yaml.safe_load((repo / "params.yaml").read_text())
-    if p["train"]["epochs"] != 1 or "up to date" not in dvc(["status"], repo).stdout:
-        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder (train.epochs 1)")
+    assert p["train"]["epochs"] == 1 and "up to date" in dvc(["status"], repo).stdout
     original = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(original.replace("  epochs: 1\n", "  epochs: true\n", 1))
     try:
@@ -168,7 +174,7 @@ def test_a_param_of_the_wrong_type_equal_to_the_old_value_is_still_rejected(repo
     assert dvc(["repro"], repo).returncode == 0 and "up to date" in dvc(["status"], repo).stdout
 
 
-def test_a_rejected_param_keeps_every_output(repo):
+def test_a_rejected_param_keeps_every_output(repo, reproduced):
     """Before: DVC deleted models/, metrics/train.json and dvclive/ before train rejected lr: -1."""
     def snapshot():
         return {str(f.relative_to(repo)): f.read_bytes() for top in ("models", "metrics", "plots", "dvclive")
@@ -203,19 +209,17 @@ def test_raw_dir_param_is_the_dependency(repo):
     assert any(d["path"] == p["data"]["raw_dir"] for d in lock["stages"]["prepare"]["deps"])
 
 
-def test_offline_plots_render_in_headless_chromium(repo):
+def test_offline_plots_render_in_headless_chromium(repo, reproduced):
     """`make plots` output in a real browser: the vega charts must draw offline, not a blank page."""
     import shutil
 
     if not (shutil.which("chromium") and shutil.which("npm")):
         pytest.skip("needs Debian's chromium and npm (apt-get install chromium npm)")
-    if not (repo / "metrics/eval.json").exists():
-        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder")
     from matplotlib.image import imread
 
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
     shot = repo / "shot.png"
-    r = subprocess.run([sys.executable, "-m", "emotion_classifier.offline_plots", "--screenshot", str(shot)],
+    r = subprocess.run([sys.executable, str(ROOT / "tools/offline_plots.py"), "--screenshot", str(shot)],
                        cwd=repo, env=env, capture_output=True, text=True, check=False, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     html = (repo / "dvc_plots/index.html").read_text()
@@ -226,18 +230,20 @@ def test_offline_plots_render_in_headless_chromium(repo):
     assert coloured > 0.01, coloured
 
 
-def test_plain_dvc_plots_show_draws_every_chart_offline(repo):
+def test_plain_dvc_plots_show_draws_every_chart_offline(repo, reproduced):
     """After `make setup`'s --install, DVC's own `dvc plots show` (no flag) uses the template with vega inlined."""
     import shutil
 
     if not (shutil.which("chromium") and shutil.which("npm")):
         pytest.skip("needs Debian's chromium and npm (apt-get install chromium npm)")
-    if not (repo / "metrics/eval.json").exists():
-        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder")
-    from emotion_classifier.offline_plots import rendered_charts
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("offline_plots", ROOT / "tools/offline_plots.py")
+    offline_plots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(offline_plots)
 
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
-    r = subprocess.run([sys.executable, "-m", "emotion_classifier.offline_plots", "--install"], cwd=repo, env=env,
+    r = subprocess.run([sys.executable, str(ROOT / "tools/offline_plots.py"), "--install"], cwd=repo, env=env,
                        capture_output=True, text=True, check=False, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     r = dvc(["plots", "show", "-o", "plain"], repo)
@@ -245,15 +251,13 @@ def test_plain_dvc_plots_show_draws_every_chart_offline(repo):
     html = (repo / "plain/index.html").read_text()
     vega = [p for p in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"] if isinstance(p, dict)]
     assert "cdn.jsdelivr" not in html and html.count("vegaEmbed(") == len(vega)
-    assert rendered_charts(repo / "plain/index.html") == len(vega)  # every chart drawn, none left blank
+    assert offline_plots.rendered_charts(repo / "plain/index.html") == len(vega)  # every chart drawn, none left blank
 
 
 
-def test_a_clone_gets_the_trained_model_with_dvc_pull_and_dvc_artifacts_get(repo, tmp_path):
+def test_a_clone_gets_the_trained_model_with_dvc_pull_and_dvc_artifacts_get(repo, reproduced, tmp_path):
     """Once a remote holds main's outputs (its maintainers push them), a clone needs no training: `dvc pull`
     then `emotion-predict`, or `dvc artifacts get` of the model alone. A local remote stands for the shared one."""
-    if not (repo / "models/config.json").exists():
-        pytest.skip("runs after test_full_pipeline_with_a_tiny_encoder")
     remote = tmp_path / "remote"
     assert dvc(["remote", "add", "--local", "pushed", str(remote)], repo).returncode == 0
     r = dvc(["push", "--remote", "pushed"], repo)

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from emotion_classifier import cache, models
+from emotion_classifier import cache
 from emotion_classifier.data import load_prepared
 from emotion_classifier.errors import UserError
+from emotion_classifier.model_dir import MANIFEST, WEIGHTS, weights_hash
+from emotion_classifier.model_dir.model import build, save
 from emotion_classifier.stages.train import obtain_member
 from emotion_classifier.training import checkpoint
 from emotion_classifier.training.checkpoint import planned_run_id
@@ -59,11 +61,11 @@ def test_a_copy_killed_half_way_is_rebuilt_not_kept(member, own_cache, capsys):
     p, splits, names = member
     obtain_member(p, splits, names, "a", None, None)
     obtain_member(p, splits, names, "b", None, None)
-    (own_cache.parent / "b" / models.MANIFEST).unlink()  # killed after config.json landed, before the manifest
+    (own_cache.parent / "b" / MANIFEST).unlink()  # killed after config.json landed, before the manifest
     capsys.readouterr()
     assert obtain_member(p, splits, names, "b", None, None).startswith("trained by an earlier run, copied")
     assert "b: not kept: damaged: no manifest.json" in capsys.readouterr().out
-    weights = own_cache.parent / "b" / models.WEIGHTS
+    weights = own_cache.parent / "b" / WEIGHTS
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)  # same size, other bytes
     assert obtain_member(p, splits, names, "b", None, None).startswith("trained by an earlier run, copied")
     assert "model.safetensors differs from its manifest" in capsys.readouterr().out
@@ -213,20 +215,21 @@ def test_the_report_refuses_runs_of_different_cpu_kinds(tmp_path):
 @pytest.fixture
 def untuned_ensemble(tmp_path, tiny_encoder):
     """An ensemble directory of two untrained tiny models, saved as train saves them, not tuned."""
-    from emotion_classifier import text
+    from emotion_classifier.encoder import load_tokenizer
 
     p = tiny_params(tiny_encoder, "textcnn")
-    tok = text.load_tokenizer(p["model"]["encoder"])
+    tok = load_tokenizer(p["model"]["encoder"])
     torch.manual_seed(0)
     for d in (tmp_path / "models", tmp_path / "models/members/1"):
-        model, cfg = models.build("textcnn", p["model"], tok, ["joy", "anger", "neutral"])
-        models.save(model, cfg, tok, d)
+        model, cfg = build("textcnn", p["model"], tok, ["joy", "anger", "neutral"])
+        save(model, cfg, tok, d)
     return tmp_path / "models"
 
 
 def test_an_ensemble_without_tuned_weights_is_refused_in_one_line(untuned_ensemble, tmp_path, capsys):
-    from emotion_classifier import teach
-    from emotion_classifier.inference import EmotionClassifier, ThresholdsError
+    from emotion_classifier.experiments import teach
+    from emotion_classifier.inference import EmotionClassifier
+    from emotion_classifier.model_dir import ThresholdsError
 
     for strategy in ("per_label", "fixed"):
         with pytest.raises(ThresholdsError, match="no tuned thresholds.*an ensemble of 2 models is combined with "
@@ -249,7 +252,7 @@ def test_export_quantize_carries_the_int8_thresholds(untuned_ensemble, tmp_path)
     from emotion_classifier.export import export_onnx
 
     shutil.rmtree(untuned_ensemble / "members")
-    tuned = {"weights_sha256": models.weights_hash(untuned_ensemble),
+    tuned = {"weights_sha256": weights_hash(untuned_ensemble),
              "strategies": {"per_label": [0.3, 0.4, 0.5], "global": [0.4] * 3, "fixed": [0.5] * 3},
              "onnx_int8": {"strategies": {"per_label": [0.31, 0.42, 0.53], "global": [0.41] * 3}}}
     (untuned_ensemble / "thresholds.json").write_text(json.dumps(tuned))

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from emotion_classifier.inference import EmotionClassifier, ThresholdsError, read_thresholds
+from emotion_classifier.inference import EmotionClassifier
+from emotion_classifier.model_dir import ThresholdsError
+from emotion_classifier.model_dir.model import read_thresholds
 from emotion_classifier.params import validate
 
 from .conftest import ROOT, run_stage, tiny_params

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from emotion_classifier import metrics as M
-from emotion_classifier import models
 from emotion_classifier.architectures import REGISTRY, get
-from emotion_classifier.architectures._common import pool
+from emotion_classifier.architectures.layers import pool
+from emotion_classifier.batching import TokenData, bucket_batches, pad, predict_logits
 from emotion_classifier.data import label_matrix, load_prepared
+from emotion_classifier.model_dir.model import load
 from emotion_classifier.params import ParamsError, validate
 from emotion_classifier.training import losses
-from emotion_classifier.training.batches import TokenData, bucket_batches, pad, predict_logits
 from emotion_classifier.training.loop import batch_loss, fit
 from emotion_classifier.training.losses.asymmetric import asymmetric_loss
 from emotion_classifier.training.losses.bce import positive_weights
@@ -51,14 +51,14 @@ def test_each_architecture_trains_and_reloads(tmp_path, params_for, name):
     assert result["best_epoch"] >= 1
 
     # save -> load gives identical logits
-    model, cfg, tok = models.load(tmp_path / "models")
+    model, cfg, tok = load(tmp_path / "models")
     assert cfg["name"] == name and tok.convert_tokens_to_ids("[NAME]") != tok.unk_token_id
     assert get(name).output_layer(model).out_features == len(cfg["labels"])  # the logits' layer
     splits, _ = load_prepared(p["data"]["prepared_dir"])
     ids = tok(list(splits["dev"]["text"]), truncation=True, max_length=16)["input_ids"]
     data = TokenData(ids, tok.pad_token_id)
     a = predict_logits(model, data, 8, torch.device("cpu"), "fp32")
-    model2, _, _ = models.load(tmp_path / "models")
+    model2, _, _ = load(tmp_path / "models")
     b = predict_logits(model2, data, 5, torch.device("cpu"), "fp32")  # other batching, same logits
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert not (tmp_path / "ckpt").exists() or not any((tmp_path / "ckpt").iterdir())
@@ -127,7 +127,7 @@ def test_weighted_bce_model_saves_calibrated_logits(tmp_path, params_for, monkey
     assert shift.max() > 0.5  # a shift the comparison below would see
 
     def dev_logits(model_dir):
-        model, _, tok = models.load(model_dir)
+        model, _, tok = load(model_dir)
         data = TokenData(tok(list(splits["dev"]["text"]), truncation=True, max_length=16)["input_ids"],
                          tok.pad_token_id)
         return predict_logits(model, data, 8, torch.device("cpu"), "fp32")
@@ -202,7 +202,7 @@ def test_rdrop_makes_dropout_passes_agree(tmp_path, params_for):
     gaps = []
     for alpha in (0.0, 20.0):
         _fit(tmp_path / str(alpha), validate({**p, "train": {**p["train"], "rdrop_alpha": alpha}}))
-        model, _, tok = models.load(tmp_path / str(alpha) / "models")
+        model, _, tok = load(tmp_path / str(alpha) / "models")
         batch = pad(tok(list(splits["dev"]["text"]), truncation=True, max_length=16)["input_ids"], tok.pad_token_id)
         model.train()  # dropout on: two passes differ
         torch.manual_seed(0)
@@ -269,7 +269,7 @@ def test_feature_layers_concatenate_top_hidden_states(tmp_path, params_for):
     p = params_for("transformer_featureextract", epochs=1)
     p["model"]["transformer_featureextract"]["feature_layers"] = 3
     _fit(tmp_path, p)
-    model, cfg, tok = models.load(tmp_path / "models")
+    model, cfg, tok = load(tmp_path / "models")
     assert model.head[1].in_features == 3 * model.encoder.config.hidden_size
     batch = pad(tok(["so happy", "what a sad day"])["input_ids"], tok.pad_token_id)
     with torch.no_grad():
@@ -298,7 +298,7 @@ def test_bf16_train_step_runs_on_any_cpu(tmp_path, params_for):
     r = _fit(tmp_path, params_for("transformer_finetune", epochs=1, precision="bf16"))
     m = json.loads((tmp_path / "train.json").read_text())
     assert np.isfinite(r["dev_loss"]) and m["precision"] == "bf16" and m["device"] == "cpu"
-    model, cfg, _ = models.load(tmp_path / "models")
+    model, cfg, _ = load(tmp_path / "models")
     assert cfg["train"]["precision"] == "bf16" and cfg["train"]["cpu_kind"]  # the whole record: with the model
     assert all(t.dtype == torch.float32 for t in model.state_dict().values() if t.is_floating_point())
 

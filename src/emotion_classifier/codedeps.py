@@ -12,7 +12,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent
 # Imported by every stage to validate params, report errors, name, write and cache files: a change there does not
 # change a result (a params change shows up as one), so no stage depends on them and no run id hashes them.
-EXEMPT = ("", "params", "io", "errors", "cli", "paths", "cache")
+EXEMPT = ("", "params", "fields", "files", "errors", "cli", "paths", "cache")
 # Exempt modules a stage's results do depend on: train's settings are what params.resolve and member_params make of
 # params.yaml (recipes, `auto`, members' overrides), so an edit of the resolution must rerun train and miss its reuse.
 RUNS_ALSO = {"stages.train": ("params",)}

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .io import atomic_dir, read_json, write_json
+from .files import atomic_dir, read_json, write_json
 
 SPLITS = ("train", "dev", "test")
 COLUMNS = ("text", "label_ids", "id")

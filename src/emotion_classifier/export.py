@@ -18,17 +18,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import UserError
-from .io import atomic_dir
+from .errors import UserError, one_line_errors
+from .files import atomic_dir
 
 
 def _thresholds(model_dir, strategy: str, n_labels: int, onnx_int8: bool = False) -> list[float]:
     """The tuned thresholds (with `onnx_int8`, those tuned on the int8 model's own dev scores)."""
-    from . import models
-    from .inference import ThresholdsError, read_tuned, strategy_thresholds
+    from .model_dir import ThresholdsError, read_tuned, strategy_thresholds
+    from .model_dir.model import read_config
 
     try:
-        tuned = read_tuned(model_dir, models.read_config(model_dir)["labels"])
+        tuned = read_tuned(model_dir, read_config(model_dir)["labels"])
         return [float(t) for t in strategy_thresholds(tuned, strategy, model_dir, onnx_int8=onnx_int8)]
     except ThresholdsError as e:
         print(f"warning: {e}; exporting threshold 0.5 for every label", file=sys.stderr)
@@ -41,10 +41,11 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
     members/<i>/ alike, and config.json's `ensemble` gives the weights of the probability average."""
     import json
 
-    from . import models, onnx_backend
-    from .inference import ThresholdsError, read_tuned
+    from . import onnx_backend
+    from .model_dir import MEMBERS, ThresholdsError, member_dirs, read_tuned
+    from .model_dir.model import load, read_config
 
-    model, cfg, tok = models.load(model_dir)
+    model, cfg, tok = load(model_dir)
     labels = cfg["labels"]
     config = {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)},
               "num_labels": len(labels), "problem_type": "multi_label_classification",
@@ -53,23 +54,23 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
               "onnx": {"inputs": list(onnx_backend.INPUTS), "output": "logits", "opset": onnx_backend.OPSET}}
     if quantize:  # int8 shifts scores: model.int8.onnx has thresholds of its own (~.02 dev macro F1 better)
         config["thresholds_int8"] = _thresholds(model_dir, strategy, len(labels), onnx_int8=True)
-    members = models.member_dirs(model_dir)
+    members = member_dirs(model_dir)
     if members:
         try:
             weights = read_tuned(model_dir)["member_weights"]
         except (ThresholdsError, KeyError):
             raise UserError(f"{model_dir}: an ensemble without weights tuned for these models; run "
                             "`dvc repro tune_thresholds` first") from None
-        member_cfgs = [models.read_config(d) for d in members]
+        member_cfgs = [read_config(d) for d in members]
         config["ensemble"] = {
             "weights": [float(w) for w in weights],  # of model.onnx, then each member's
-            "members": [{"dir": f"{models.MEMBERS}/{d.name}", "max_length": c["max_length"], "name": c["name"]}
+            "members": [{"dir": f"{MEMBERS}/{d.name}", "max_length": c["max_length"], "name": c["name"]}
                         for d, c in zip(members, member_cfgs)],
             "combine": "probabilities = sum of weight x sigmoid(logits) over the models; then the thresholds"}
     with atomic_dir(out_dir) as tmp:
-        for source, dest in [(model_dir, tmp), *((d, tmp / models.MEMBERS / d.name) for d in members)]:
+        for source, dest in [(model_dir, tmp), *((d, tmp / MEMBERS / d.name) for d in members)]:
             if source != model_dir:
-                model, _, tok = models.load(source)
+                model, _, tok = load(source)
             dest.mkdir(parents=True, exist_ok=True)
             onnx_backend.inference_graph(model, tok, dest / "model.onnx")  # fused where it is a transformer
             if quantize:
@@ -82,12 +83,14 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
 def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_label") -> Path:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from . import architectures, models
+    from . import architectures
+    from .model_dir import member_dirs
+    from .model_dir.model import load
 
-    if models.member_dirs(model_dir):
-        raise UserError(f"{model_dir}: an ensemble of {1 + len(models.member_dirs(model_dir))} models; a Hugging "
+    if member_dirs(model_dir):
+        raise UserError(f"{model_dir}: an ensemble of {1 + len(member_dirs(model_dir))} models; a Hugging "
                         "Face directory holds one: use --format onnx (it exports every member)")
-    model, cfg, tok = models.load(model_dir)
+    model, cfg, tok = load(model_dir)
     blocker = architectures.get(cfg["name"]).export_blocker(cfg["arch"])
     if blocker:
         raise UserError(f"{model_dir} ({cfg['name']}): cannot export: {blocker} (--format onnx exports any model)")
@@ -116,6 +119,7 @@ def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_labe
     return Path(out_dir)
 
 
+@one_line_errors
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="emotion-export", description=__doc__.split("\n")[0])
     ap.add_argument("--model-dir", default="models")
@@ -125,14 +129,10 @@ def main(argv=None) -> None:
     ap.add_argument("--quantize", action="store_true", help="onnx: also write model.int8.onnx (int8 weights)")
     ap.add_argument("--thresholds", default="per_label", choices=["per_label", "global", "fixed"])
     args = ap.parse_args(argv)
-    try:
-        if args.format == "onnx":
-            out = export_onnx(args.model_dir, args.out, args.thresholds, args.quantize)
-        else:
-            out = export(args.model_dir, args.out, args.thresholds)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    if args.format == "onnx":
+        out = export_onnx(args.model_dir, args.out, args.thresholds, args.quantize)
+    else:
+        out = export(args.model_dir, args.out, args.thresholds)
     hint = (f"onnxruntime.InferenceSession('{out}/model.onnx')" if args.format == "onnx" else
             f"transformers.pipeline('text-classification', model='{out}', top_k=None)")
     print(f"exported -> {out} ({hint})")

@@ -18,7 +18,7 @@ import warnings
 import torch
 
 from .errors import UserError
-from .params import DEVICE, PRECISION
+from .fields import DEVICE, PRECISION
 
 PRECISIONS = PRECISION.choices
 

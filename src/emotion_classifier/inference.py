@@ -8,78 +8,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import hardware, models
+from . import hardware
+from .batching import TokenData, predict_logits
+from .encoder import bounded
 from .errors import UserError
-from .text import bounded
-from .training.batches import TokenData, predict_logits
-
-
-class ThresholdsError(UserError):
-    pass
-
-
-# thresholds.json's section of thresholds tuned on the onnxruntime int8 model's dev scores: int8 shifts scores enough
-# that the fp32 thresholds cost ~.02 dev macro F1, its own ~.004 (benchmarks/quantization.py)
-ONNX_INT8 = "onnx_int8"
-
-
-def read_tuned(model_dir: str | Path, labels: list[str] | None = None) -> dict:
-    """thresholds.json (thresholds, and an ensemble's member weights), refused unless it was tuned for these
-    exact weights and, given the model's `labels`, holds one threshold in [0, 1] per label."""
-    model_dir = Path(model_dir)
-    path = model_dir / "thresholds.json"
-    if not path.exists():
-        raise ThresholdsError(f"{path}: no tuned thresholds; `dvc pull`, or tune them: `dvc repro tune_thresholds`")
-    try:
-        tuned = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f":{e.lineno}:{e.colno}" if isinstance(e, json.JSONDecodeError) else ""
-        raise ThresholdsError(f"{path}{where}: not valid JSON; `dvc pull` or `dvc checkout models`, or re-tune: "
-                              "`dvc repro tune_thresholds`") from None
-    if not isinstance(tuned, dict) or not isinstance(tuned.get("strategies"), dict):
-        raise ThresholdsError(f"{path}: no `strategies` mapping (strategy -> thresholds); re-tune them: "
-                              "`dvc repro tune_thresholds`")
-    actual = models.weights_hash(model_dir)
-    if tuned.get("weights_sha256") != actual:
-        raise ThresholdsError(
-            f"{path}: tuned for other weights (sha256 {str(tuned.get('weights_sha256'))[:12]}..., the model in "
-            f"{model_dir} has {actual[:12]}...); re-tune them: `dvc repro tune_thresholds`")
-    for section in (tuned, tuned.get(ONNX_INT8) or {"strategies": {}}):
-        for name, values in section["strategies"].items():
-            ok = isinstance(values, list) and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in values)
-            if not ok or (labels is not None and len(values) != len(labels)):
-                raise ThresholdsError(f"{path}: strategy {name!r} holds "
-                                      f"{len(values) if isinstance(values, list) else repr(values)} thresholds"
-                                      + (f"; the model has {len(labels)} labels" if labels is not None else "")
-                                      + " (one number in [0, 1] each); re-tune them: `dvc repro tune_thresholds`")
-    return tuned
-
-
-def strategy_thresholds(tuned: dict, strategy: str, model_dir: str | Path, onnx_int8: bool = False) -> np.ndarray:
-    """`strategy`'s thresholds; with `onnx_int8`, those tuned for the onnxruntime int8 model where tuned."""
-    if onnx_int8 and strategy != "fixed" and isinstance(tuned.get(ONNX_INT8), dict):
-        tuned = tuned[ONNX_INT8]
-    elif onnx_int8 and strategy != "fixed":
-        import warnings
-
-        warnings.warn(f"{Path(model_dir) / 'thresholds.json'}: no thresholds tuned for the int8 model (tuned without "
-                      "onnxruntime?); using the fp32 ones, which cost ~.02 dev macro F1 under int8", stacklevel=3)
-    if strategy not in tuned["strategies"]:
-        raise ThresholdsError(f"{Path(model_dir) / 'thresholds.json'}: no strategy {strategy!r}; it has "
-                              f"{', '.join(tuned['strategies'])}")
-    return np.asarray(tuned["strategies"][strategy], dtype=np.float32)
-
-
-def read_thresholds(model_dir: str | Path, strategy: str = "per_label") -> np.ndarray:
-    """The tuned thresholds of `strategy`, refused unless they were tuned for these exact weights."""
-    return strategy_thresholds(read_tuned(model_dir, models.read_config(model_dir)["labels"]), strategy, model_dir)
-
+from .model_dir import ThresholdsError, member_dirs, read_tuned, strategy_thresholds
+from .model_dir.model import load
 
 BACKENDS = ("torch", "onnx")
 
@@ -157,8 +96,8 @@ class EmotionClassifier:
         thresholds.json's member weights tuned for these models (never silently equal ones), unless `untuned`: its
         members' own scores only, to tune them on."""
         device_type = hardware.resolve_device(device).type
-        model, cfg, tok = models.load(model_dir, device_type)
-        members = [models.load(d, device_type) for d in models.member_dirs(model_dir)]
+        model, cfg, tok = load(model_dir, device_type)
+        members = [load(d, device_type) for d in member_dirs(model_dir)]
         tuned = th = None
         try:  # one read of thresholds.json: the weights hash covers every member
             tuned = read_tuned(model_dir, cfg["labels"])

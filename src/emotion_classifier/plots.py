@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path
+from .files import atomic_path
 
 
 def heatmap(matrix: np.ndarray, names: list[str], path: str | Path, title: str, fmt: str,
@@ -16,7 +16,7 @@ def heatmap(matrix: np.ndarray, names: list[str], path: str | Path, title: str, 
     The diagonal (a label with itself) is greyed out: it dwarfs the off-diagonal cells
     and would flatten the colour scale.
     """
-    plt = _plt()
+    plt = pyplot()
     m = np.asarray(matrix, dtype=float)
     shown = np.ma.masked_array(m, mask=np.eye(len(m), dtype=bool) if mask_diagonal else None)
     cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
@@ -40,10 +40,10 @@ def heatmap(matrix: np.ndarray, names: list[str], path: str | Path, title: str, 
             ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=5.5, color=colour)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,15 +52,15 @@ def _plt():
     return plt
 
 
-def _save(fig, path) -> None:
+def save_figure(fig, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    _plt().close(fig)
+    pyplot().close(fig)
 
 
 def confusion_grid(per_label: dict, names: list[str], path: str | Path, title: str) -> None:
     """The per-label 2x2 confusion matrices (rows: true no/yes, columns: predicted no/yes) in one figure."""
-    plt = _plt()
+    plt = pyplot()
     n = len(names)
     cols = 7
     rows = (n + cols - 1) // cols
@@ -81,11 +81,11 @@ def confusion_grid(per_label: dict, names: list[str], path: str | Path, title: s
         ax.set_yticks([0, 1], ["true no", "true yes"], fontsize=7)
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def reliability(bins: dict, path: str | Path, title: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6, 7), dpi=100, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     width = 1.0 / len(bins["count"])
     used = bins["count"] > 0
@@ -102,4 +102,4 @@ def reliability(bins: dict, path: str | Path, title: str) -> None:
     ax2.set_xlabel("predicted probability (every example x label)")
     ax2.set_ylabel("count")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -21,8 +21,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import UserError
-from .io import atomic_path
+from .errors import UserError, one_line_errors
+from .files import atomic_path
 
 CHUNK = 4096  # texts scored and written at a time
 
@@ -220,6 +220,7 @@ def _terminate(signum, frame):
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C: the output's temp file is removed
 
 
+@one_line_errors
 def main(argv=None) -> None:
     import signal
 
@@ -231,22 +232,18 @@ def main(argv=None) -> None:
     from .inference import EmotionClassifier
 
     signal.signal(signal.SIGTERM, _terminate)
-    try:
-        hardware.use_threads(args.threads or hardware.free_threads())
-        output = check_output(args.output, args.input) if args.output else None
-        texts = itertools.chain(args.text, iter_texts(args.input, args.skip_invalid) if args.input else ())
-        # Tuned thresholds are required: predicting at 0.5 by accident would be silently worse.
-        clf = EmotionClassifier.load(args.model_dir, strategy=args.thresholds, precision=args.precision,
-                                     batch_size=args.batch_size, quantize=args.quantize, device=args.device,
-                                     backend=args.backend, require_thresholds=args.thresholds != "fixed")
-        as_json = args.json or not sys.stdout.isatty()
-        with sink(output, clf.labels, args.all_scores, as_json) as write:
-            n = label_stream(clf, texts, write, args.all_scores, progress=bool(args.input))
-            if n == 0:
-                raise InputError(f"{args.input}: no texts to label")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    hardware.use_threads(args.threads or hardware.free_threads())
+    output = check_output(args.output, args.input) if args.output else None
+    texts = itertools.chain(args.text, iter_texts(args.input, args.skip_invalid) if args.input else ())
+    # Tuned thresholds are required: predicting at 0.5 by accident would be silently worse.
+    clf = EmotionClassifier.load(args.model_dir, strategy=args.thresholds, precision=args.precision,
+                                 batch_size=args.batch_size, quantize=args.quantize, device=args.device,
+                                 backend=args.backend, require_thresholds=args.thresholds != "fixed")
+    as_json = args.json or not sys.stdout.isatty()
+    with sink(output, clf.labels, args.all_scores, as_json) as write:
+        n = label_stream(clf, texts, write, args.all_scores, progress=bool(args.input))
+        if n == 0:
+            raise InputError(f"{args.input}: no texts to label")
     if output:
         print(f"{n} texts -> {output}", file=sys.stderr)
 

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..params import Field, choice, integer, number
+from ..fields import Field, choice, integer, number
 from . import Architecture, register
-from ._common import embedding, embeddings_from_encoder
+from .layers import embedding, embeddings_from_encoder
 
 
 class BiLSTM(nn.Module):

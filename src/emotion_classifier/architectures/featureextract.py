@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..params import choice, integer, number
+from ..fields import choice, integer, number
 from . import Architecture, register
-from ._common import mlp, pool
+from .layers import mlp, pool
 
 
 class FeatureExtract(nn.Module):

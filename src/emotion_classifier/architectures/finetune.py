@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import UserError
-from ..params import choice, integer, number
+from ..fields import choice, integer, number
 from . import Architecture, register
-from ._common import decay_groups, pool
+from .layers import decay_groups, pool
 
 
 class FineTune(nn.Module):

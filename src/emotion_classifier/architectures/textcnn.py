@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..params import Field, choice, integer, number
+from ..fields import Field, choice, integer, number
 from . import Architecture, register
-from ._common import embedding, embeddings_from_encoder
+from .layers import embedding, embeddings_from_encoder
 
 
 class TextCNN(nn.Module):

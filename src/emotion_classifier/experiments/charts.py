@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import COMPARE_METRICS, TRAIN_METRICS
-from ..plots import _plt, _save
+from ..plots import pyplot, save_figure
 from .collect import metric
 from .render import group_label
 from .stats import spread
@@ -33,7 +33,7 @@ def chart(groups: dict[str, list[dict]], path: str | Path, targets: dict | None 
     order = sorted(groups, key=lambda c: -((spread(groups[c], "test_macro_f1") or {"mean": -1})["mean"]))
     labels = [group_label(groups[c], c, count) + f"  n={len(groups[c])}" for c in order]
     colours = [colour(groups[c][0]["params"].get("model.name", "")) for c in order]
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 0.5 * len(order) + 2.2), dpi=100,
                              gridspec_kw={"width_ratios": [2, 2, 1.2]})
     y = np.arange(len(order))
@@ -68,11 +68,11 @@ def chart(groups: dict[str, list[dict]], path: str | Path, targets: dict | None 
     fig.suptitle("Architectures, each with its own recipe: dot = mean over seeds, thick bar = the seeds' range, "
                  "whisker = 95% interval of the mean (test resampling and seed spread)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def curves_chart(rows: list[dict], path: str | Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), dpi=100)
     from matplotlib.ticker import MaxNLocator
 
@@ -100,14 +100,14 @@ def curves_chart(rows: list[dict], path: str | Path) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def per_label_chart(rows: list[dict], path: str | Path) -> None:
     have = [r for r in rows if r.get("per_label") is not None]
     if not have:
         return
-    plt = _plt()
+    plt = pyplot()
     base = have[0]["per_label"].sort_values("support", ascending=False)
     labels = base["label"].tolist()
     fig, ax = plt.subplots(figsize=(10, 0.32 * len(labels) * max(1, len(have)) ** 0.5 + 1.5), dpi=100)
@@ -123,4 +123,4 @@ def per_label_chart(rows: list[dict], path: str | Path) -> None:
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from ..io import atomic_path
+from ..files import atomic_path
 from .charts import chart, curves_chart, per_label_chart
 from .collect import attach_artifacts, best_of_groups, check_like_with_like, collect, flatten, git_reader, seed_groups
 from .render import render

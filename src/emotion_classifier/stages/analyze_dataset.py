@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .. import analysis, data, plots, text
-from ..io import write_csv, write_json
-from ..paths import DATASET_METRICS, DATASET_PLOTS
+from .. import analysis, data, plots
+from ..encoder import load_tokenizer, tokenize
+from ..files import write_csv, write_json
+from ..paths import COOCCURRENCE, DATASET_METRICS, DATASET_PLOTS, DATASET_STATISTICS, LABEL_DISTRIBUTION
 
 HEATMAPS = {
     "counts": ("Label co-occurrence in train (examples carrying both i and j)", ".0f"),
@@ -18,18 +17,18 @@ HEATMAPS = {
 SUMMARY = ("train.examples", "dev.examples", "test.examples", "train.token_length_p99")  # the DVC metrics
 
 
-def run(params: dict, metrics_path=DATASET_METRICS, plots_dir=DATASET_PLOTS) -> None:
+def run(params: dict) -> None:
     """Every statistic goes to plots/dataset/statistics.json; a handful are DVC metrics, so that `dvc metrics show`
     and `dvc exp show` lead with the scores, not 84 label counts."""
     splits, names = data.load_prepared(params["data"]["prepared_dir"])
-    tok = text.load_tokenizer(params["model"]["encoder"])
+    tok = load_tokenizer(params["model"]["encoder"])
     max_len = params["analyze_dataset"]["max_length"]
-    lengths = {s: np.array([len(ids) for ids in text.tokenize(tok, df["text"], max_len)]) for s, df in splits.items()}
+    lengths = {s: np.array([len(ids) for ids in tokenize(tok, df["text"], max_len)]) for s, df in splits.items()}
     statistics, dist, co = analysis.analyze(splits, names, lengths)
-    plots_dir = Path(plots_dir)
-    write_csv(dist, plots_dir / "label_distribution.csv")
+    write_csv(dist, LABEL_DISTRIBUTION)
     for kind, (title, fmt) in HEATMAPS.items():
-        plots.heatmap(co[kind], names, plots_dir / f"cooccurrence_{kind}.png", title, fmt)
-    write_json(plots_dir / "statistics.json", statistics)
-    write_json(metrics_path, {k: statistics[k] for k in SUMMARY})
-    print(f"analyzed {', '.join(f'{s}: {len(df)}' for s, df in splits.items())} -> {metrics_path}, {plots_dir}/")
+        plots.heatmap(co[kind], names, COOCCURRENCE[kind], title, fmt)
+    write_json(DATASET_STATISTICS, statistics)
+    write_json(DATASET_METRICS, {k: statistics[k] for k in SUMMARY})
+    print(f"analyzed {', '.join(f'{s}: {len(df)}' for s, df in splits.items())} -> {DATASET_METRICS}, "
+          f"{DATASET_PLOTS}/")

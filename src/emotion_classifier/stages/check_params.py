@@ -5,7 +5,7 @@ good output; unchanged content reruns nothing."""
 
 from __future__ import annotations
 
-from ..io import atomic_path
+from ..files import atomic_path
 from ..paths import PARAMS_CHECKED
 
 

@@ -15,13 +15,13 @@ from .. import metrics as M
 from .. import thresholds as T
 from ..baseline import fit_predict
 from ..figures import COMPARED, HEADLINE, SCORED, WITH_INTERVAL
-from ..io import atomic_path, read_json, write_csv, write_json
+from ..files import atomic_path, read_json, write_csv, write_json
+from ..model_dir import CONFIG, THRESHOLDS, member_dirs
 from ..paths import (
     COMPARE_METRICS,
-    COMPARE_PLOTS,
+    COMPARE_PER_LABEL,
     COMPARE_REPORT,
     EVAL_METRICS,
-    MEMBERS_DIR,
     MODEL_DIR,
     PER_LABEL,
     TEST_PREDICTIONS,
@@ -38,7 +38,7 @@ def run(params: dict) -> None:
     base_pred = T.apply(base_probs["test"], policy.thresholds(y["dev"], base_probs["dev"]))
     base, base_per_label = M.evaluate(y["test"], base_probs["test"], base_pred)
 
-    model_name = read_json(f"{MODEL_DIR}/config.json")["name"]  # an ensemble's first: whose reference row applies
+    model_name = read_json(Path(MODEL_DIR, CONFIG))["name"]  # an ensemble's first: whose reference row applies
     described = model_description()
     series = model_name if described == model_name else "ensemble"
     ev = read_json(EVAL_METRICS)
@@ -55,7 +55,7 @@ def run(params: dict) -> None:
     write_csv(pd.DataFrame([(n, s, round(float(f), 4)) for s, f1s in ((series, model_f1),
                                                                        ("tfidf_logreg", base_per_label["f1"]))
                             for n, f in zip(names, f1s)], columns=["label", "series", "f1"]),
-              f"{COMPARE_PLOTS}/per_label_f1.csv")
+              COMPARE_PER_LABEL)
     rows = [(f"**{described}** (this experiment)", model),
             ("TF-IDF + logistic regression (trained in this stage)", base)]
     rows += [(f"reference project, {model_name}", ref)] if ref else []
@@ -98,11 +98,10 @@ def paired_with_baseline(eval_params: dict, y: np.ndarray, model_pred: np.ndarra
 def model_description() -> str:
     """The architecture, or an ensemble's architectures with their weights (read without importing the model
     code: compare depends on none of it)."""
-    members = sorted(Path(MEMBERS_DIR).glob("*/config.json"), key=lambda f: int(f.parent.name))
-    names = [read_json(f)["name"] for f in (Path(MODEL_DIR, "config.json"), *members)]
+    names = [read_json(Path(d, CONFIG))["name"] for d in (MODEL_DIR, *member_dirs(MODEL_DIR))]
     if len(names) == 1:
         return names[0]
-    weights = read_json(Path(MODEL_DIR, "thresholds.json"))["member_weights"]
+    weights = read_json(Path(MODEL_DIR, THRESHOLDS))["member_weights"]
     return "ensemble (weights fitted on dev): " + " + ".join(f"{w:.2f} {n}" for n, w in zip(names, weights))
 
 

@@ -11,9 +11,21 @@ from .. import bootstrap, data, plots
 from .. import metrics as M
 from .. import thresholds as T
 from ..figures import FIGURES, WITH_INTERVAL
+from ..files import atomic_path, write_csv, write_json
 from ..inference import EmotionClassifier
-from ..io import atomic_path, write_csv, write_json
-from ..paths import EVAL_METRICS, EVAL_PLOTS, INFERENCE_METRICS, MODEL_DIR, PER_LABEL, TEST_PREDICTIONS
+from ..paths import (
+    ALL_SCORES,
+    CONFUSION,
+    ERROR_COOCCURRENCE,
+    EVAL_METRICS,
+    INFERENCE_METRICS,
+    MODEL_DIR,
+    PER_LABEL,
+    PRECISION_RECALL,
+    RELIABILITY,
+    ROC,
+    TEST_PREDICTIONS,
+)
 
 ERROR_HEATMAPS = {
     "counts": ("examples with true label i and a false positive j", ".0f"),
@@ -44,7 +56,7 @@ def run(params: dict) -> None:
     out |= {"dev_micro_f1": dev_scores["micro_f1"], "dev_macro_f1": dev_scores["macro_f1"]}
     write_json(EVAL_METRICS, out)
     every_score = {**{f"test_{k}": v for k, v in scores.items()}, **{f"dev_{k}": v for k, v in dev_scores.items()}}
-    write_json(f"{EVAL_PLOTS}/all_scores.json", {"ci_level": level, **out, **every_score})
+    write_json(ALL_SCORES, {"ci_level": level, **out, **every_score})
     # Apart from eval.json: a wall-clock speed differs run to run, the seeded scores do not.
     write_json(INFERENCE_METRICS, {"inference_sentences_per_s": round(speed, 1),
                                    **{f"inference_{k}": v for k, v in clf.describe().items()}})
@@ -73,16 +85,16 @@ def write_test_plots(y, probs, pred, per_label, model: str, strategy: str, score
 
     prec, rec, _ = precision_recall_curve(y.ravel(), probs.ravel())
     rec, prec = thinned(rec, prec)
-    write_csv(pd.DataFrame({"recall": rec, "precision": prec}).round(5), f"{EVAL_PLOTS}/precision_recall.csv")
+    write_csv(pd.DataFrame({"recall": rec, "precision": prec}).round(5), PRECISION_RECALL)
     fpr, tpr, _ = roc_curve(y.ravel(), probs.ravel())
     fpr, tpr = thinned(fpr, tpr)
-    write_csv(pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(5), f"{EVAL_PLOTS}/roc.csv")
-    plots.confusion_grid(per_label, names, f"{EVAL_PLOTS}/confusion_matrices.png",
+    write_csv(pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(5), ROC)
+    plots.confusion_grid(per_label, names, CONFUSION,
                          f"{model}: per-label confusion on test ({strategy} thresholds)")
     errors = M.error_cooccurrence(y, pred)
     for kind, (title, fmt) in ERROR_HEATMAPS.items():
-        plots.heatmap(errors[kind], names, f"{EVAL_PLOTS}/error_cooccurrence_{kind}.png",
+        plots.heatmap(errors[kind], names, ERROR_COOCCURRENCE[kind],
                       f"{model} on test: {title}", fmt, xlabel="wrongly predicted label j",
                       ylabel="true label i", mask_diagonal=False)
-    plots.reliability(M.calibration_bins(y, probs), f"{EVAL_PLOTS}/reliability.png",
+    plots.reliability(M.calibration_bins(y, probs), RELIABILITY,
                       f"{model}: reliability on test (ECE {scores['expected_calibration_error']:.4f})")

@@ -6,11 +6,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .. import data, distributed
-from ..io import write_json
-from ..models import read_config
+from .. import data
+from ..files import write_json
+from ..model_dir import member_dir
+from ..model_dir.model import read_config
 from ..params import ENSEMBLE, member_params, recipe_sources, resolve
-from ..paths import LIVE_DIR, MEMBERS_DIR, MODEL_DIR, TRAIN_METRICS
+from ..paths import CHECKPOINTS, LIVE_DIR, MEMBERS_DIR, MODEL_DIR, TRAIN_METRICS
+from ..training import distributed
 from ..training.checkpoint import cached_model, cached_timing, copy_model, planned_run_id, reuse_problem
 from ..training.loop import fit, replay_live
 
@@ -44,7 +46,8 @@ def train_single(params: dict, splits: dict, names: list[str]) -> None:
     writer = distributed.is_writer()
     if writer:
         print(f"training {params['model']['name']} (seed {params['seed']}): {settings_line(params, resolved)}")
-    result = fit(resolved, splits, names)
+    result = fit(resolved, splits, names, model_dir=MODEL_DIR, metrics_path=TRAIN_METRICS, live_dir=LIVE_DIR,
+                 checkpoint_root=CHECKPOINTS)
     if not writer:
         return
     clear_members(0)  # a DVC out, without members for a single model
@@ -74,7 +77,7 @@ def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
     for index in range(n):
         as_written = member_params(params, index, resolved=False)
         member = resolve(as_written)
-        out = MODEL_DIR if index == 0 else f"{MEMBERS_DIR}/{index}"
+        out = str(member_dir(MODEL_DIR, index))
         head = f"ensemble member {index + 1}/{n}: {member['model']['name']} (seed {member['seed']})"
         how = obtain_member(member, splits, names, out, live_dir=LIVE_DIR if index == 0 else None,
                             announce=f"{head}: {settings_line(as_written, member)}" if writer else None)
@@ -114,5 +117,5 @@ def obtain_member(member: dict, splits: dict, names: list[str], out: str, live_d
     if announce:
         print(announce)
     # the first member's epochs are the ensemble's DVCLive curves (models/ holds it)
-    fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=live_dir)
+    fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=live_dir, checkpoint_root=CHECKPOINTS)
     return "trained"

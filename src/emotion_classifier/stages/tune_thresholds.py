@@ -9,10 +9,10 @@ from .. import data
 from .. import metrics as M
 from .. import thresholds as T
 from ..ensemble import average, fit_weights
-from ..inference import ONNX_INT8, EmotionClassifier
-from ..io import write_csv, write_json
-from ..models import weights_hash
-from ..paths import MODEL_DIR, THRESHOLDS_METRICS, THRESHOLDS_PLOTS
+from ..files import write_csv, write_json
+from ..inference import EmotionClassifier
+from ..model_dir import ONNX_INT8, write_tuned
+from ..paths import MODEL_DIR, THRESHOLDS_CURVE, THRESHOLDS_METRICS
 
 
 def run(params: dict) -> None:
@@ -29,8 +29,7 @@ def run(params: dict) -> None:
     tuned = policy.tune(y, probs)
     int8_probs = onnx_int8_probs(dev["text"], weights) if params["tune_thresholds"]["onnx_int8"] else None
     int8 = policy.tune(y, int8_probs) if int8_probs is not None else None
-    write_json(f"{MODEL_DIR}/thresholds.json", {
-        "weights_sha256": weights_hash(MODEL_DIR),
+    write_tuned(MODEL_DIR, {
         "tuned_on": "dev",
         "metric": policy.metric,
         "min_positives": policy.min_positives,
@@ -55,7 +54,7 @@ def run(params: dict) -> None:
     write_json(THRESHOLDS_METRICS, scores)
     curves = tuned["curves"]
     write_csv(pd.DataFrame({"threshold": T.GRID, "micro_f1": curves["micro_f1"], "macro_f1": curves["macro_f1"]}),
-              f"{THRESHOLDS_PLOTS}/f1_vs_threshold.csv")
+              THRESHOLDS_CURVE)
     print(f"tuned on dev: global {tuned['global_threshold']:.2f}; dev macro F1 global "
           f"{scores['global_dev_macro_f1']:.4f}, per-label {scores['per_label_dev_macro_f1']:.4f}")
 

@@ -1,2 +1,3 @@
-"""Training: batches (shared with inference), losses (a registry), features (feature-extract's cache), checkpoint
-(run id, resume, the model cache) and loop (`fit`, read top to bottom)."""
+"""Training: loop (`fit`, read top to bottom), losses (a registry), features (feature-extract's cache), checkpoint
+(run id, resume, the model cache), distill (a teacher's targets) and distributed (torchrun). Batching, shared with
+serving, is `emotion_classifier.batching`."""

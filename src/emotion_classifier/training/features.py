@@ -12,9 +12,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import cache
+from ..batching import TokenData, sorted_batches
+from ..files import atomic_path
 from ..hardware import autocast
-from ..io import atomic_path
-from .batches import TokenData, sorted_batches
 from .checkpoint import fingerprint
 
 

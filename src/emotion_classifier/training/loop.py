@@ -17,17 +17,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import architectures, codedeps, distributed, hardware, models, paths, text
+from .. import architectures, codedeps, hardware
 from .. import metrics as M
-from ..architectures._common import decay_groups
+from ..architectures.layers import decay_groups
+from ..batching import FeatureData, TokenData, bucket_batches, call, predict_logits
 from ..data import label_matrix
-from ..distill import training_targets
+from ..encoder import encoder_hash, load_tokenizer, tokenize
+from ..files import atomic_path
 from ..hardware import autocast
-from ..io import atomic_path
+from ..model_dir.model import build, n_params, save
 from ..params import resolve
 from ..thresholds import Policy, apply
-from . import losses
-from .batches import FeatureData, TokenData, bucket_batches, call, predict_logits
+from . import distributed, losses
 from .checkpoint import (
     cache_model,
     code_version,
@@ -38,6 +39,7 @@ from .checkpoint import (
     save_checkpoint,
     save_state,
 )
+from .distill import training_targets
 from .features import default_feature_cache, encoder_features
 
 
@@ -124,12 +126,12 @@ class Run:
             self.entry.check(self.arch, distributed.world_size())
         self.device = distributed.setup(train_params["device"])
         self.precision = hardware.resolve_precision(train_params["precision"], self.device, "train.precision")
-        self.tokenizer = text.load_tokenizer(model_params["encoder"])
-        ids = {s: text.tokenize(self.tokenizer, splits[s]["text"], model_params["max_length"])
+        self.tokenizer = load_tokenizer(model_params["encoder"])
+        ids = {s: tokenize(self.tokenizer, splits[s]["text"], model_params["max_length"])
                for s in ("train", "dev")}
         self.y = {s: label_matrix(splits[s]) for s in ("train", "dev")}
         self.targets = training_targets(train_params, splits["train"], self.y["train"])  # labels, or with a teacher's
-        self.model, self.cfg = models.build(self.name, model_params, self.tokenizer, labels, self.device.type)
+        self.model, self.cfg = build(self.name, model_params, self.tokenizer, labels, self.device.type)
         self.model.to(self.device)
         if self.entry.head_on_features:  # the frozen encoder runs once; only the head trains, on its features
             self.data = {s: FeatureData(f) for s, f in self._features(ids, model_params, feature_cache).items()}
@@ -175,7 +177,7 @@ def feature_key(model_params: dict, entry, arch: dict, device, precision: str) -
     """What decides frozen-encoder features besides the token ids: the encoder's files, the settings and code that
     compute them (the architecture's module and training.features, with what they import), libraries, machine."""
     module = entry.build.__module__.removeprefix(f"{codedeps.PKG.name}.")
-    return {"encoder": text.encoder_hash(model_params["encoder"]), "max_length": model_params["max_length"],
+    return {"encoder": encoder_hash(model_params["encoder"]), "max_length": model_params["max_length"],
             "mask_words": model_params["mask_words"], **{k: arch[k] for k in entry.feature_params},
             "code": code_version(module, "training.features"), "libraries": library_versions(model_params["encoder"]),
             "machine": machine(device, precision)}
@@ -217,11 +219,11 @@ def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[fl
     return sum(t for t, _ in per_rank) / sum(n for _, n in per_rank), time.time() - t0
 
 
-def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = paths.MODEL_DIR,
-        metrics_path: str | Path = paths.TRAIN_METRICS, live_dir: str | Path | None = paths.LIVE_DIR,
-        checkpoint_root: str | Path = paths.CHECKPOINTS, feature_cache: str | Path | None = "default",
+def fit(params: dict, splits: dict, labels: list[str], *, model_dir: str | Path, metrics_path: str | Path | None,
+        live_dir: str | Path | None, checkpoint_root: str | Path, feature_cache: str | Path | None = "default",
         stop_after_epochs: int | None = None) -> dict:
-    """Train `params['model']['name']` on splits['train'], select on splits['dev'], save to `model_dir`.
+    """Train `params['model']['name']` on splits['train'], select on splits['dev'], save to `model_dir` (and the
+    compared figures to `metrics_path`, per-epoch logs to DVCLive's `live_dir`, where given: the stage's paths).
 
     `stop_after_epochs` ends the run early as if killed (tests of resume use it).
     """
@@ -234,7 +236,7 @@ def fit(params: dict, splits: dict, labels: list[str], model_dir: str | Path = p
     if distributed.rank() > 0:
         torch.manual_seed(seed + 7919 * distributed.rank())  # each rank its own dropout masks
     if distributed.is_writer():
-        print(f"{run.name}: {models.n_params(run.model):,} parameters ({models.n_params(run.trainable, True):,} "
+        print(f"{run.name}: {n_params(run.model):,} parameters ({n_params(run.trainable, True):,} "
               f"trained) on {len(run.y['train']):,} examples, up to {train_params['epochs']} epochs, device "
               f"{run.device}, precision {run.precision}", flush=True)
     ckpt_dir = Path(checkpoint_root) / run_id(params, splits, labels, run.device, run.precision)
@@ -314,7 +316,7 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
         "monitor": monitor,
         **{k: best_rec[k] for k in ("dev_macro_f1", "dev_tuned_micro_f1", "dev_tuned_macro_f1")},
         **timing,
-        "params_total": models.n_params(run.model),
+        "params_total": n_params(run.model),
         **{k: hw[k] for k in ("device", "precision", "cpu_kind")}, **({"gpu": hw["gpu"]} if "gpu" in hw else {}),
         "world_size": distributed.world_size(),
     }
@@ -323,9 +325,9 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
     record = {**{k: v for k, v in result.items() if k not in timing},
               **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1")}, "run_id": ckpt_dir.name,
               "seed": run.seed, "train_settings": run.train_params, "loss_settings": run.loss_settings,
-              "params_trainable": models.n_params(run.trainable, trainable_only=True),
+              "params_trainable": n_params(run.trainable, trainable_only=True),
               **{k: v for k, v in hw.items() if k != "threads"}}
-    models.save(run.model, run.cfg, run.tokenizer, model_dir, extra={"train": record})
+    save(run.model, run.cfg, run.tokenizer, model_dir, extra={"train": record})
     if metrics_path:
         with atomic_path(metrics_path) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")

@@ -7,7 +7,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from ...params import number
+from ...fields import number
 from . import Loss, register
 
 

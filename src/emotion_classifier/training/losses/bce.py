@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...params import number
+from ...fields import number
 from . import Loss, label_counts, register
 
 

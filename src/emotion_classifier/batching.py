@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..hardware import autocast
+from .hardware import autocast
 
 
 def bucket_batches(lengths, batch_size: int, chunk_batches: int, rng: np.random.Generator) -> list[np.ndarray]:

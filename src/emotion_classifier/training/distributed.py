@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import hardware
-from .errors import UserError
+from .. import hardware
+from ..errors import UserError
 
 # A collective that waits longer than this (a peer hung or died without torchrun noticing) fails the run.
 TIMEOUT = datetime.timedelta(seconds=int(os.environ.get("EMOTION_DDP_TIMEOUT_S", "1800")))

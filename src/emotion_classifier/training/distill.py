@@ -1,7 +1,7 @@
 """Distillation: a model trained on a teacher's probabilities as well as the labels.
 
 The teacher (typically the ensemble in `models/`) scores the training split once
-(`python -m emotion_classifier.teach models teachers/ensemble.npz`). With `train.teacher: ensemble.npz`
+(`python -m emotion_classifier.experiments.teach models teachers/ensemble.npz`). With `train.teacher: ensemble.npz`
 `train` fits each example towards (1 - distill_weight) * labels + distill_weight * teacher, so one model
 may learn what the ensemble knows and serve at one model's speed.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
-from .io import atomic_path
-from .paths import TEACHERS_DIR
+from ..errors import UserError
+from ..files import atomic_path
+from ..paths import TEACHERS_DIR
 
 
 def teacher_path(train_params: dict) -> Path | None:
@@ -41,8 +41,9 @@ def training_targets(train_params: dict, train_split: pd.DataFrame, y: np.ndarra
     if path is None:
         return y
     if not path.exists():
-        raise UserError(f"train.teacher: {path} not found; write it with `python -m emotion_classifier.teach "
-                        f"MODEL_DIR {path}` (the teacher's probabilities on the training split)")
+        raise UserError(f"train.teacher: {path} not found; write it with "
+                        f"`python -m emotion_classifier.experiments.teach MODEL_DIR {path}` (the teacher's "
+                        "probabilities on the training split)")
     try:
         with np.load(path) as f:
             ids, probs = f["ids"], f["probs"].astype(np.float32)

@@ -7,7 +7,7 @@ never committed) and hands it to DVC. `--install` (run by `make setup`) also mak
 `--screenshot FILE` then renders the page in headless Chromium (Debian's `chromium` package) to check that
 the plots really draw.
 
-    python -m emotion_classifier.offline_plots [--install] [--screenshot shot.png] [-- REV ...]
+    python tools/offline_plots.py [--install] [--screenshot shot.png] [-- REV ...]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""python -m emotion_classifier.teach MODEL_DIR teachers/F.npz: a model's (an ensemble's, weighted as
+"""python -m emotion_classifier.experiments.teach MODEL_DIR teachers/F.npz: a model's (an ensemble's, weighted as
 tuned) probabilities on the training split, the targets `train.teacher: F.npz` distils (see distill.py).
 Kept apart from distill.py, which `train` imports: writing a teacher runs inference, training does not."""
 
@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
-from .paths import TEACHERS_DIR
+from ..errors import one_line_errors
+from ..paths import TEACHERS_DIR
 
 
 def write_teacher(model_dir: str | Path, out: str | Path, prepared_dir: str | Path) -> Path:
-    from . import data
-    from .distill import save_teacher
-    from .inference import EmotionClassifier
+    from .. import data
+    from ..inference import EmotionClassifier
+    from ..training.distill import save_teacher
 
     clf = EmotionClassifier.load(model_dir, "fixed", precision="fp32")  # an ensemble: with its tuned weights
     splits, _ = data.load_prepared(prepared_dir)
@@ -21,22 +21,18 @@ def write_teacher(model_dir: str | Path, out: str | Path, prepared_dir: str | Pa
     return Path(out)
 
 
+@one_line_errors
 def main(argv=None) -> None:
     """Write a teacher file for train.teacher: MODEL_DIR's probabilities on the training split."""
     import argparse
-    import sys
 
-    from .params import load_params
+    from ..params import load_params
 
-    ap = argparse.ArgumentParser(prog="python -m emotion_classifier.teach", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m emotion_classifier.experiments.teach", description=main.__doc__)
     ap.add_argument("model_dir", help="the teacher: a model or ensemble directory (tuned: its member weights)")
     ap.add_argument("out", help=f"the file to write, under {TEACHERS_DIR}/ for train.teacher")
     args = ap.parse_args(argv)
-    try:
-        path = write_teacher(args.model_dir, args.out, load_params()["data"]["prepared_dir"])
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    path = write_teacher(args.model_dir, args.out, load_params()["data"]["prepared_dir"])
     print(f"teacher probabilities on the training split -> {path}")
 
 

@@ -1,12 +1,12 @@
-"""python -m emotion_classifier.ensemble_search EXP [EXP ...]: which experiments' models to ensemble, decided on
-dev only (weights fitted on dev, thresholds tuned and cross-validated on dev)."""
+"""python -m emotion_classifier.experiments.ensemble_search EXP [EXP ...]: which experiments' models to ensemble,
+decided on dev only (weights fitted on dev, thresholds tuned and cross-validated on dev)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .ensemble import average, cross_entropy, cross_validated_f1, fit_temperature, fit_weights, tempered
-from .errors import UserError
+from ..ensemble import average, cross_entropy, cross_validated_f1, fit_temperature, fit_weights, tempered
+from ..errors import UserError, one_line_errors
 
 
 def experiment_model(name: str, dest: str | Path, repo: str | Path = ".") -> Path:
@@ -57,10 +57,11 @@ def search(experiments: list[str], params: dict, max_size: int = 5, repo: str | 
     import itertools
     import tempfile
 
-    from . import data, models
-    from . import metrics as M
-    from . import thresholds as T
-    from .inference import EmotionClassifier
+    from .. import data
+    from .. import metrics as M
+    from .. import thresholds as T
+    from ..inference import EmotionClassifier
+    from ..model_dir.model import load
 
     splits, _ = data.load_prepared(params["data"]["prepared_dir"])
     y, texts = data.label_matrix(splits["dev"]), splits["dev"]["text"]
@@ -68,7 +69,7 @@ def search(experiments: list[str], params: dict, max_size: int = 5, repo: str | 
     probs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in experiments:
-            model = EmotionClassifier(*models.load(experiment_model(name, Path(tmp) / name, repo)), device="cpu")
+            model = EmotionClassifier(*load(experiment_model(name, Path(tmp) / name, repo)), device="cpu")
             probs[name] = model.predict_proba(texts, progress=True)
     if temperature:
         temperatures = {name: fit_temperature(p, y) for name, p in probs.items()}
@@ -91,25 +92,22 @@ def search(experiments: list[str], params: dict, max_size: int = 5, repo: str | 
     return lines
 
 
+@one_line_errors
 def main(argv=None) -> None:
-    """python -m emotion_classifier.ensemble_search EXP [EXP ...]: the dev-only table of ensembles of these
+    """python -m emotion_classifier.experiments.ensemble_search EXP [EXP ...]: the dev-only table of ensembles of these
     experiments' models (the first in each), to choose `ensemble.members` from."""
     import argparse
-    import sys
 
-    from .params import load_params
+    from ..params import load_params
 
-    ap = argparse.ArgumentParser(prog="python -m emotion_classifier.ensemble_search", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m emotion_classifier.experiments.ensemble_search",
+                                 description=main.__doc__)
     ap.add_argument("experiments", nargs="+", help="experiment names (dvc exp list --all-commits)")
     ap.add_argument("--max-size", type=int, default=5, help="most models in one ensemble")
     ap.add_argument("--temperature", action="store_true",
                     help="calibrate each model by a temperature fitted on dev before fitting the weights")
     args = ap.parse_args(argv)
-    try:
-        print("\n".join(search(args.experiments, load_params(), args.max_size, temperature=args.temperature)))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    print("\n".join(search(args.experiments, load_params(), args.max_size, temperature=args.temperature)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Build a registered architecture, and save/load a trained model directory.
+"""Build a registered architecture, and save/load a trained model directory (its format: `model_dir`).
 
 Every model maps (input_ids, attention_mask) -> logits over the labels, so training, threshold
 tuning, evaluation and prediction treat them alike (the architectures: `architectures/`).
@@ -6,24 +6,27 @@ tuning, evaluation and prediction treat them alike (the architectures: `architec
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
-from . import architectures
-from .errors import UserError
-from .io import atomic_dir, atomic_path
-
-FORMAT_VERSION = 1
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-TOKENIZER = "tokenizer"
-MEMBERS = "members"  # an ensemble's further models: members/1, members/2, ... each a model directory
-# Each file `save` wrote, with its sha256, written last: a directory whose manifest is missing or disagrees is
-# incomplete or damaged (a copy killed half-way), and nothing reuses it.
-MANIFEST = "manifest.json"
+from .. import architectures
+from ..errors import UserError
+from ..files import atomic_dir, atomic_path
+from . import (
+    CONFIG,
+    FORMAT_VERSION,
+    MANIFEST,
+    TOKENIZER,
+    WEIGHTS,
+    ModelDirError,
+    model_files,
+    read_tuned,
+    strategy_thresholds,
+    write_manifest,
+)
 
 
 def sizes(tokenizer, labels: list[str]) -> dict:
@@ -34,7 +37,7 @@ def build(name: str, model_params: dict, tokenizer, labels: list[str], device_ty
           ) -> tuple[nn.Module, dict]:
     """A new model for training (pretrained encoder weights where the architecture wants them),
     and the config that rebuilds it offline (see `load`)."""
-    from .text import load_encoder, map_mask_tokens
+    from ..encoder import load_encoder, map_mask_tokens
 
     entry = architectures.get(name)
     arch = dict(model_params[name])
@@ -70,69 +73,6 @@ def save(model: nn.Module, cfg: dict, tokenizer, out_dir: str | Path, extra: dic
     with atomic_path(out_dir / CONFIG) as tmp:
         tmp.write_text(json.dumps({**cfg, **(extra or {})}, indent=2) + "\n")
     write_manifest(out_dir, model_files(out_dir))
-
-
-def model_files(model_dir: str | Path) -> list[str]:
-    """What `save` writes, relative to the directory: weights, config, the tokenizer's files."""
-    model_dir = Path(model_dir)
-    tokenizer = sorted(f.relative_to(model_dir).as_posix() for f in (model_dir / TOKENIZER).rglob("*") if f.is_file())
-    return [WEIGHTS, CONFIG, *tokenizer]
-
-
-def write_manifest(directory: str | Path, names: list[str]) -> None:
-    """`names` (relative paths) with each file's sha256 and size, atomically, as the directory's last write."""
-    directory = Path(directory)
-    files = {n: {"sha256": _file_hash(directory / n), "size": (directory / n).stat().st_size} for n in names}
-    with atomic_path(directory / MANIFEST) as tmp:
-        tmp.write_text(json.dumps({"files": files}, indent=1, sort_keys=True) + "\n")
-
-
-def manifest_problem(directory: str | Path) -> str | None:
-    """None when the manifest is there and every file it names has its size and sha256; else what is wrong."""
-    directory = Path(directory)
-    try:
-        files = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))["files"]
-        assert isinstance(files, dict) and files
-    except FileNotFoundError:
-        return f"no {MANIFEST} (written last: the directory was never finished)"
-    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
-        return f"{MANIFEST} is not a manifest"
-    for name, want in files.items():
-        path = directory / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if path.stat().st_size != want.get("size") or _file_hash(path) != want.get("sha256"):
-            return f"{name} differs from its manifest"
-    return None
-
-
-def member_dirs(model_dir: str | Path) -> list[Path]:
-    """An ensemble's further model directories, in member order (none for a single model)."""
-    root = Path(model_dir) / MEMBERS
-    found = [d for d in root.iterdir() if d.is_dir() and d.name.isdigit()] if root.is_dir() else []
-    return sorted(found, key=lambda d: int(d.name))
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def weights_hash(model_dir: str | Path) -> str:
-    """sha256 of the weights file (of every member's, for an ensemble): ties thresholds (and anything else
-    derived) to these exact weights."""
-    own = _file_hash(Path(model_dir) / WEIGHTS)
-    members = member_dirs(model_dir)
-    if not members:
-        return own
-    return hashlib.sha256(" ".join([own, *(_file_hash(d / WEIGHTS) for d in members)]).encode()).hexdigest()
-
-
-class ModelDirError(UserError):
-    pass
 
 
 def read_config(model_dir: str | Path) -> dict:
@@ -207,7 +147,7 @@ def load(model_dir: str | Path, device_type: str = "cpu") -> tuple[nn.Module, di
     from safetensors.torch import load_model
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from .text import attention_for
+    from ..encoder import attention_for
 
     model_dir = Path(model_dir)
     cfg = read_config(model_dir)
@@ -233,3 +173,9 @@ def load(model_dir: str | Path, device_type: str = "cpu") -> tuple[nn.Module, di
                             f"{cfg['vocab_size']} (config.json vocab_size): not this model's tokenizer; "
                             "`dvc pull` or `dvc checkout models`, or retrain (`dvc repro train`)")
     return model.eval(), cfg, tokenizer
+
+
+
+def read_thresholds(model_dir: str | Path, strategy: str = "per_label") -> np.ndarray:
+    """The tuned thresholds of `strategy`, refused unless they were tuned for these exact weights."""
+    return strategy_thresholds(read_tuned(model_dir, read_config(model_dir)["labels"]), strategy, model_dir)
