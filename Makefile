@@ -41,8 +41,10 @@ plots: $(STAMP)
 	python tools/offline_plots.py $(REVS)
 
 # Every architecture and the ensemble x SEEDS as DVC experiments (resumable), then reports/experiments.md.
-# SET="train.epochs=1 data.max_examples=300" for a quick look; SHARE=k/n runs one machine's share.
+# SET="train.epochs=1 data.max_examples=300" for a quick look; SHARE=k/n runs one machine's share, PUSH=origin
+# pushes each finished experiment; REPORT_ONLY=1 runs nothing, only the report (after `dvc exp pull origin`).
 SEEDS ?= 0
 compare: $(STAMP)
 	dvc pull data/raw/goemotions.dvc
-	python -m emotion_classifier.experiments.compare_all --seeds $(SEEDS) $(if $(SHARE),--share $(SHARE)) $(foreach s,$(SET),--set $(s))
+	python -m emotion_classifier.experiments.compare_all --seeds $(SEEDS) $(if $(SHARE),--share $(SHARE)) \
+	  $(if $(PUSH),--push $(PUSH)) $(if $(REPORT_ONLY),--report-only) $(foreach s,$(SET),--set $(s))

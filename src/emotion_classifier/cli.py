@@ -30,7 +30,31 @@ def run(stage: str, argv=None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Exception as e:
+        if (lost := lost_peer(e)) is None:
+            raise
+        print(f"error: {lost}", file=sys.stderr)
+        return 1
     return 0
+
+
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "timed out", "Timed out")
+
+
+def lost_peer(e: BaseException) -> str | None:
+    """A data-parallel run whose peer died or hung (a killed node, a lost network): one line instead of a traceback
+    from inside torch.distributed; None for any other error."""
+    import os
+
+    if "WORLD_SIZE" not in os.environ:
+        return None
+    import torch.distributed as dist
+
+    if not isinstance(e, getattr(dist, "DistError", ())) and not any(s in str(e) for s in PEER_GONE):
+        return None
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    return (f"rank {os.environ.get('RANK', '?')}: a peer of this data-parallel run is gone ({first[:160]}); the run "
+            "stops. Run the same command again on every node: it resumes from the last finished epoch's checkpoint")
 
 
 def _main(stage: str):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from ..paths import EVAL_METRICS
 from .collect import collect, flatten
 
 ENSEMBLE = "ensemble"
@@ -99,7 +100,7 @@ def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: 
     found, workspace = experiments()
     done = set()
     for name, sets in runs:
-        if name not in found:
+        if name not in found or not found[name]["metrics"].get(EVAL_METRICS):  # absent, queued or failed
             continue
         why = differs(found[name], sets + extra, workspace)
         if why is None:
