@@ -149,10 +149,16 @@ def machine(origin, remote, d, name):
     return d
 
 
-def compare_all(d, cache, *args):
-    env = dict(dvc_env(), EMOTION_CLASSIFIER_CACHE=str(cache))  # each machine its own model cache
-    return subprocess.run([sys.executable, "-m", "emotion_classifier.experiments.compare_all", *args], cwd=d,
-                          env=env, capture_output=True, text=True, check=False, timeout=1200)
+def compare_all(d, cache, *args, wait=True):
+    """emotion-compare-all in clone `d`, with that machine's own model cache and one thread (two machines share this
+    one's 2 cores); `wait=False` returns the running process."""
+    env = dict(dvc_env(), EMOTION_CLASSIFIER_CACHE=str(cache), EMOTION_CLASSIFIER_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "emotion_classifier.experiments.compare_all", *args], cwd=d,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not wait:
+        return proc
+    out, _ = proc.communicate(timeout=1200)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
 
 
 def test_two_machines_share_a_comparison_and_a_third_reports_it(tmp_path, tiny_encoder):
@@ -177,12 +183,12 @@ def test_two_machines_share_a_comparison_and_a_third_reports_it(tmp_path, tiny_e
     common = ["--seeds", "0", "--architectures", ",".join(archs), "--set", "train.epochs=1"]
     names = [n for n, _ in plan(archs, [0], "cmp", ["train.epochs=1"])]
 
-    logs = {}
-    for k, who in ((1, "a"), (2, "b")):  # one after the other: two heavy jobs on 2 cores would only slow both
-        d = machine(origin, remote, tmp_path / who, who)
-        r = compare_all(d, tmp_path / f"cache-{who}", *common, "--share", f"{k}/2", "--push", "origin")
-        logs[who] = r.stdout + r.stderr
-        assert r.returncode == 0, logs[who][-4000:]
+    clones = {who: machine(origin, remote, tmp_path / who, who) for who in ("a", "b")}
+    running = {who: compare_all(clones[who], tmp_path / f"cache-{who}", *common, "--share", f"{k}/2", "--push",
+                                "origin", wait=False) for k, who in ((1, "a"), (2, "b"))}  # at once, a core each
+    logs = {who: proc.communicate(timeout=1200)[0] for who, proc in running.items()}
+    for who, proc in running.items():
+        assert proc.returncode == 0, logs[who][-4000:]
     ran = {who: re.findall(r"^=== \[\d+/\d+\] (\S+):", log, flags=re.M) for who, log in logs.items()}
     assert ran == {"a": [names[0], names[2]], "b": [names[1]]}  # every 2nd from the 1st, the rest on b
     ensemble = logs["a"].split(f"=== [2/2] {names[2]}")[1]  # its members: textcnn this machine's, max-pool not
