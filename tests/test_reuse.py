@@ -80,7 +80,12 @@ def test_the_run_id_holds_library_versions_and_resolved_settings_once(member, ow
 
     p, splits, names = member
     base = planned_run_id(p, splits, names)
-    assert planned_run_id({**p, "train": {**p["train"], "precision": "fp32"}}, splits, names) == base  # tests: fp32
+    from emotion_classifier import hardware
+
+    auto = {**p, "train": {**p["train"], "precision": "auto"}}  # and the precision auto resolves to on this CPU
+    resolved = hardware.resolve_precision("auto", torch.device("cpu"))
+    assert planned_run_id(auto, splits, names) == planned_run_id(
+        {**p, "train": {**p["train"], "precision": resolved}}, splits, names)
     # a recipe value that train.epochs overrides
     recipe = {**p["model"]["textcnn"], "train": {**p["model"]["textcnn"]["train"], "epochs": 7}}
     assert planned_run_id({**p, "model": {**p["model"], "textcnn": recipe}}, splits, names) == base
