@@ -140,7 +140,7 @@ def git(*args, cwd):
                    capture_output=True, text=True)
 
 
-def machine(origin, remote, d, name):
+def machine(origin, remote, d):
     """A clone of the origin that pulls the data from the shared storage and pushes to the team's DVC remote."""
     subprocess.run(["git", "clone", "-q", str(origin), str(d)], check=True)
     assert dvc(["remote", "modify", "--local", "storage", "url", str(SHARED / "dvc-storage")], d).returncode == 0
@@ -183,7 +183,7 @@ def test_two_machines_share_a_comparison_and_a_third_reports_it(tmp_path, tiny_e
     common = ["--seeds", "0", "--architectures", ",".join(archs), "--set", "train.epochs=1"]
     names = [n for n, _ in plan(archs, [0], "cmp", ["train.epochs=1"])]
 
-    clones = {who: machine(origin, remote, tmp_path / who, who) for who in ("a", "b")}
+    clones = {who: machine(origin, remote, tmp_path / who) for who in ("a", "b")}
     running = {who: compare_all(clones[who], tmp_path / f"cache-{who}", *common, "--share", f"{k}/2", "--push",
                                 "origin", wait=False) for k, who in ((1, "a"), (2, "b"))}  # at once, a core each
     logs = {who: proc.communicate(timeout=1200)[0] for who, proc in running.items()}
@@ -195,7 +195,7 @@ def test_two_machines_share_a_comparison_and_a_third_reports_it(tmp_path, tiny_e
     assert "ensemble member 1/2: textcnn (seed 0): trained by an earlier run, copied from" in ensemble, ensemble
     assert "ensemble member 2/2: bilstm_maxpool (seed 0): trained;" in ensemble, ensemble
 
-    c = machine(origin, remote, tmp_path / "c", "c")
+    c = machine(origin, remote, tmp_path / "c")
     r = dvc(["exp", "pull", "origin", *names], c)
     assert r.returncode == 0, r.stdout + r.stderr
     r = compare_all(c, tmp_path / "cache-c", *common, "--report-only")

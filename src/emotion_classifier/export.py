@@ -22,13 +22,24 @@ from .errors import UserError, one_line_errors
 from .files import atomic_dir
 
 
-def _thresholds(model_dir, strategy: str, n_labels: int, onnx_int8: bool = False) -> list[float]:
-    """The tuned thresholds (with `onnx_int8`, those tuned on the int8 model's own dev scores)."""
-    from .model_dir import ThresholdsError, read_tuned, strategy_thresholds
-    from .model_dir.model import read_config
+def _tuned(model_dir, labels: list[str]) -> dict | None:
+    """thresholds.json, read once (it hashes every member's weights); None, with a warning, when not tuned."""
+    from .model_dir import ThresholdsError, read_tuned
 
     try:
-        tuned = read_tuned(model_dir, read_config(model_dir)["labels"])
+        return read_tuned(model_dir, labels)
+    except ThresholdsError as e:
+        print(f"warning: {e}; exporting threshold 0.5 for every label", file=sys.stderr)
+        return None
+
+
+def _thresholds(tuned: dict | None, model_dir, strategy: str, n_labels: int, onnx_int8: bool = False) -> list[float]:
+    """The tuned thresholds (with `onnx_int8`, those tuned on the int8 model's own dev scores), or 0.5 each."""
+    from .model_dir import ThresholdsError, strategy_thresholds
+
+    if tuned is None:
+        return [0.5] * n_labels
+    try:
         return [float(t) for t in strategy_thresholds(tuned, strategy, model_dir, onnx_int8=onnx_int8)]
     except ThresholdsError as e:
         print(f"warning: {e}; exporting threshold 0.5 for every label", file=sys.stderr)
@@ -42,23 +53,23 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
     import json
 
     from . import onnx_backend
-    from .model_dir import MEMBERS, ThresholdsError, member_dirs, read_tuned
+    from .model_dir import MEMBERS, member_dirs
     from .model_dir.model import load, read_config
 
     model, cfg, tok = load(model_dir)
     labels = cfg["labels"]
+    tuned = _tuned(model_dir, labels)
     config = {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)},
               "num_labels": len(labels), "problem_type": "multi_label_classification",
-              "thresholds": _thresholds(model_dir, strategy, len(labels)), "thresholds_strategy": strategy,
+              "thresholds": _thresholds(tuned, model_dir, strategy, len(labels)), "thresholds_strategy": strategy,
               "max_length": cfg["max_length"], "emotion_classifier": {"name": cfg["name"], "arch": cfg["arch"]},
               "onnx": {"inputs": list(onnx_backend.INPUTS), "output": "logits", "opset": onnx_backend.OPSET}}
     if quantize:  # int8 shifts scores: model.int8.onnx has thresholds of its own (~.02 dev macro F1 better)
-        config["thresholds_int8"] = _thresholds(model_dir, strategy, len(labels), onnx_int8=True)
+        config["thresholds_int8"] = _thresholds(tuned, model_dir, strategy, len(labels), onnx_int8=True)
     members = member_dirs(model_dir)
     if members:
-        try:
-            weights = read_tuned(model_dir)["member_weights"]
-        except (ThresholdsError, KeyError):
+        weights = (tuned or {}).get("member_weights")
+        if weights is None:
             raise UserError(f"{model_dir}: an ensemble without weights tuned for these models; run "
                             "`dvc repro tune_thresholds` first") from None
         member_cfgs = [read_config(d) for d in members]
@@ -97,7 +108,7 @@ def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_labe
     ours = ("num_labels", "problem_type", "id2label", "label2id", "architectures")
     ec = {k: v for k, v in cfg["encoder_config"].items() if not k.startswith("_") and k not in ours}
     labels = cfg["labels"]
-    thresholds = _thresholds(model_dir, strategy, len(labels))
+    thresholds = _thresholds(_tuned(model_dir, labels), model_dir, strategy, len(labels))
     conf = AutoConfig.for_model(
         ec.pop("model_type"), **ec, num_labels=len(labels), problem_type="multi_label_classification",
         id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},

@@ -54,26 +54,25 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
         if r.returncode != 0:
             raise SystemExit(f"emotion-report: `dvc exp show --json` failed:\n{r.stderr}")
         exp = json.loads(r.stdout)
-    base = args.rev or next((e.get("rev") for e in exp if e.get("rev") != "workspace"), None)
-    if args.rev and not args.json:
-        base = next((e.get("rev") for e in exp if e.get("rev") != "workspace"), base)  # the full sha
+    base = next((e["rev"] for e in exp if e.get("rev") != "workspace" and str(e.get("rev")).startswith(args.rev or "")),
+                args.rev)  # HEAD's full sha (dvc exp show lists it first), or --rev's
     rows = collect(exp, args.experiments, base)
     search = collect(exp, args.search, base) if args.search else []
     rows = [r for r in rows if r not in search]
     if not rows:
         raise SystemExit("emotion-report: no experiments found; run some with `dvc exp run -S model.name=...`")
+    defaults = flatten(yaml.safe_load(Path(args.params).read_text()))
+    groups = seed_groups(rows, defaults)
     if not args.allow_mixed:
         check_like_with_like(rows + search, ("code", "data", "cpu_kind"))
-        for group in seed_groups(rows, flatten(yaml.safe_load(Path(args.params).read_text()))).values():
+        for group in groups.values():
             check_like_with_like(group, ("precision",))
-    defaults = flatten(yaml.safe_load(Path(args.params).read_text()))
     attach_artifacts(rows, reader or git_reader)
     ref = Path(args.reference)
     targets = (yaml.safe_load(ref.read_text()) or {}).get("reference_project", {}) if ref.exists() else {}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:
         tmp.write_text(render(rows, defaults, targets, search))
-    groups = seed_groups(rows, defaults)
     chart(groups, args.chart, targets)
     stem = Path(args.chart).with_suffix("")
     best = best_of_groups(groups)  # one line or bar per group: its best seed on dev
