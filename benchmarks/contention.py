@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from emotion_classifier import hardware
-from emotion_classifier.params import set_key, validate
+from emotion_classifier.params import load_params, resolve, with_overrides
 from emotion_classifier.training.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +42,16 @@ BUSY_LOOP = "while True: pass"
 
 def one(args) -> dict:
     """A training epoch in this process: batches/s and the threads it ran with."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for kv in ["model.name=bilstm_maxpool", "train.epochs=1", "train.patience=0", *args.set]:
-        key, value = kv.split("=", 1)
-        set_key(params, key, yaml.safe_load(value), "--set")
-    params = validate(params)
+    settings = ["model.name=bilstm_maxpool", "train.epochs=1", "train.patience=0", *args.set]
+    job = resolve(with_overrides(load_params(ROOT / "params.yaml"),
+                                 {kv.split("=", 1)[0]: yaml.safe_load(kv.split("=", 1)[1]) for kv in settings}))
     splits, names = load_splits(Path(args.data), args.examples)
     with tempfile.TemporaryDirectory() as tmp:
-        r = fit(params, splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
+        r = fit(job, splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
                 checkpoint_root=Path(tmp) / "ck", feature_cache=None)
     import torch
 
-    batches = -(-args.examples // params["train"]["batch_size"])
+    batches = -(-args.examples // job.train.batch_size)
     return {"batches_per_s": batches / r["epoch_time_s"], "threads": torch.get_num_threads()}
 
 

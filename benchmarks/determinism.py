@@ -9,7 +9,6 @@ subset; prints the distinct weight hashes and dev losses per (precision, threads
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import subprocess
@@ -27,19 +26,18 @@ from inference import DATA  # noqa: E402
 def one_run(args) -> dict:
     from emotion_classifier import hardware
     from emotion_classifier.data import SPLITS, multi_hot, read_raw, subset
-    from emotion_classifier.params import load_params, validate
+    from emotion_classifier.params import load_params, resolve, with_overrides
     from emotion_classifier.training.loop import fit
 
     hardware.n_cores = lambda: args.threads  # fit uses every core it may; pin the count under test
-    params = copy.deepcopy(load_params(ROOT / "params.yaml"))
-    params["model"].update(name="transformer_finetune", encoder=args.encoder)
-    params["train"].update(epochs=args.epochs, precision=args.precision, device="cpu")
-    params = validate(params)
+    params = with_overrides(load_params(ROOT / "params.yaml"), {
+        "model.name": "transformer_finetune", "model.encoder": args.encoder, "train.epochs": args.epochs,
+        "train.precision": args.precision, "train.device": "cpu"})
     splits, names = read_raw(Path(args.data))
     splits = {s: splits[s].assign(labels=list(multi_hot(splits[s]["label_ids"], len(names)))) for s in SPLITS}
     splits = {s: subset(splits[s], args.examples, 0) for s in ("train", "dev")}
     with tempfile.TemporaryDirectory() as tmp:
-        r = fit(params, splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
+        r = fit(resolve(params), splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
                 checkpoint_root=Path(tmp) / "ck", feature_cache=None)
         digest = hashlib.sha256((Path(tmp) / "m/model.safetensors").read_bytes()).hexdigest()[:12]
     return {"hash": digest, "dev_loss": r["dev_loss"], "cpu_kind": r["cpu_kind"]}

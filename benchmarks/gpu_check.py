@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import shutil
 import subprocess
@@ -27,11 +26,10 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from emotion_classifier import hardware
 from emotion_classifier.data import SPLITS, multi_hot, read_raw
-from emotion_classifier.params import load_params, validate
+from emotion_classifier.params import Params, dump, load_params, resolve, with_overrides
 from emotion_classifier.predict import main as predict_main
 from emotion_classifier.stages import evaluate, prepare, train, tune_thresholds
 from emotion_classifier.training.loop import fit
@@ -65,20 +63,18 @@ def cuda_tests() -> str:
     return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else f"pytest exited {r.returncode}"
 
 
-def check_params(args, **train) -> dict:
-    params = copy.deepcopy(load_params(ROOT / "params.yaml"))
-    params["model"].update(name=args.model, encoder=args.encoder)
-    params["train"].update(device=args.device, **train)
-    params["ensemble"]["members"] = []  # one model checks the device path
-    params["evaluate"].update(device=args.device)
-    return validate(params)
+def check_params(args, more: dict | None = None, **train) -> Params:
+    return with_overrides(load_params(ROOT / "params.yaml"), {
+        "model.name": args.model, "model.encoder": args.encoder, "train.device": args.device,
+        **{f"train.{k}": v for k, v in train.items()},
+        "ensemble.members": [],  # one model checks the device path
+        "evaluate.device": args.device, **(more or {})})
 
 
-def scratch_params(args, work: Path, max_examples: int, **train) -> dict:
-    params = check_params(args, **train)
-    params["data"].update(raw_dir=str(Path(args.data).resolve()), prepared_dir=str(work / "prepared"),
-                          max_examples=max_examples)
-    return params
+def scratch_params(args, work: Path, max_examples: int, **train) -> Params:
+    return check_params(args, {"data.raw_dir": str(Path(args.data).resolve()),
+                               "data.prepared_dir": str(work / "prepared"), "data.max_examples": max_examples},
+                        **train)
 
 
 def tiny_pipeline(args, work: Path) -> dict:
@@ -115,7 +111,7 @@ def full_epoch(args) -> dict:
         splits = {s: df.head(args.epoch_examples) for s, df in splits.items()}
     params = check_params(args, epochs=1, precision="auto")
     with tempfile.TemporaryDirectory() as tmp:
-        r = fit(params, splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
+        r = fit(resolve(params), splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
                 checkpoint_root=Path(tmp) / "ck", feature_cache=None)
     return {k: r[k] for k in ("device", "precision", "epoch_time_s", "train_examples_per_s", "dev_tuned_macro_f1")}
 
@@ -127,8 +123,7 @@ def ddp_scaling(args, work: Path, processes: int) -> dict:
         prepare.run(params)
         out = {}
         for n in (1, processes):
-            params["train"]["processes"] = n
-            Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            Path("params.yaml").write_text(dump(with_overrides(params, {"train.processes": n})))
             r = subprocess.run([sys.executable, "-m", "emotion_classifier.cli", "train", "--params", "params.yaml"],
                                capture_output=True, text=True, check=False)
             if r.returncode != 0:
@@ -142,7 +137,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda", help="cuda | cuda:N (cpu: the same path on a CPU)")
     ap.add_argument("--data", default=str(inference_benchmark.DATA), help="GoEmotions files (train/dev/test.tsv)")
-    ap.add_argument("--encoder", default=load_params(ROOT / "params.yaml")["model"]["encoder"])
+    ap.add_argument("--encoder", default=load_params(ROOT / "params.yaml").model.encoder)
     ap.add_argument("--model", default="transformer_finetune")
     ap.add_argument("--tiny-examples", type=int, default=300)
     ap.add_argument("--epoch-examples", type=int, default=0, help="0 = the full train split")

@@ -17,7 +17,6 @@ says) is built from `--encoder`: speed does not depend on the weights' values, o
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from emotion_classifier.encoder import load_tokenizer
 from emotion_classifier.errors import UserError
 from emotion_classifier.export import export
 from emotion_classifier.model_dir.model import build, save
-from emotion_classifier.params import load_params
+from emotion_classifier.params import load_params, resolve, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,11 +45,10 @@ if not DATA.exists() and (ROOT.parent / "shared/goemotions").exists():
 def fresh_model_dir(out: Path, encoder: str, labels: list[str], name: str, **arch) -> Path:
     """An untrained `name` model with params.yaml's settings but `arch`, saved to `out` (the benchmarks time
     architectures; speed does not depend on the weights' values)."""
-    model_params = copy.deepcopy(load_params(ROOT / "params.yaml")["model"])
-    model_params["encoder"] = encoder
-    model_params[name].update(arch)
+    params = with_overrides(load_params(ROOT / "params.yaml"), {
+        "model.name": name, "model.encoder": encoder, **{f"model.{name}.{k}": v for k, v in arch.items()}})
     tok = load_tokenizer(encoder)
-    model, cfg = build(name, model_params, tok, labels)
+    model, cfg = build(resolve(params).model, tok, labels)
     save(model, cfg, tok, out)
     return out
 
@@ -143,7 +141,7 @@ def pipeline_row(model_dir: Path, tmp: Path, clf: EmotionClassifier, texts, labe
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model-dir", help="a transformer_finetune model directory (default: a fresh one)")
-    ap.add_argument("--encoder", default=load_params(ROOT / "params.yaml")["model"]["encoder"],
+    ap.add_argument("--encoder", default=load_params(ROOT / "params.yaml").model.encoder,
                     help="the encoder of the fresh model (default: params.yaml's)")
     ap.add_argument("--data", default=str(DATA), help="a folder with test.tsv (dev.tsv) and emotions.txt")
     ap.add_argument("--sentences", type=int, default=2000)

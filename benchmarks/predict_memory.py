@@ -58,7 +58,7 @@ def measure(model_dir: Path, src: Path, out: Path, thresholds: str) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model-dir", help="a trained model directory (default: a fresh bilstm_maxpool)")
-    ap.add_argument("--encoder", default=load_params(ROOT / "params.yaml")["model"]["encoder"])
+    ap.add_argument("--encoder", default=load_params(ROOT / "params.yaml").model.encoder)
     ap.add_argument("--data", default=str(DATA), help="a folder with test.tsv and emotions.txt")
     ap.add_argument("--lines", default="10000,1000000")
     args = ap.parse_args(argv)

@@ -15,7 +15,6 @@ Trainer in fp32 on the CPU, as its defaults do.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import yaml
 from emotion_classifier import hardware
 from emotion_classifier.data import SPLITS, label_matrix, multi_hot, read_raw, subset
 from emotion_classifier.encoder import load_tokenizer, resolve_encoder
-from emotion_classifier.params import load_params, set_key, validate
+from emotion_classifier.params import Params, load_params, resolve, with_overrides
 from emotion_classifier.training.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +46,7 @@ def load_splits(raw_dir: Path, n: int):
 
 def ours(params, splits, names) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        r = fit(params, splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
+        r = fit(resolve(params), splits, names, model_dir=Path(tmp) / "m", metrics_path=None, live_dir=None,
                 checkpoint_root=Path(tmp) / "ck", feature_cache=None)
     print(f"  ours: {r['epoch_time_s']:.1f} s, device {r['device']}, precision {r['precision']}, "
           f"threads {torch.get_num_threads()}")
@@ -58,20 +57,20 @@ def hf_trainer(params, splits, names, batch_size: int | None) -> float:
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
 
-    mp = params["model"]
-    tok = load_tokenizer(mp["encoder"])
+    mp = params.model
+    tok = load_tokenizer(mp.encoder)
     model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_encoder(mp["encoder"]), num_labels=len(names), problem_type="multi_label_classification")
+        resolve_encoder(mp.encoder), num_labels=len(names), problem_type="multi_label_classification")
     model.resize_token_embeddings(len(tok))
     df = splits["train"]
     ds = Dataset.from_dict({"text": list(df["text"]), "labels": [list(r) for r in label_matrix(df)]})
-    ds = ds.map(lambda b: tok(b["text"], truncation=True, max_length=mp["max_length"]), batched=True,
+    ds = ds.map(lambda b: tok(b["text"], truncation=True, max_length=mp.max_length), batched=True,
                 remove_columns=["text"])
-    on_cpu = hardware.resolve_device(params["train"]["device"]).type == "cpu"  # the device ours ran on
+    on_cpu = hardware.resolve_device(params.train.device).type == "cpu"  # the device ours ran on
     with tempfile.TemporaryDirectory() as tmp:
         bs = {"per_device_train_batch_size": batch_size} if batch_size else {}
         args = TrainingArguments(output_dir=tmp, num_train_epochs=1, report_to=[], save_strategy="no",
-                                 logging_strategy="no", use_cpu=on_cpu, seed=params["seed"], disable_tqdm=True, **bs)
+                                 logging_strategy="no", use_cpu=on_cpu, seed=params.seed, disable_tqdm=True, **bs)
         trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tok))
         t0 = time.time()
         trainer.train()
@@ -81,9 +80,9 @@ def hf_trainer(params, splits, names, batch_size: int | None) -> float:
     return len(ds) / elapsed
 
 
-def override(params: dict, kv: str) -> None:
-    key, value = kv.split("=", 1)
-    set_key(params, key, yaml.safe_load(value), kv)
+def override(params: Params, settings: list[str]) -> Params:
+    """params with `KEY=VALUE` overrides, as `dvc exp run -S` takes them."""
+    return with_overrides(params, {kv.split("=", 1)[0]: yaml.safe_load(kv.split("=", 1)[1]) for kv in settings})
 
 
 def main(argv=None) -> dict:
@@ -98,24 +97,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-trainer", action="store_true", help="skip the two HF Trainer runs")
     ap.add_argument("--strict", action="store_true", help="refuse to run unless the CPU is idle")
     args = ap.parse_args(argv)
-    params = copy.deepcopy(load_params(ROOT / "params.yaml"))
-    for kv in args.set:
-        override(params, kv)
-    params = validate(params)
-    params["model"]["name"] = "transformer_finetune"
-    params["train"].update(epochs=1, batch_size=args.batch_size, patience=0)
+    params = override(load_params(ROOT / "params.yaml"), args.set)
+    params = with_overrides(params, {"model.name": "transformer_finetune", "train.epochs": 1,
+                                     "train.batch_size": args.batch_size, "train.patience": 0})
     splits, names = load_splits(Path(args.data), args.examples)
     hardware.use_threads()
-    print(f"{args.examples} GoEmotions train examples, fine-tune of {params['model']['encoder']}, batch "
+    print(f"{args.examples} GoEmotions train examples, fine-tune of {params.model.encoder}, batch "
           f"{args.batch_size}, {hardware.n_cores()} cores ({hardware.cpu_kind()}: {hardware.cpu_name()}), "
           f"torch {torch.__version__}")
     with cpuload.watch(args.strict) as load:
         out = {"ours": ours(params, splits, names)}
         if args.vs:
-            variant = copy.deepcopy(params)
-            for kv in args.vs:
-                override(variant, kv)
-            out["ours_vs"] = ours(validate(variant), splits, names)
+            out["ours_vs"] = ours(override(params, args.vs), splits, names)
         if not args.no_trainer:
             out["trainer_defaults"] = hf_trainer(params, splits, names, None)
             out["trainer_same_batch"] = hf_trainer(params, splits, names, args.batch_size)

@@ -80,6 +80,24 @@ def tiny_encoder(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="session")
+def tiny_mpnet(tmp_path_factory):
+    """A 2-layer, 32-hidden MPNet (all-mpnet-base-v2's kind) with its own vocabulary and MPNet's special tokens."""
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny_mpnet")
+    vocab = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>", *WORDS, "##s", "##ly", ".", "!", ","]
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = MPNetTokenizerFast(str(d / "vocab.txt"), do_lower_case=True)
+    assert tok.tokenize("Happy movies!") == ["happy", "movie", "##s", "!"] and tok.pad_token == "<pad>"
+    tok.save_pretrained(str(d))
+    __import__("torch").manual_seed(0)
+    cfg = MPNetConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=66, pad_token_id=tok.pad_token_id)
+    MPNetModel(cfg).save_pretrained(str(d))
+    return d
+
+
 def tiny_rows(n: int, seed: int, prefix: str) -> list[str]:
     import random
 
@@ -134,17 +152,39 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def tiny_params(encoder_dir, name: str, **train) -> dict:
-    """tests/params.yaml (fixed, tiny) for architecture `name` on the tiny encoder, with `train` overrides."""
-    import yaml
+# Tiny sizes for every architecture and fast, deterministic training: the defaults (params.yaml's values) with these.
+TINY = {
+    "model.max_length": 16,
+    **{f"model.{name}.{key}": value for name in ("bilstm_lasttoken", "bilstm_maxpool")
+       for key, value in (("embedding_dim", 32), ("hidden_size", 16))},
+    "model.transformer_featureextract.feature_layers": 1,
+    "model.transformer_featureextract.head_hidden": 16,
+    "model.transformer_featureextract.feature_batch_size": 16,
+    "model.transformer_finetune.encoder_lr": 1e-3,
+    "model.textcnn.embedding_dim": 32,
+    "model.textcnn.filters": 8,
+    "train.epochs": 2, "train.batch_size": 8, "train.lr": 0.005, "train.scheduler": "none", "train.warmup_ratio": 0.0,
+    "train.precision": "fp32", "train.device": "cpu", "train.patience": 5,
+    "tune_thresholds.onnx_int8": False,
+    "evaluate.device": "cpu",
+    "ensemble.members": [],
+}
 
-    from emotion_classifier.params import validate
 
-    p = yaml.safe_load((ROOT / "tests/params.yaml").read_text())
-    p["model"]["name"] = name
-    p["model"]["encoder"] = str(encoder_dir)
-    p["train"].update(train)
-    return validate(p)
+def tiny_params(encoder_dir, name: str, **train):
+    """The params (typed: emotion_classifier.params.Params) for architecture `name` on the tiny encoder: the
+    defaults with TINY and the `train` overrides."""
+    from emotion_classifier.params import with_overrides
+
+    return with_overrides(None, {**TINY, "model.name": name, "model.encoder": str(encoder_dir),
+                                 **{f"train.{k}": v for k, v in train.items()}})
+
+
+def tiny_tree(encoder_dir, name: str, **train) -> dict:
+    """tiny_params as a params.yaml mapping (for a project copy's params.yaml)."""
+    from emotion_classifier.params import to_tree
+
+    return to_tree(tiny_params(encoder_dir, name, **train))
 
 
 def train_and_tune(d: Path, params: dict) -> Path:

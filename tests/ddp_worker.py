@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from emotion_classifier.data import load_prepared
+from emotion_classifier.params import from_tree, resolve
 from emotion_classifier.training import distributed
 from emotion_classifier.training.loop import fit
 
@@ -18,15 +19,16 @@ if spec.get("die_after_epoch") and distributed.rank() == 1:
 
     real = T.train_epoch
 
-    def dying(run, train_params, seed, epoch):
+    def dying(run, epoch):
         if epoch > spec["die_after_epoch"]:
             os._exit(3)
-        return real(run, train_params, seed, epoch)
+        return real(run, epoch)
 
     T.train_epoch = dying
-splits, names = load_prepared(spec["params"]["data"]["prepared_dir"])
+params = from_tree(spec["params"])
+splits, names = load_prepared(params.data.prepared_dir)
 try:
-    result = fit(spec["params"], splits, names, model_dir=out / "models", metrics_path=out / "train.json",
+    result = fit(resolve(params), splits, names, model_dir=out / "models", metrics_path=out / "train.json",
                  live_dir=None, checkpoint_root=out / "ckpt", feature_cache=out / "feat",
                  stop_after_epochs=spec.get("stop_after_epochs"))
 finally:

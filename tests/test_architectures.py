@@ -1,6 +1,7 @@
 """The registry: an architecture is one registered entry; the pipeline asks it, never its name."""
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ from torch import nn
 
 from emotion_classifier import architectures
 from emotion_classifier.architectures import Architecture
-from emotion_classifier.params import ParamsError, integer, validate
+from emotion_classifier.fields import integer, param
+from emotion_classifier.params import ParamsError, resolve, with_overrides
 
 from .conftest import run_stage, tiny_params
 
@@ -26,25 +28,27 @@ class BagOfWords(nn.Module):
         return self.out(self.embedding(input_ids, per_sample_weights=None))
 
 
+@dataclass(frozen=True)
+class ToyConfig:
+    dim: int = param(integer(1), 8)
+
+
 TOY = Architecture(
     name="toy_bag",
-    schema={"dim": integer(1)},
-    build=lambda arch, sizes, encoder: BagOfWords(sizes["vocab_size"], sizes["pad_id"], sizes["n_labels"],
-                                                  arch["dim"]),
+    config=ToyConfig,
+    build=lambda arch, sizes, encoder: BagOfWords(sizes["vocab_size"], sizes["pad_id"], sizes["n_labels"], arch.dim),
     needs_encoder=lambda arch: False,
     output_layer=lambda model: model.out,  # main's weighted BCE shifts this Linear's bias
 )
 
 
 def test_a_toy_architecture_runs_train_tune_evaluate_and_predict(tmp_path, tiny_encoder, tiny_prepared, monkeypatch):
-    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2)
     monkeypatch.setitem(architectures.REGISTRY, TOY.name, TOY)
-    p["model"] |= {"name": TOY.name, TOY.name: {"dim": 8}}
-    p["data"]["prepared_dir"] = str(tiny_prepared)
+    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2)
+    toy = {"model.name": TOY.name, "data.prepared_dir": str(tiny_prepared), "model.toy_bag.dim": 8}
     with pytest.raises(ParamsError, match="'train.loss' is null .* 'model.toy_bag.train' sets no loss"):
-        validate(p)  # no recipe: what params.yaml leaves to it must be set
-    p["model"][TOY.name]["train"] = {"loss": "weighted_bce"}  # its recipe
-    p = validate(p)
+        with_overrides(p, toy)  # no recipe: what params.yaml leaves to it must be set
+    p = with_overrides(p, {**toy, "model.toy_bag.train": {"loss": "weighted_bce"}})  # its recipe
     monkeypatch.chdir(tmp_path)
     run_stage("train", p)
     run_stage("tune_thresholds", p)
@@ -65,24 +69,26 @@ def test_a_toy_architecture_runs_train_tune_evaluate_and_predict(tmp_path, tiny_
 
 
 def test_params_of_an_architecture_come_from_its_entry(tiny_encoder, monkeypatch):
-    p = tiny_params(tiny_encoder, "bilstm_maxpool")
     monkeypatch.setitem(architectures.REGISTRY, TOY.name, TOY)
-    with pytest.raises(ValueError, match="'model' lacks key\\(s\\) toy_bag"):  # a registered one needs its section
-        validate(p)
-    p["model"][TOY.name] = {"dim": 0}
+    p = tiny_params(tiny_encoder, "bilstm_maxpool")
+    assert p.model.archs[TOY.name] == ToyConfig(dim=8)  # a registered one has its section, its defaults
     with pytest.raises(ValueError, match="'model.toy_bag.dim' is 0; expected an integer >= 1"):
-        validate(p)
-    p["model"][TOY.name] = {"dim": 4, "depth": 2}
+        with_overrides(p, {"model.toy_bag.dim": 0})
+    from emotion_classifier.params import from_tree, to_tree
+
+    tree = to_tree(p)
+    tree["model"][TOY.name]["depth"] = 2
     with pytest.raises(ValueError, match="unknown key 'model.toy_bag.depth'"):
-        validate(p)
+        from_tree(tree)
 
 
 def test_textcnn_max_pools_over_real_tokens_only():
     """Every window that holds a real token counts, none that holds only padding: a short text gives the same
     logits alone and in a long batch, and a one-token text (shorter than every window) still has features."""
     torch.manual_seed(0)
-    arch = {"embedding_dim": 6, "init_embeddings": "random", "filters": 4, "kernel_sizes": "3,4,5", "dropout": 0.0}
-    model = architectures.get("textcnn").build(arch, {"vocab_size": 20, "pad_id": 0, "n_labels": 2}, None).eval()
+    entry = architectures.get("textcnn")
+    arch = entry.config(embedding_dim=6, init_embeddings="random", filters=4, kernel_sizes="3,4,5", dropout=0.0)
+    model = entry.build(arch, {"vocab_size": 20, "pad_id": 0, "n_labels": 2}, None).eval()
     with torch.no_grad():
         model.embedding.weight[0] = 5.0  # a padding embedding that would show if it were read
         alone = model(torch.tensor([[7]]), torch.tensor([[1]]))
@@ -131,7 +137,8 @@ def test_mask_words_start_the_mask_tokens_as_those_words(tiny_encoder):
 
     def embeddings(mask_words):
         torch.manual_seed(0)  # resizing draws the new rows near the mean embedding
-        model, _ = build("transformer_featureextract", {**p["model"], "mask_words": mask_words}, tok, ["a"])
+        spec = resolve(with_overrides(p, {"model.mask_words": mask_words})).model
+        model, _ = build(spec, tok, ["a"])
         return model.encoder.get_input_embeddings().weight.detach()
 
     emb = embeddings({"NAME": "love", "RELIGION": ""})
@@ -151,8 +158,8 @@ def test_cached_features_belong_to_the_mask_words(tiny_encoder, tiny_prepared, t
     p = tiny_params(tiny_encoder, "transformer_featureextract", epochs=1)
     cache = tmp_path / "features"
     for n, word in enumerate(("", "love"), start=1):
-        params = validate({**p, "model": {**p["model"], "mask_words": {"NAME": word, "RELIGION": ""}}})
-        fit(params, splits, names, model_dir=tmp_path / f"m{n}", metrics_path=None, live_dir=None,
+        job = resolve(with_overrides(p, {"model.mask_words.NAME": word}))
+        fit(job, splits, names, model_dir=tmp_path / f"m{n}", metrics_path=None, live_dir=None,
             checkpoint_root=tmp_path / "ckpt", feature_cache=cache)
         assert len(list(cache.glob("*.safetensors"))) == 2 * n  # train and dev, for each mapping
 

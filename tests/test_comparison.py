@@ -11,9 +11,9 @@ import yaml
 
 from emotion_classifier.architectures import REGISTRY
 from emotion_classifier.experiments.collect import collect
-from emotion_classifier.experiments.compare_all import my_share, plan
+from emotion_classifier.experiments.compare_all import encoder_rows, my_share, plan
 
-from .conftest import SHARED, copy_repo, tiny_params
+from .conftest import SHARED, copy_repo, tiny_tree
 from .test_pipeline_e2e import dvc, dvc_env
 
 pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fast` skips them
@@ -28,6 +28,13 @@ def test_plan_runs_the_ensembles_last_and_shares_split_it():
     assert sorted(halves) == sorted(runs) and len(my_share(runs, "1/2")) == 3
     with pytest.raises(SystemExit, match="expected k/n"):
         my_share(runs, "3/2")
+    with_mpnet = plan(["ensemble", "textcnn", "transformer_finetune"], [0], "cmp", [],
+                      encoder_rows(["ensemble", "textcnn", "transformer_finetune"], ["all-mpnet-base-v2"]))
+    assert [n for n, _ in with_mpnet] == ["cmp-textcnn-s0", "cmp-transformer_finetune-s0",
+                                          "cmp-transformer_finetune-mpnet-s0", "cmp-ensemble-s0"]
+    assert with_mpnet[2][1] == ["model.name=transformer_finetune", "model.encoder=all-mpnet-base-v2", "seed=0"]
+    with pytest.raises(SystemExit, match="unknown encoder bert-large; choose from all-MiniLM-L6-v2"):
+        encoder_rows(["transformer_finetune"], ["bert-large"])
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +43,7 @@ def project(tmp_path_factory, tiny_encoder):
         pytest.skip("../shared/dvc-storage is not beside the project")
     d = copy_repo(tmp_path_factory.mktemp("comparison") / "repo")
     p = yaml.safe_load((d / "params.yaml").read_text())
-    tiny = tiny_params(tiny_encoder, "bilstm_maxpool")
+    tiny = tiny_tree(tiny_encoder, "bilstm_maxpool")
     p.update(model={**tiny["model"], "name": p["model"]["name"]}, train=tiny["train"], evaluate=tiny["evaluate"])
     p["train"]["epochs"] = None  # each architecture's recipe, as in the project's params.yaml
     p["data"]["max_examples"] = 60
@@ -56,13 +63,18 @@ def compare_all(project, *args):
                           env=dvc_env(), capture_output=True, text=True, check=False, timeout=1200)
 
 
-def test_every_architecture_and_the_ensemble_in_one_command(project):
-    r = compare_all(project, "--seeds", "0", "--set", "train.epochs=1")
+def test_every_architecture_and_the_ensemble_in_one_command(project, tiny_mpnet):
+    """Every architecture, the ensemble, and the encoder-keeping ones again on a second encoder (a tiny MPNet, as
+    `make compare` runs them on all-mpnet-base-v2)."""
+    r = compare_all(project, "--seeds", "0", "--set", "train.epochs=1", "--encoders", str(tiny_mpnet))
     log = r.stdout + r.stderr
     (project / "compare.log").write_text(log)
     assert r.returncode == 0, log[-5000:]
-    name = {a: n for a, (n, _) in zip([*REGISTRY, "ensemble"],  # a quick look's names carry its overrides
-                                       plan([*REGISTRY, "ensemble"], [0], "cmp", ["train.epochs=1"]))}
+    archs = [*REGISTRY, "ensemble"]
+    planned = plan(archs, [0], "cmp", ["train.epochs=1"], encoder_rows(archs, [str(tiny_mpnet)]))
+    # a quick look's names carry its overrides; a second encoder's rows, its name
+    name = {n.split("-", 2)[2].removesuffix("-s0"): n for n, _ in planned}
+    assert set(name) == {*archs, "transformer_finetune-tiny_mpnet0", "transformer_featureextract-tiny_mpnet0"}
     names = list(name.values())
     assert f"{len(names)} experiments, 0 finished already, {len(names)} to run" in log
     runs = dict(re.findall(r"=== \[\d+/\d+\] (\S+): (.*?)(?==== \[|\Z)", log, flags=re.S))
@@ -99,7 +111,7 @@ def test_every_architecture_and_the_ensemble_in_one_command(project):
     subprocess.run(["git", "checkout", "--", "."], cwd=project, check=True)
 
 
-    again = compare_all(project, "--seeds", "0", "--set", "train.epochs=1")  # resumable: nothing reruns
+    again = compare_all(project, "--seeds", "0", "--set", "train.epochs=1", "--encoders", str(tiny_mpnet))  # resumable
     assert again.returncode == 0 and f"{len(names)} finished already, 0 to run" in again.stdout
     changed = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True,
                              check=True).stdout

@@ -1,5 +1,6 @@
 """Distillation: train.teacher's probabilities blended into the training targets."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ from emotion_classifier import data
 from emotion_classifier.errors import UserError
 from emotion_classifier.experiments.teach import write_teacher
 from emotion_classifier.inference import EmotionClassifier
-from emotion_classifier.params import validate
+from emotion_classifier.params import resolve, with_overrides
 from emotion_classifier.training.checkpoint import run_id
 from emotion_classifier.training.distill import save_teacher, training_targets
 from emotion_classifier.training.loop import fit
@@ -19,8 +20,7 @@ from .conftest import tiny_params
 
 @pytest.fixture()
 def project(tmp_path, tiny_encoder, tiny_prepared):
-    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=4)
-    p["data"]["prepared_dir"] = str(tiny_prepared)
+    p = with_overrides(tiny_params(tiny_encoder, "bilstm_maxpool", epochs=4), {"data.prepared_dir": str(tiny_prepared)})
     old = os.getcwd()
     os.chdir(tmp_path)
     try:
@@ -38,14 +38,14 @@ def test_targets_blend_labels_and_teacher_and_refuse_other_data(project):
     y = data.label_matrix(splits["train"])
     teacher = np.random.default_rng(0).random(y.shape).astype(np.float16)
     _teacher(splits, teacher)
-    train_params = {**p["train"], "teacher": "t.npz", "distill_weight": 0.25}
+    train_params = dataclasses.replace(p.train, teacher="t.npz", distill_weight=0.25)
     assert np.allclose(training_targets(train_params, splits["train"], y), 0.75 * y + 0.25 * teacher.astype(np.float32))
-    assert training_targets({**train_params, "teacher": ""}, splits["train"], y) is y
+    assert training_targets(dataclasses.replace(train_params, teacher=""), splits["train"], y) is y
     _teacher({"train": splits["train"].iloc[::-1]}, teacher, "reversed.npz")
     with pytest.raises(UserError, match="teachers/reversed.npz: the teacher scored other training data"):
-        training_targets({**train_params, "teacher": "reversed.npz"}, splits["train"], y)
+        training_targets(dataclasses.replace(train_params, teacher="reversed.npz"), splits["train"], y)
     with pytest.raises(UserError, match="teachers/missing.npz not found; write it with"):
-        training_targets({**train_params, "teacher": "missing.npz"}, splits["train"], y)
+        training_targets(dataclasses.replace(train_params, teacher="missing.npz"), splits["train"], y)
 
 
 def test_a_student_learns_the_teachers_probabilities(project):
@@ -54,11 +54,11 @@ def test_a_student_learns_the_teachers_probabilities(project):
     d, p, splits, names = project
     y = data.label_matrix(splits["train"])
     _teacher(splits, np.full(y.shape, 0.05))
-    student = validate({**p, "train": {**p["train"], "teacher": "t.npz", "distill_weight": 1.0}})
+    student = resolve(with_overrides(p, {"train.teacher": "t.npz", "train.distill_weight": 1.0}))
     assert (run_id(student, splits, names, *_device_precision())
-            != run_id(validate(p), splits, names, *_device_precision()))
-    for params, out in ((student, "student"), (validate(p), "labels")):
-        fit(params, splits, names, model_dir=d / out, metrics_path=None, live_dir=None, checkpoint_root=d / "ckpt")
+            != run_id(resolve(p), splits, names, *_device_precision()))
+    for job, out in ((student, "student"), (resolve(p), "labels")):
+        fit(job, splits, names, model_dir=d / out, metrics_path=None, live_dir=None, checkpoint_root=d / "ckpt")
     student, labels = (EmotionClassifier.load(d / out, "fixed").predict_proba(splits["dev"]["text"]).mean()
                        for out in ("student", "labels"))
     assert student < 0.15 < labels, (student, labels)
@@ -66,9 +66,9 @@ def test_a_student_learns_the_teachers_probabilities(project):
 
 def test_write_teacher_scores_the_training_split(project):
     d, p, splits, names = project
-    p = validate({**p, "train": {**p["train"], "epochs": 1}})
-    fit(p, splits, names, model_dir=d / "m", metrics_path=None, live_dir=None, checkpoint_root=d / "ckpt")
-    write_teacher(d / "m", "teachers/m.npz", p["data"]["prepared_dir"])
+    fit(resolve(with_overrides(p, {"train.epochs": 1})), splits, names, model_dir=d / "m", metrics_path=None,
+        live_dir=None, checkpoint_root=d / "ckpt")
+    write_teacher(d / "m", "teachers/m.npz", p.data.prepared_dir)
     with np.load("teachers/m.npz") as f:
         expected = EmotionClassifier.load(d / "m", "fixed").predict_proba(splits["train"]["text"])
         assert np.allclose(f["probs"], expected, atol=1e-3)  # float16

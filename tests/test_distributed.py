@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from emotion_classifier.data import load_prepared
+from emotion_classifier.params import resolve, to_tree, with_overrides
 from emotion_classifier.training.loop import fit
 
 from .conftest import ROOT, tiny_params
@@ -26,11 +27,9 @@ pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fas
 @pytest.fixture
 def params_for(tiny_encoder, tiny_prepared):
     def make(name, **train):
-        p = tiny_params(tiny_encoder, name, **train)
-        p["data"]["prepared_dir"] = str(tiny_prepared)
-        p["model"]["transformer_finetune"].update(dropout=0.0, encoder_dropout=0.0)
-        p["model"]["transformer_featureextract"].update(dropout=0.0)
-        return p
+        return with_overrides(tiny_params(tiny_encoder, name, **train), {
+            "data.prepared_dir": str(tiny_prepared), "model.transformer_finetune.dropout": 0.0,
+            "model.transformer_finetune.encoder_dropout": 0.0, "model.transformer_featureextract.dropout": 0.0})
     return make
 
 
@@ -38,7 +37,7 @@ def torchrun(tmp_path, params, processes=2, timeout=240, **spec):
     out = tmp_path / "out"
     out.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "spec.json"
-    path.write_text(json.dumps({"params": params, "out": str(out), **spec}))
+    path.write_text(json.dumps({"params": to_tree(params), "out": str(out), **spec}))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
            str(ROOT / "tests/ddp_worker.py"), str(path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=tmp_path)
@@ -52,8 +51,8 @@ def weights(model_dir):
 
 
 def one_process(tmp_path, params):
-    splits, names = load_prepared(params["data"]["prepared_dir"])
-    return fit(params, splits, names, model_dir=tmp_path / "models", metrics_path=tmp_path / "train.json",
+    splits, names = load_prepared(params.data.prepared_dir)
+    return fit(resolve(params), splits, names, model_dir=tmp_path / "models", metrics_path=tmp_path / "train.json",
                live_dir=None, checkpoint_root=tmp_path / "ckpt", feature_cache=tmp_path / "feat")
 
 

@@ -50,7 +50,7 @@ def test_an_edit_of_the_params_resolution_reruns_train_and_misses_its_reuse(tmp_
     monkeypatch.setattr(codedeps, "PKG", pkg)
     before = checkpoint.code_version()
     params = pkg / "params.py"
-    resolution = ("recipe.get(k) if v is None else v", "v if v is not None else recipe.get(k)")
+    resolution = ("filled = {k: recipe.get(k) for k", "filled = {k: recipe.get(k, None) for k")
     params.write_text(params.read_text().replace(*resolution))
     assert checkpoint.code_version() != before
 

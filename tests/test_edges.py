@@ -12,6 +12,7 @@ import pytest
 
 from emotion_classifier.data import DataError, read_label_names, read_split
 from emotion_classifier.encoder import bounded
+from emotion_classifier.params import with_overrides
 from emotion_classifier.predict import main as predict_main
 
 from .conftest import tiny_params, train_and_tune
@@ -20,8 +21,8 @@ from .conftest import tiny_params, train_and_tune
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
     d = tmp_path_factory.mktemp("edges")
-    p = tiny_params(tiny_encoder, "transformer_finetune", epochs=1)
-    p["data"]["prepared_dir"] = str(tiny_prepared)
+    p = with_overrides(tiny_params(tiny_encoder, "transformer_finetune", epochs=1),
+                       {"data.prepared_dir": str(tiny_prepared)})
     return train_and_tune(d, p)
 
 

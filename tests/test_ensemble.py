@@ -11,7 +11,7 @@ from emotion_classifier.ensemble import average, fit_weights
 from emotion_classifier.inference import EmotionClassifier
 from emotion_classifier.model_dir import ThresholdsError
 from emotion_classifier.model_dir.model import load, read_config, read_thresholds
-from emotion_classifier.params import ParamsError, member_params, validate
+from emotion_classifier.params import ParamsError, member_params, resolve, with_overrides
 from emotion_classifier.stages import train as train_stage
 from emotion_classifier.training.checkpoint import cached_timing
 from emotion_classifier.training.loop import fit
@@ -46,30 +46,27 @@ def test_fit_weights_minimises_dev_cross_entropy():
 
 
 def test_member_params_apply_overrides_and_refuse_others(tiny_encoder):
-    p = tiny_params(tiny_encoder, "bilstm_maxpool")
-    p["ensemble"]["members"] = [{"model.name": "textcnn", "seed": 3, "train.epochs": 1}]
-    m = member_params(validate(p), 0)
-    assert (m["model"]["name"], m["seed"], m["train"]["epochs"], m["ensemble"]["members"]) == ("textcnn", 3, 1, [])
-    assert p["model"]["name"] == "bilstm_maxpool"  # the main params are left as they were
+    p = with_overrides(tiny_params(tiny_encoder, "bilstm_maxpool"),
+                       {"ensemble.members": [{"model.name": "textcnn", "seed": 3, "train.epochs": 1}]})
+    m = member_params(p, 0)
+    assert (m.model.name, m.seed, m.train.epochs, m.ensemble.members) == ("textcnn", 3, 1, ())
+    assert p.model.name == "bilstm_maxpool"  # the main params are left as they were
     for bad, says in (({"data.max_examples": 5}, "may set only seed, model.*, train.* and loss.*"),
                       ({"model.textcnn.filterz": 5}, "not a key of params.yaml"),
                       ({"train.epochs": 0}, "'train.epochs' is 0"),
                       ("textcnn", "expected a mapping of overrides")):
-        p["ensemble"]["members"] = [bad]
         with pytest.raises(ParamsError, match="ensemble.members\\[0\\]") as e:
-            validate(p)
+            with_overrides(p, {"ensemble.members": [bad]})
         assert says in str(e.value)
 
 
 @pytest.fixture(scope="module")
 def ensemble_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
     d = tmp_path_factory.mktemp("ensemble")
-    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2)
-    p["data"]["prepared_dir"] = str(tiny_prepared)
-    p["model"]["name"] = "ensemble"
-    p["ensemble"]["members"] = [{"model.name": "bilstm_maxpool"}, {"model.name": "textcnn", "seed": 1},
-                                {"model.name": "bilstm_maxpool", "seed": 2}]
-    p = validate(p)
+    p = with_overrides(tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2), {
+        "data.prepared_dir": str(tiny_prepared), "model.name": "ensemble",
+        "ensemble.members": [{"model.name": "bilstm_maxpool"}, {"model.name": "textcnn", "seed": 1},
+                             {"model.name": "bilstm_maxpool", "seed": 2}]})
     old = os.getcwd()
     os.chdir(d)
     try:
@@ -107,7 +104,7 @@ def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
 
     # a finished member is kept when the stage reruns (DVC keeps models/members: persist)
     capsys.readouterr()
-    train_stage.train_ensemble(p, *data.load_prepared(p["data"]["prepared_dir"]))
+    train_stage.train_ensemble(p, *data.load_prepared(p.data.prepared_dir))
     assert capsys.readouterr().out.count("trained already, kept") == 3
     train_json = json.loads((d / "metrics/train.json").read_text())
     records = [read_config(m)["train"] for m in (d / "models", d / "models/members/1", d / "models/members/2")]
@@ -121,8 +118,8 @@ def test_a_member_is_the_model_its_overrides_train_alone(ensemble_dir, tmp_path)
     a member can be tried as an experiment first (`dvc exp run -S ...`) and be the same model."""
     d, p = ensemble_dir
     os.chdir(d)
-    splits, names = data.load_prepared(p["data"]["prepared_dir"])
-    fit(member_params(p, 1), splits, names, model_dir=tmp_path / "alone", metrics_path=None, live_dir=None,
+    splits, names = data.load_prepared(p.data.prepared_dir)
+    fit(resolve(member_params(p, 1)), splits, names, model_dir=tmp_path / "alone", metrics_path=None, live_dir=None,
         checkpoint_root=tmp_path / "ckpt")
     member = (d / "models/members/1/model.safetensors").read_bytes()
     assert (tmp_path / "alone/model.safetensors").read_bytes() == member
@@ -132,18 +129,18 @@ def test_a_member_trained_by_an_earlier_run_is_copied_not_trained(ensemble_dir, 
     """The model cache (by run id): an ensemble of models that experiments trained already costs no training."""
     d, p = ensemble_dir
     os.chdir(tmp_path)
-    again = validate({**p, "ensemble": {"members": p["ensemble"]["members"][1:]}})
+    again = with_overrides(p, {"ensemble.members": list(p.ensemble.members[1:])})
     capsys.readouterr()
-    train_stage.train_ensemble(again, *data.load_prepared(p["data"]["prepared_dir"]))
+    train_stage.train_ensemble(again, *data.load_prepared(p.data.prepared_dir))
     out = capsys.readouterr().out
     assert out.count("trained by an earlier run") == 2 and "epoch" not in out, out
     for mine, theirs in (("models", "models/members/1"), ("models/members/1", "models/members/2")):
         assert (tmp_path / mine / "model.safetensors").read_bytes() == (d / theirs / "model.safetensors").read_bytes()
     curves = (tmp_path / "dvclive/plots/metrics/dev_loss.tsv").read_text().splitlines()
     assert len(curves) == 1 + 2  # the first member's epochs, replayed from the cache for `dvc plots`
-    changed = validate({**again, "seed": 9, "ensemble": {"members": [{"model.name": "textcnn"}]}})
+    changed = with_overrides(again, {"seed": 9, "ensemble.members": [{"model.name": "textcnn"}]})
     capsys.readouterr()
-    train_stage.train_ensemble(changed, *data.load_prepared(p["data"]["prepared_dir"]))
+    train_stage.train_ensemble(changed, *data.load_prepared(p.data.prepared_dir))
     assert "trained; dev macro F1" in capsys.readouterr().out  # another seed: another model, trained
 
 
@@ -199,11 +196,11 @@ def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatc
     dirs = {"a": d / "models", "b": d / "models/members/1", "c": d / "models/members/2"}
     monkeypatch.setattr(ensemble_search, "experiment_model", lambda name, dest, repo: shutil.copytree(
         dirs[name], dest, ignore=shutil.ignore_patterns("members", "thresholds.json")))
-    lines = ensemble_search.search(["a", "b", "c"], p)
+    lines = ensemble_search.search(["a", "b", "c"], p.data.prepared_dir, p.policy)
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| a", "| a + b", "| a + c", "| a + b + c"]
     weights = [float(w) for w in lines[-1].split(" | ")[1].split(", ")]
     assert sum(weights) == pytest.approx(1.0, abs=0.02)
-    assert len(ensemble_search.search(["a", "b"], p, temperature=True)) == 4
+    assert len(ensemble_search.search(["a", "b"], p.data.prepared_dir, p.policy, temperature=True)) == 4
 
 
 def test_fit_temperature_recovers_an_overconfident_models_calibration():
@@ -226,8 +223,8 @@ def test_a_shorter_member_list_drops_the_rest(ensemble_dir, tmp_path):
     d = tmp_path / "copy"  # a copy: the shared ensemble stays whole for every other test, in any order
     shutil.copytree(src / "models", d / "models")
     os.chdir(d)
-    fewer = validate({**p, "ensemble": {"members": p["ensemble"]["members"][:2]}})
-    train_stage.train_ensemble(fewer, *data.load_prepared(p["data"]["prepared_dir"]))
+    fewer = with_overrides(p, {"ensemble.members": list(p.ensemble.members[:2])})
+    train_stage.train_ensemble(fewer, *data.load_prepared(p.data.prepared_dir))
     assert sorted(x.name for x in (d / "models/members").iterdir()) == ["1", "README.txt"]
 
 

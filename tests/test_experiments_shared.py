@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from .conftest import SHARED, copy_repo, tiny_params
+from .conftest import SHARED, copy_repo, tiny_tree
 from .test_pipeline_e2e import dvc, dvc_env
 
 pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fast` skips them
@@ -39,7 +39,7 @@ def team(tmp_path_factory, tiny_encoder):
     git(["init", "-q", "--bare", "-b", "main", str(root / "origin.git")], root)
     seed = copy_repo(root / "seed")
     p = yaml.safe_load((seed / "params.yaml").read_text())
-    tiny = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
+    tiny = tiny_tree(tiny_encoder, "bilstm_maxpool", epochs=1)
     p.update(model=tiny["model"], train=tiny["train"], evaluate=tiny["evaluate"], ensemble={"members": []})
     p["data"]["max_examples"] = 60
     p["compare"]["tfidf_max_features"] = 500

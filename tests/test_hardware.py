@@ -7,15 +7,14 @@ import torch
 
 from emotion_classifier import hardware
 from emotion_classifier.errors import UserError
-from emotion_classifier.params import ParamsError, validate
+from emotion_classifier.params import ParamsError, from_tree, with_overrides
 
 from .conftest import ROOT, tiny_params, train_and_tune
 
 
 @pytest.fixture(scope="module")
 def trained_tiny(tmp_path_factory, tiny_encoder, tiny_prepared):
-    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
-    p["data"]["prepared_dir"] = str(tiny_prepared)
+    p = with_overrides(tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1), {"data.prepared_dir": str(tiny_prepared)})
     return train_and_tune(tmp_path_factory.mktemp("threads"), p)
 
 
@@ -53,10 +52,10 @@ def test_params_accept_the_same_device_spellings():
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for ok in ("auto", "cpu", "cuda", "cuda:3"):
         raw["train"]["device"] = raw["evaluate"]["device"] = ok
-        validate(raw)
+        from_tree(raw)
     raw["evaluate"]["device"] = "gpu"
     with pytest.raises(ParamsError, match="'evaluate.device' is 'gpu'; expected auto, cpu, cuda or cuda:N"):
-        validate(raw)
+        from_tree(raw)
 
 
 def test_describe_names_what_produced_the_numbers():

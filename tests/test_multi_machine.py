@@ -17,9 +17,10 @@ import yaml
 
 from emotion_classifier.data import load_prepared
 from emotion_classifier.experiments.compare_all import plan
+from emotion_classifier.params import dump, resolve, with_overrides
 from emotion_classifier.training.loop import fit
 
-from .conftest import SHARED, copy_repo, tiny_params
+from .conftest import SHARED, copy_repo, tiny_params, tiny_tree
 from .test_pipeline_e2e import dvc, dvc_env
 
 pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fast` skips them
@@ -56,11 +57,11 @@ def finish(node: subprocess.Popen, timeout: float) -> str:
 @pytest.fixture
 def two_node_params(tmp_path, tiny_encoder, tiny_prepared):
     def make(**train):
-        p = tiny_params(tiny_encoder, "transformer_finetune", batch_size=8, **train)
-        p["data"]["prepared_dir"] = str(tiny_prepared)
-        p["model"]["transformer_finetune"].update(dropout=0.0, encoder_dropout=0.0)  # each rank draws its own
+        p = with_overrides(tiny_params(tiny_encoder, "transformer_finetune", batch_size=8, **train), {
+            "data.prepared_dir": str(tiny_prepared), "model.transformer_finetune.dropout": 0.0,
+            "model.transformer_finetune.encoder_dropout": 0.0})  # each rank draws its own dropout masks
         path = tmp_path / f"params-{len(list(tmp_path.glob('params-*')))}.yaml"
-        path.write_text(yaml.safe_dump(p, sort_keys=False))
+        path.write_text(dump(p))
         return p, path
     return make
 
@@ -80,8 +81,8 @@ def test_two_nodes_through_a_c10d_rendezvous_train_the_one_process_model(tmp_pat
     assert (wrote[0] / "dvclive/metrics.json").exists() and (wrote[0] / "metrics/train.json").exists()
     assert json.loads((wrote[0] / "metrics/train.json").read_text())["world_size"] == 2
 
-    splits, names = load_prepared(p["data"]["prepared_dir"])
-    fit(p, splits, names, model_dir=tmp_path / "one", metrics_path=None, live_dir=None,
+    splits, names = load_prepared(p.data.prepared_dir)
+    fit(resolve(p), splits, names, model_dir=tmp_path / "one", metrics_path=None, live_dir=None,
         checkpoint_root=tmp_path / "ckpt", feature_cache=None)
     one, two = load_file(str(tmp_path / "one/model.safetensors")), load_file(str(wrote[0] / "models/model.safetensors"))
     diff = max(float(np.abs(one[k] - two[k]).max()) for k in one)
@@ -166,7 +167,7 @@ def test_two_machines_share_a_comparison_and_a_third_reports_it(tmp_path, tiny_e
         pytest.skip("../shared/dvc-storage is not beside the project")
     seed = copy_repo(tmp_path / "seed")
     p = yaml.safe_load((seed / "params.yaml").read_text())
-    tiny = tiny_params(tiny_encoder, "bilstm_maxpool")
+    tiny = tiny_tree(tiny_encoder, "bilstm_maxpool")
     p.update(model={**tiny["model"], "name": p["model"]["name"]}, train=tiny["train"], evaluate=tiny["evaluate"])
     p["train"]["epochs"] = None
     p["ensemble"]["members"] = [{"model.name": "textcnn"}, {"model.name": "bilstm_maxpool"}]

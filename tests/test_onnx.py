@@ -9,6 +9,7 @@ from emotion_classifier import architectures
 from emotion_classifier.encoder import load_tokenizer
 from emotion_classifier.inference import EmotionClassifier
 from emotion_classifier.model_dir.model import build, save
+from emotion_classifier.params import resolve
 
 from .conftest import TINY_LABELS, tiny_params
 
@@ -23,9 +24,9 @@ def model_dir(request, tmp_path_factory, tiny_encoder):
     import torch
 
     p = tiny_params(tiny_encoder, request.param)
-    tok = load_tokenizer(p["model"]["encoder"])
+    tok = load_tokenizer(p.model.encoder)
     torch.manual_seed(0)
-    model, cfg = build(request.param, p["model"], tok, TINY_LABELS)
+    model, cfg = build(resolve(p).model, tok, TINY_LABELS)
     d = tmp_path_factory.mktemp(request.param)
     save(model, cfg, tok, d)
     return d
@@ -66,9 +67,9 @@ def test_predict_cli_with_the_onnx_backend(tiny_encoder, tmp_path, capsys):
     from emotion_classifier.predict import main
 
     p = tiny_params(tiny_encoder, "transformer_finetune")
-    tok = load_tokenizer(p["model"]["encoder"])
+    tok = load_tokenizer(p.model.encoder)
     torch.manual_seed(0)
-    model, cfg = build("transformer_finetune", p["model"], tok, TINY_LABELS)
+    model, cfg = build(resolve(p).model, tok, TINY_LABELS)
     save(model, cfg, tok, tmp_path / "m")
     main(["--model-dir", str(tmp_path / "m"), "--thresholds", "fixed", "--backend", "onnx", "--all-scores",
           "--json", "--text", "so happy"])
@@ -92,9 +93,9 @@ def test_a_transformer_is_served_as_a_fused_graph_that_scores_like_torch(tiny_en
     from emotion_classifier import onnx_backend
 
     p = tiny_params(tiny_encoder, name)
-    tok = load_tokenizer(p["model"]["encoder"])
+    tok = load_tokenizer(p.model.encoder)
     torch.manual_seed(0)
-    model, _ = build(name, p["model"], tok, TINY_LABELS)
+    model, _ = build(resolve(p).model, tok, TINY_LABELS)
     model.eval()
     path = onnx_backend.inference_graph(model, tok, tmp_path / "model.onnx")
     ops = collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)

@@ -1,10 +1,20 @@
 import copy
+import dataclasses
 
 import pytest
 import yaml
 
 from emotion_classifier.architectures import REGISTRY
-from emotion_classifier.params import ParamsError, load_params, member_params, resolve, validate
+from emotion_classifier.params import (
+    Params,
+    ParamsError,
+    from_tree,
+    load_params,
+    member_params,
+    resolve,
+    to_tree,
+    with_overrides,
+)
 
 from .conftest import ROOT
 
@@ -14,10 +24,25 @@ def params():
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-def test_project_params_are_valid():
+def test_project_params_are_valid_and_spell_out_every_default(params):
+    """params.yaml writes every key (DVC tracks each one; no default acts unseen) and its values are the typed
+    sections' defaults, so the code's defaults and main's settings cannot drift apart; only which architectures
+    main's ensemble combines is params.yaml's alone."""
     p = load_params(ROOT / "params.yaml")
-    assert p["model"]["name"] in p["model"] or p["model"]["name"] == "ensemble"
-    assert all("train" in p["model"][name] for name in REGISTRY)  # every architecture declares its recipe
+    assert p.model.name in p.model.archs or p.model.name == "ensemble"
+    assert all(p.model.recipes[name] for name in REGISTRY)  # every architecture declares its recipe
+    assert to_tree(p) == params
+    assert p.ensemble.members and Params().ensemble.members == ()
+    assert dataclasses.replace(p, ensemble=Params().ensemble) == Params()
+
+
+def test_sections_are_frozen_and_typed(params):
+    p = from_tree(params)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.train.lr = 0.1
+    assert isinstance(p.train.lr, float) and isinstance(p.evaluate.bootstrap_resamples, int)
+    assert isinstance(p.ensemble.members, tuple)
+    assert with_overrides(p, {"train.lr": 0.5}).train.lr == 0.5 and p.train.lr == params["train"]["lr"]
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -26,11 +51,11 @@ def test_each_architecture_trains_with_its_recipe_unless_told_otherwise(params, 
     params["model"]["name"] = name
     recipe = params["model"][name]["train"]
     assert recipe and all(params["train"][k] is None for k in recipe)  # params.yaml leaves them to the recipe
-    resolved = resolve(validate(params))["train"]
+    resolved = dataclasses.asdict(resolve(from_tree(params)).train)
     assert {k: resolved[k] for k in recipe} == pytest.approx(recipe)
     assert all(v is not None for v in resolved.values())
     params["train"]["epochs"] = 1  # as `dvc exp run -S train.epochs=1` writes it
-    resolved = resolve(validate(params))["train"]
+    resolved = dataclasses.asdict(resolve(from_tree(params)).train)
     assert resolved["epochs"] == 1 and all(resolved[k] == v for k, v in recipe.items() if k != "epochs")
 
 
@@ -38,13 +63,13 @@ def test_ensemble_members_train_with_their_own_recipes(params):
     params["model"]["name"] = "ensemble"
     params["ensemble"]["members"] = [{"model.name": "bilstm_maxpool"}, {"model.name": "textcnn", "seed": 4},
                                      {"model.name": "textcnn", "train.epochs": 2}]
-    p = validate(params)
-    members = [member_params(p, i) for i in range(3)]
-    assert [m["train"]["epochs"] for m in members] == [params["model"]["bilstm_maxpool"]["train"]["epochs"],
-                                                       params["model"]["textcnn"]["train"]["epochs"], 2]
-    assert [m["seed"] for m in members] == [params["seed"], 4, params["seed"]]
-    p["train"]["loss"] = "focal"  # an explicit setting of the ensemble's reaches every member
-    assert {member_params(p, i)["train"]["loss"] for i in range(3)} == {"focal"}
+    p = from_tree(params)
+    members = [resolve(member_params(p, i)) for i in range(3)]
+    assert [m.train.epochs for m in members] == [params["model"]["bilstm_maxpool"]["train"]["epochs"],
+                                                 params["model"]["textcnn"]["train"]["epochs"], 2]
+    assert [m.seed for m in members] == [params["seed"], 4, params["seed"]]
+    p = with_overrides(p, {"train.loss": "focal"})  # an explicit setting of the ensemble's reaches every member
+    assert {resolve(member_params(p, i)).train.loss for i in range(3)} == {"focal"}
 
 
 @pytest.mark.parametrize("name, change, says", [
@@ -64,7 +89,7 @@ def test_bad_recipes_and_members_get_one_line(params, name, change, says):
     params["model"]["name"] = name
     change(params)
     with pytest.raises(ParamsError) as e:
-        validate(params)
+        from_tree(params)
     assert says in str(e.value) and "\n" not in str(e.value)
 
 
@@ -86,25 +111,26 @@ def test_bad_values_name_key_and_allowed(params, path, value, expected):
         node = node[k]
     node[path[-1]] = value
     with pytest.raises(ParamsError) as e:
-        validate(p)
+        from_tree(p)
     assert expected in str(e.value)
 
 
 def test_unknown_key_lists_allowed(params):
     params["train"]["learning_rate"] = 0.1
     with pytest.raises(ParamsError, match=r"unknown key 'train.learning_rate'; allowed keys here: .*lr"):
-        validate(params)
+        from_tree(params)
 
 
-def test_missing_key(params):
-    del params["train"]["patience"]
-    with pytest.raises(ParamsError, match="'train' lacks key"):
-        validate(params)
+def test_a_key_left_out_takes_its_default(params):
+    del params["train"]["patience"], params["model"]["textcnn"]
+    p = from_tree(params)
+    assert p.train.patience == Params().train.patience and p.model.archs["textcnn"] == Params().model.archs["textcnn"]
+    assert p.model.recipes["textcnn"] == REGISTRY["textcnn"].recipe
 
 
 def test_scientific_notation_string_accepted(params):
     params["train"]["lr"] = "1e-3"  # PyYAML reads 1e-3 (no dot) as a string
-    assert validate(params)["train"]["lr"] == pytest.approx(1e-3)
+    assert from_tree(params).train.lr == pytest.approx(1e-3)
 
 
 def test_load_names_file(tmp_path, params):

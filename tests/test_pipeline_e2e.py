@@ -11,7 +11,7 @@ import yaml
 
 from emotion_classifier.experiments.collect import flatten
 
-from .conftest import ROOT, SHARED, copy_repo, tiny_params
+from .conftest import ROOT, SHARED, copy_repo, tiny_tree
 
 pytestmark = pytest.mark.slow  # DVC, torchrun or benchmark runs: `make test-fast` skips them
 
@@ -59,7 +59,7 @@ def reproduced(repo, tiny_encoder) -> str:
     """The whole pipeline through `dvc repro`, once per module, on an ensemble of two tiny members: the repo then
     stands up to date. Returns the run's log. Each test that needs it asks for it (none relies on another's run)."""
     p = yaml.safe_load((repo / "params.yaml").read_text())
-    tiny = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=1)
+    tiny = tiny_tree(tiny_encoder, "bilstm_maxpool", epochs=1)
     p["model"] = tiny["model"]
     p["train"] = tiny["train"]
     p["model"]["name"] = "ensemble"  # an ensemble, through DVC

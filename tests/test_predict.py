@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from emotion_classifier import EmotionClassifier
+from emotion_classifier.params import with_overrides
 from emotion_classifier.predict import main as predict_main
 
 from .conftest import tiny_params, train_and_tune
@@ -15,10 +16,10 @@ from .conftest import tiny_params, train_and_tune
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
     d = tmp_path_factory.mktemp("predict")
-    p = tiny_params(tiny_encoder, "transformer_finetune", epochs=2)
-    p["data"]["prepared_dir"] = str(tiny_prepared)
-    p["model"]["transformer_finetune"]["pooling"] = "pooler"  # the export needs it, whatever params.yaml says
-    p["tune_thresholds"]["onnx_int8"] = True  # thresholds for the int8 model too
+    p = with_overrides(tiny_params(tiny_encoder, "transformer_finetune", epochs=2), {
+        "data.prepared_dir": str(tiny_prepared),
+        "model.transformer_finetune.pooling": "pooler",  # the export needs it, whatever params.yaml says
+        "tune_thresholds.onnx_int8": True})  # thresholds for the int8 model too
     return train_and_tune(d, p)
 
 

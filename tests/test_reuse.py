@@ -1,6 +1,7 @@
 """Reuse keyed on content, never on a name: the run id, the feature cache, verified copies and checkpoints, the
 comparison's resume, the report's like-with-like, the ensemble's tuned weights and the cache a user can bound."""
 
+import dataclasses
 import json
 import os
 import time
@@ -14,6 +15,7 @@ from emotion_classifier.data import load_prepared
 from emotion_classifier.errors import UserError
 from emotion_classifier.model_dir import MANIFEST, WEIGHTS, weights_hash
 from emotion_classifier.model_dir.model import build, save
+from emotion_classifier.params import resolve, with_overrides
 from emotion_classifier.stages.train import obtain_member
 from emotion_classifier.training import checkpoint
 from emotion_classifier.training.checkpoint import planned_run_id
@@ -31,9 +33,8 @@ def own_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def member(tiny_encoder, tiny_prepared):
-    p = tiny_params(tiny_encoder, "textcnn", epochs=1)
-    p["data"]["prepared_dir"] = str(tiny_prepared)
-    return (p, *load_prepared(tiny_prepared))
+    p = with_overrides(tiny_params(tiny_encoder, "textcnn", epochs=1), {"data.prepared_dir": str(tiny_prepared)})
+    return (resolve(p), *load_prepared(tiny_prepared))
 
 
 def relabelled(splits: dict) -> dict:
@@ -75,38 +76,41 @@ def test_a_copy_killed_half_way_is_rebuilt_not_kept(member, own_cache, capsys):
     assert "is damaged (tokenizer/tokenizer.json differs from its manifest): removed" in capsys.readouterr().out
 
 
-def test_the_run_id_holds_library_versions_and_resolved_settings_once(member, own_cache, monkeypatch):
+def test_the_run_id_holds_library_versions_and_resolved_settings_once(tiny_encoder, tiny_prepared, tmp_path,
+                                                                       own_cache, monkeypatch):
     import importlib.metadata
+    import shutil
 
-    p, splits, names = member
-    base = planned_run_id(p, splits, names)
     from emotion_classifier import hardware
 
-    auto = {**p, "train": {**p["train"], "precision": "auto"}}  # and the precision auto resolves to on this CPU
-    resolved = hardware.resolve_precision("auto", torch.device("cpu"))
-    assert planned_run_id(auto, splits, names) == planned_run_id(
-        {**p, "train": {**p["train"], "precision": resolved}}, splits, names)
-    # a recipe value that train.epochs overrides
-    recipe = {**p["model"]["textcnn"], "train": {**p["model"]["textcnn"]["train"], "epochs": 7}}
-    assert planned_run_id({**p, "model": {**p["model"], "textcnn": recipe}}, splits, names) == base
-    other_arch = {**p["model"]["bilstm_maxpool"], "hidden": 999}  # another architecture's section
-    assert planned_run_id({**p, "model": {**p["model"], "bilstm_maxpool": other_arch}}, splits, names) == base
+    p = with_overrides(tiny_params(tiny_encoder, "textcnn", epochs=1), {"data.prepared_dir": str(tiny_prepared)})
+    splits, names = load_prepared(tiny_prepared)
+    run = lambda overrides: planned_run_id(resolve(with_overrides(p, overrides)), splits, names)  # noqa: E731
+    base = run({})
+    resolved = hardware.resolve_precision("auto", torch.device("cpu"))  # what auto resolves to on this CPU
+    assert run({"train.precision": "auto"}) == run({"train.precision": resolved})
+    assert run({"model.textcnn.train": {"epochs": 7, "loss": "bce"}}) == base  # a recipe value train.epochs overrides
+    assert run({"model.bilstm_maxpool.hidden_size": 999}) == base  # another architecture's section
+    moved = shutil.copytree(tiny_encoder, tmp_path / "elsewhere" / "encoder")  # the same files in another place
+    assert run({"model.encoder": str(moved)}) == base
+    assert run({"model.textcnn.filters": 9}) != base and run({"seed": 1}) != base
+    job = resolve(p)
     real = importlib.metadata.version
     monkeypatch.setattr(importlib.metadata, "version", lambda n: "9.9.9" if n == "torch" else real(n))
-    assert planned_run_id(p, splits, names) != base
+    assert planned_run_id(job, splits, names) != base
     monkeypatch.undo()
     monkeypatch.setattr(checkpoint.distributed, "threads_per_process", lambda: 97)
-    assert planned_run_id(p, splits, names) != base
+    assert planned_run_id(job, splits, names) != base
 
 
 def test_the_feature_cache_misses_when_the_code_computing_features_changes(tiny_encoder, tiny_prepared, tmp_path,
                                                                           monkeypatch):
-    p = tiny_params(tiny_encoder, "transformer_featureextract", epochs=1)
+    job = resolve(tiny_params(tiny_encoder, "transformer_featureextract", epochs=1))
     splits, names = load_prepared(tiny_prepared)
     feats = tmp_path / "features"
 
     def run():
-        fit(p, splits, names, model_dir=tmp_path / "m", metrics_path=None, live_dir=None,
+        fit(job, splits, names, model_dir=tmp_path / "m", metrics_path=None, live_dir=None,
             checkpoint_root=tmp_path / "ckpt", feature_cache=feats)
         return len(list(feats.glob("*.safetensors")))
 
@@ -121,8 +125,8 @@ def test_the_feature_cache_misses_when_the_code_computing_features_changes(tiny_
 
 
 def test_a_damaged_checkpoint_is_not_resumed(member, tmp_path, capsys):
-    p, splits, names = member
-    p = {**p, "train": {**p["train"], "epochs": 2}}
+    job, splits, names = member
+    p = dataclasses.replace(job, train=dataclasses.replace(job.train, epochs=2))
     kw = dict(model_dir=tmp_path / "m", metrics_path=None, live_dir=None, checkpoint_root=tmp_path / "ckpt",
               feature_cache=None)
     assert fit(p, splits, names, stop_after_epochs=1, **kw) == {"stopped_after_epoch": 1}
@@ -222,11 +226,11 @@ def untuned_ensemble(tmp_path, tiny_encoder):
     """An ensemble directory of two untrained tiny models, saved as train saves them, not tuned."""
     from emotion_classifier.encoder import load_tokenizer
 
-    p = tiny_params(tiny_encoder, "textcnn")
-    tok = load_tokenizer(p["model"]["encoder"])
+    spec = resolve(tiny_params(tiny_encoder, "textcnn")).model
+    tok = load_tokenizer(spec.encoder)
     torch.manual_seed(0)
     for d in (tmp_path / "models", tmp_path / "models/members/1"):
-        model, cfg = build("textcnn", p["model"], tok, ["joy", "anger", "neutral"])
+        model, cfg = build(spec, tok, ["joy", "anger", "neutral"])
         save(model, cfg, tok, d)
     return tmp_path / "models"
 

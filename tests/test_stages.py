@@ -10,7 +10,7 @@ import yaml
 from emotion_classifier.inference import EmotionClassifier
 from emotion_classifier.model_dir import ThresholdsError
 from emotion_classifier.model_dir.model import read_thresholds
-from emotion_classifier.params import validate
+from emotion_classifier.params import from_tree, to_tree, with_overrides
 
 from .conftest import ROOT, run_stage, tiny_params
 
@@ -20,9 +20,8 @@ def workdir(tmp_path_factory, tiny_encoder, tiny_prepared):
     d = tmp_path_factory.mktemp("stages")
     (d / "reference").mkdir()
     (d / "reference/results.yaml").write_text((ROOT / "reference/results.yaml").read_text())
-    p = tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2)
-    p["data"]["prepared_dir"] = str(tiny_prepared)
-    p["compare"]["tfidf_max_features"] = 1000
+    p = with_overrides(tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2),
+                       {"data.prepared_dir": str(tiny_prepared), "compare.tfidf_max_features": 1000})
     old = os.getcwd()
     os.chdir(d)
     try:
@@ -56,7 +55,7 @@ def test_tune_evaluate_compare(workdir):
     speed = json.loads((d / "metrics/inference.json").read_text())
     assert speed["inference_sentences_per_s"] > 0 and speed["inference_threads"] >= 1
     # what produced the scores: evaluate's precision (fp32 by default on every machine) and device
-    assert speed["inference_precision"] == p["evaluate"]["precision"] == "fp32"
+    assert speed["inference_precision"] == p.evaluate.precision == "fp32"
     assert speed["inference_device"] == "cpu" and speed["inference_cpu_kind"]
     for f in ("per_label.csv", "precision_recall.csv", "roc.csv", "confusion_matrices.png", "reliability.png",
               "error_cooccurrence_counts.png", "error_cooccurrence_conditional.png", "error_cooccurrence_jaccard.png"):
@@ -97,7 +96,7 @@ def test_compare_params_validated():
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["evaluate"]["thresholds"] = "best"
     with pytest.raises(ValueError, match="'evaluate.thresholds' is 'best'; expected one of per_label, global, fixed"):
-        validate(p)
+        from_tree(p)
 
 
 # ---------------------------------------------------------------- bad input to a stage: one `error:` line, exit 1
@@ -107,7 +106,7 @@ def _stage(stage, params: dict | str, tmp_path, capsys) -> tuple[int, str]:
     from emotion_classifier.cli import run
 
     path = tmp_path / "params.yaml"
-    path.write_text(params if isinstance(params, str) else yaml.safe_dump(params))
+    path.write_text(params if isinstance(params, str) else yaml.safe_dump(to_tree(params)))
     code = run(stage, ["--params", str(path)])
     err = capsys.readouterr().err
     assert code == 1 and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
@@ -120,19 +119,13 @@ def test_params_that_are_not_yaml(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name, change, message", [
-    ("bilstm_maxpool", {"encoder": "no/such-encoder"}, "model.encoder: cannot load 'no/such-encoder'"),
-    ("bilstm_maxpool", {"bilstm_maxpool": {"embedding_dim": 20}}, "init_embeddings: encoder needs embedding_dim = 32"),
-    ("transformer_featureextract", {"transformer_featureextract": {"feature_layers": 9}},
+    ("bilstm_maxpool", {"model.encoder": "no/such-encoder"}, "model.encoder: cannot load 'no/such-encoder'"),
+    ("bilstm_maxpool", {"model.bilstm_maxpool.embedding_dim": 20}, "init_embeddings: encoder needs embedding_dim = 32"),
+    ("transformer_featureextract", {"model.transformer_featureextract.feature_layers": 9},
      "feature_layers is 9 but the encoder has 3 hidden states"),
 ])
 def test_params_that_do_not_fit_the_encoder(tmp_path, capsys, tiny_encoder, tiny_prepared, name, change, message):
-    p = tiny_params(tiny_encoder, name, epochs=1)
-    p["data"]["prepared_dir"] = str(tiny_prepared)
-    for key, value in change.items():
-        if isinstance(value, dict):
-            p["model"][key].update(value)
-        else:
-            p["model"][key] = value
+    p = with_overrides(tiny_params(tiny_encoder, name, epochs=1), {"data.prepared_dir": str(tiny_prepared), **change})
     old = os.getcwd()
     os.chdir(tmp_path)
     try:

@@ -11,7 +11,7 @@ from emotion_classifier.architectures.layers import pool
 from emotion_classifier.batching import TokenData, bucket_batches, pad, predict_logits
 from emotion_classifier.data import label_matrix, load_prepared
 from emotion_classifier.model_dir.model import load
-from emotion_classifier.params import ParamsError, validate
+from emotion_classifier.params import ParamsError, resolve, with_overrides
 from emotion_classifier.training import losses
 from emotion_classifier.training.loop import batch_loss, fit
 from emotion_classifier.training.losses.asymmetric import asymmetric_loss
@@ -22,18 +22,18 @@ from .conftest import tiny_params
 
 
 def _fit(tmp_path, params, **kw):
-    splits, names = load_prepared(params["data"]["prepared_dir"])
-    return fit(params, splits, names, model_dir=tmp_path / "models", metrics_path=tmp_path / "train.json",
+    splits, names = load_prepared(params.data.prepared_dir)
+    return fit(resolve(params), splits, names, model_dir=tmp_path / "models", metrics_path=tmp_path / "train.json",
                live_dir=tmp_path / "dvclive", checkpoint_root=tmp_path / "ckpt", feature_cache=tmp_path / "feat",
                **kw)
 
 
 @pytest.fixture
 def params_for(tiny_encoder, tiny_prepared):
-    def make(name, **train):
-        p = tiny_params(tiny_encoder, name, **train)
-        p["data"]["prepared_dir"] = str(tiny_prepared)
-        return p
+    def make(name, arch=None, **train):
+        """tiny_params on the tiny data; `arch`: overrides of the architecture's section."""
+        return with_overrides(tiny_params(tiny_encoder, name, **train), {
+            "data.prepared_dir": str(tiny_prepared), **{f"model.{name}.{k}": v for k, v in (arch or {}).items()}})
     return make
 
 
@@ -54,7 +54,7 @@ def test_each_architecture_trains_and_reloads(tmp_path, params_for, name):
     model, cfg, tok = load(tmp_path / "models")
     assert cfg["name"] == name and tok.convert_tokens_to_ids("[NAME]") != tok.unk_token_id
     assert get(name).output_layer(model).out_features == len(cfg["labels"])  # the logits' layer
-    splits, _ = load_prepared(p["data"]["prepared_dir"])
+    splits, _ = load_prepared(p.data.prepared_dir)
     ids = tok(list(splits["dev"]["text"]), truncation=True, max_length=16)["input_ids"]
     data = TokenData(ids, tok.pad_token_id)
     a = predict_logits(model, data, 8, torch.device("cpu"), "fp32")
@@ -121,9 +121,9 @@ def test_weighted_bce_model_saves_calibrated_logits(tmp_path, params_for, monkey
     monkeypatch.setitem(losses.REGISTRY, "weighted_bce", dataclasses.replace(losses.get("weighted_bce"),
                                                                             logit_shift=None))
     _fit(tmp_path / "b", p)
-    splits, _ = load_prepared(p["data"]["prepared_dir"])
+    splits, _ = load_prepared(p.data.prepared_dir)
     y_train, y_dev = label_matrix(splits["train"]), label_matrix(splits["dev"])
-    shift = np.log(positive_weights(p["loss"]["weighted_bce"], y_train))
+    shift = np.log(positive_weights(p.loss["weighted_bce"], y_train))
     assert shift.max() > 0.5  # a shift the comparison below would see
 
     def dev_logits(model_dir):
@@ -188,20 +188,18 @@ def test_rdrop_loss_against_its_definition():
 def test_rdrop_without_dropout_trains_as_without_rdrop(tmp_path, params_for):
     """No dropout: both passes agree, the extra term and its gradient are zero, the same model trains (this fails
     when the doubled batch and its targets are misaligned)."""
-    p = params_for("bilstm_maxpool")
-    p["model"]["bilstm_maxpool"]["dropout"] = 0.0
+    p = params_for("bilstm_maxpool", arch={"dropout": 0.0})
     plain = _fit(tmp_path / "plain", p)
-    rdrop = _fit(tmp_path / "rdrop", validate({**p, "train": {**p["train"], "rdrop_alpha": 1.0}}))
+    rdrop = _fit(tmp_path / "rdrop", with_overrides(p, {"train.rdrop_alpha": 1.0}))
     assert rdrop["dev_loss"] == pytest.approx(plain["dev_loss"], rel=1e-4)
 
 
 def test_rdrop_makes_dropout_passes_agree(tmp_path, params_for):
-    p = params_for("bilstm_maxpool", epochs=3)
-    p["model"]["bilstm_maxpool"]["dropout"] = 0.5
-    splits, _ = load_prepared(p["data"]["prepared_dir"])
+    p = params_for("bilstm_maxpool", arch={"dropout": 0.5}, epochs=3)
+    splits, _ = load_prepared(p.data.prepared_dir)
     gaps = []
     for alpha in (0.0, 20.0):
-        _fit(tmp_path / str(alpha), validate({**p, "train": {**p["train"], "rdrop_alpha": alpha}}))
+        _fit(tmp_path / str(alpha), with_overrides(p, {"train.rdrop_alpha": alpha}))
         model, _, tok = load(tmp_path / str(alpha) / "models")
         batch = pad(tok(list(splits["dev"]["text"]), truncation=True, max_length=16)["input_ids"], tok.pad_token_id)
         model.train()  # dropout on: two passes differ
@@ -212,28 +210,23 @@ def test_rdrop_makes_dropout_passes_agree(tmp_path, params_for):
 
 
 def test_finetune_layer_decay_and_unfreezing(tmp_path, params_for):
-    p = params_for("transformer_finetune", epochs=2)
-    p["model"]["transformer_finetune"].update(layer_lr_decay=0.8, unfreeze_layers_per_epoch=1)
+    p = params_for("transformer_finetune", arch={"layer_lr_decay": 0.8, "unfreeze_layers_per_epoch": 1}, epochs=2)
     r = _fit(tmp_path, p)
     assert r["epochs_run"] == 2
 
 
 def test_bad_name_and_negative_lr_fail_clearly(params_for):
     p = params_for("bilstm_maxpool")
-    p["model"]["name"] = "gru"
     with pytest.raises(ParamsError, match="'model.name' is 'gru'; expected one of bilstm_lasttoken"):
-        validate(p)
+        with_overrides(p, {"model.name": "gru"})
     with pytest.raises(ValueError, match="unknown model.name 'gru'; choose one of: bilstm_lasttoken"):
         get("gru")
-    p["model"]["name"] = "bilstm_maxpool"
-    p["train"]["lr"] = -1e-3
     with pytest.raises(ParamsError, match="'train.lr' is -0.001; expected a number in"):
-        validate(p)
+        with_overrides(p, {"train.lr": -1e-3})
 
 
 def test_encoder_init_needs_matching_dim(tmp_path, params_for):
-    p = params_for("bilstm_maxpool")
-    p["model"]["bilstm_maxpool"]["embedding_dim"] = 20
+    p = params_for("bilstm_maxpool", arch={"embedding_dim": 20})
     with pytest.raises(ValueError, match="init_embeddings: encoder needs embedding_dim = 32"):
         _fit(tmp_path, p)
 
@@ -251,9 +244,9 @@ def test_bucket_batches_cover_all_and_group_lengths():
 @pytest.mark.parametrize("name", ["bilstm_lasttoken", "bilstm_maxpool", "textcnn"])
 def test_token_models_ignore_padding(params_for, name):
     """A text's logits do not depend on how much its batch is padded (pad id 0, whose embedding is not 0)."""
-    arch = params_for(name)["model"][name]
+    arch = params_for(name, arch={"init_embeddings": "random", "dropout": 0.0}).model.arch
     torch.manual_seed(0)
-    model = get(name).build({**arch, "init_embeddings": "random", "dropout": 0.0},
+    model = get(name).build(arch,
                             {"vocab_size": 50, "pad_id": 0, "n_labels": 3}, None).eval()
     with torch.no_grad():
         model.embedding.weight[0] = 1.0
@@ -266,8 +259,7 @@ def test_token_models_ignore_padding(params_for, name):
 
 
 def test_feature_layers_concatenate_top_hidden_states(tmp_path, params_for):
-    p = params_for("transformer_featureextract", epochs=1)
-    p["model"]["transformer_featureextract"]["feature_layers"] = 3
+    p = params_for("transformer_featureextract", arch={"feature_layers": 3}, epochs=1)
     _fit(tmp_path, p)
     model, cfg, tok = load(tmp_path / "models")
     assert model.head[1].in_features == 3 * model.encoder.config.hidden_size
@@ -276,8 +268,7 @@ def test_feature_layers_concatenate_top_hidden_states(tmp_path, params_for):
         feats = model.features(**batch)
         last = pool(model.encoder(**batch).last_hidden_state, batch["attention_mask"], "mean")
     np.testing.assert_allclose(feats[:, -last.shape[1]:], last, atol=1e-6)  # the top layer comes last
-    too_many = params_for("transformer_featureextract", epochs=1)
-    too_many["model"]["transformer_featureextract"]["feature_layers"] = 9  # tiny encoder: 2 layers + embeddings
+    too_many = params_for("transformer_featureextract", arch={"feature_layers": 9}, epochs=1)  # tiny: 2 layers
     with pytest.raises(ValueError, match="feature_layers is 9 but the encoder has 3 hidden states"):
         _fit(tmp_path / "b", too_many)
 
@@ -307,12 +298,12 @@ def test_checkpoint_of_other_code_or_precision_is_not_resumed(tmp_path, params_f
     import emotion_classifier.training.checkpoint as T
 
     p = params_for("bilstm_maxpool", epochs=2)
-    splits, names = load_prepared(p["data"]["prepared_dir"])
-    cpu = torch.device("cpu")
-    base = T.run_id(p, splits, names, cpu, "fp32")
-    assert base != T.run_id(p, splits, names, cpu, "bf16")
+    splits, names = load_prepared(p.data.prepared_dir)
+    cpu, job = torch.device("cpu"), resolve(p)
+    base = T.run_id(job, splits, names, cpu, "fp32")
+    assert base != T.run_id(job, splits, names, cpu, "bf16")
     monkeypatch.setattr(T, "code_version", lambda *starts: "edited")
-    assert base != T.run_id(p, splits, names, cpu, "fp32")
+    assert base != T.run_id(job, splits, names, cpu, "fp32")
     monkeypatch.undo()
     assert _fit(tmp_path, p, stop_after_epochs=1) == {"stopped_after_epoch": 1}
     monkeypatch.setattr(T, "code_version", lambda *starts: "edited")  # the code changed while the run was down

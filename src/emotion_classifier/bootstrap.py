@@ -7,7 +7,12 @@ The same seeded counts serve every system scored on the same examples: paired di
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .params import EvaluateParams
 
 
 def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
@@ -16,10 +21,10 @@ def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float32)
 
 
-def test_resamples(n: int, eval_params: dict) -> np.ndarray:
+def test_resamples(n: int, eval_params: EvaluateParams) -> np.ndarray:
     """evaluate's resamples of the n test examples (evaluate.bootstrap_*): the same for every system scored on them,
     so compare's baseline is paired with the model example by example."""
-    return resample_counts(n, eval_params["bootstrap_resamples"], eval_params["bootstrap_seed"])
+    return resample_counts(n, eval_params.bootstrap_resamples, eval_params.bootstrap_seed)
 
 
 def _f1(true_pos, false_pos, false_neg) -> np.ndarray:

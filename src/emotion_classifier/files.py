@@ -74,3 +74,14 @@ def write_csv(df, path: str | Path) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MB blocks (weights run to hundreds of MB)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

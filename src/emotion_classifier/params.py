@@ -1,161 +1,285 @@
-"""The one validated loader for params.yaml: the schema composed above the registries (the field types are in
-`fields`, which the architectures and losses use to declare their sections).
+"""params.yaml as typed, frozen sections, validated once by `load_params`; the schema composed above the registries
+(field types in `fields`, each architecture's and loss's section beside its code).
 
-Every stage reads its params through `load_params`; an unknown key, a wrong type or an
-out-of-range value fails here, naming the key and what is allowed, before any work starts.
+An unknown key, a wrong type or an out-of-range value fails here, naming the key and what is allowed, before any
+work starts. Stages read their sections; what one architecture trains with, its recipe and `auto` resolved, is a
+`TrainJob` (see `resolve` and `member_params`), which is all the training library takes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
-from .fields import DEVICE, PRECISION, Field, ParamsError, choice, integer, number
-from .thresholds import STRATEGIES
+from .encoder import BUNDLED_ENCODER
+from .fields import (
+    DEVICE,
+    PRECISION,
+    Field,
+    ParamsError,
+    as_tree,
+    build_section,
+    choice,
+    integer,
+    number,
+    param,
+    section,
+)
+from .thresholds import STRATEGIES, Policy
 
 MONITORS = ("dev_tuned_macro_f1", "dev_tuned_micro_f1", "dev_macro_f1", "dev_micro_f1", "dev_loss")
-
-
-SCHEMA: dict[str, Any] = {
-    "seed": integer(0),
-    "data": {
-        "raw_dir": Field(str),
-        "prepared_dir": Field(str),
-        "max_examples": integer(0),
-    },
-    "prepare": {
-        "subset_seed": integer(0),
-    },
-    "analyze_dataset": {
-        "max_length": integer(8, 4096),
-    },
-    "model": {  # and one sub-section per architecture, from its registry entry: see schema()
-        "name": Field(str),
-        "encoder": Field(str),
-        "max_length": integer(8, 4096),
-        "mask_words": {"NAME": Field(str), "RELIGION": Field(str)},  # text.MASK_TOKENS without brackets
-    },
-    "train": {
-        "epochs": integer(1),
-        "batch_size": integer(1),
-        "lr": number(0, 10, lo_open=True),
-        "weight_decay": number(0, 1),
-        "optimizer": choice("adam", "adamw", "sgd"),
-        "scheduler": choice("none", "linear", "cosine"),
-        "warmup_ratio": number(0, 1),
-        "grad_clip": number(0),
-        "loss": Field(str),  # one of the registered losses: see schema()
-        "teacher": Field(str, pattern=r"([\w.-]+\.npz)?", pattern_text="a .npz file name in teachers/, or \"\""),
-        "distill_weight": number(0, 1),
-        "rdrop_alpha": number(0, 100),
-        "precision": PRECISION,
-        "device": DEVICE,
-        "processes": integer(1, 1024),
-        "monitor": choice(*MONITORS),
-        "patience": integer(0),
-        "bucket_chunk": integer(1),
-    },
-    "loss": {},  # one sub-section per loss that has settings, from its registry entry: see schema()
-    "tune_thresholds": {
-        "onnx_int8": Field(bool),
-    },
-    "thresholds": {
-        "metric": choice("micro_f1", "macro_f1"),
-        "min_positives": integer(0),
-    },
-    "evaluate": {
-        "thresholds": choice(*STRATEGIES),
-        "precision": PRECISION,
-        "device": DEVICE,
-        "bootstrap_resamples": integer(100, 100_000),
-        "bootstrap_seed": integer(0),
-        "ci_level": number(0.5, 0.999),
-    },
-    "ensemble": {
-        "members": Field(list),  # each a mapping of overrides: see member_params
-    },
-    "compare": {
-        "tfidf_max_features": integer(100),
-        "tfidf_ngram_max": integer(1, 3),
-        "C": number(0, lo_open=True),
-    },
-}
+ENSEMBLE = "ensemble"  # the model.name that trains ensemble.members, each with its own recipe
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """An architecture's best training settings, `model.<name>.train`: any keys of `train:`, each checked as there.
-    They fill the train settings that params.yaml leaves null (see resolve)."""
-
-    train: dict  # the schema of `train:`
-
-    def check(self, key: str, value: Any) -> dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ParamsError(f"params: '{key}' is {value!r}; expected a mapping of train settings, "
-                              "e.g. {epochs: 5, loss: bce}")
-        out = {}
-        for k, v in value.items():
-            if k not in self.train:
-                raise ParamsError(f"params: '{key}.{k}' is not a train setting; allowed keys: "
-                                  f"{', '.join(self.train)}")
-            if v is None:
-                raise ParamsError(f"params: '{key}.{k}' is null; a recipe gives a value or leaves the key out")
-            out[k] = self.train[k].check(f"{key}.{k}", v)
-        return out
+class DataParams:
+    raw_dir: str = param(Field(str), "data/raw/goemotions")
+    prepared_dir: str = param(Field(str), "data/prepared")
+    max_examples: int = param(integer(0), 0)  # per split; 0 = all (a seeded subset otherwise, for quick runs)
 
 
-ENSEMBLE = "ensemble"  # the model.name that trains ensemble.members, each with its own recipe
-NULLABLE = ("train",)  # sections whose keys may be null: "the architecture's recipe decides"
+@dataclass(frozen=True)
+class PrepareParams:
+    subset_seed: int = param(integer(0), 0)
 
 
-def _validate(raw: Any, schema: dict, prefix: str) -> dict:
+@dataclass(frozen=True)
+class AnalyzeParams:
+    max_length: int = param(integer(8, 4096), 512)  # token lengths are measured untruncated up to this
+
+
+@dataclass(frozen=True)
+class MaskWords:
+    """A word whose embedding each mask token starts from ('' = the mean embedding); encoder.MASK_TOKENS' names."""
+
+    NAME: str = param(Field(str), "")
+    RELIGION: str = param(Field(str), "")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """`train:` as written: a null (None) is "the architecture's recipe decides" (`resolve` fills it)."""
+
+    epochs: int | None = param(integer(1), None, nullable=True)
+    batch_size: int | None = param(integer(1), 32, nullable=True)
+    lr: float | None = param(number(0, 10, lo_open=True), 1.0e-3, nullable=True)
+    weight_decay: float | None = param(number(0, 1), 0.01, nullable=True)
+    optimizer: str | None = param(choice("adam", "adamw", "sgd"), "adamw", nullable=True)
+    scheduler: str | None = param(choice("none", "linear", "cosine"), "linear", nullable=True)
+    warmup_ratio: float | None = param(number(0, 1), 0.1, nullable=True)
+    grad_clip: float | None = param(number(0), 1.0, nullable=True)
+    loss: str | None = param(Field(str), None, nullable=True)  # a registered loss (checked in `from_tree`)
+    teacher: str | None = param(Field(str, pattern=r"([\w.-]+\.npz)?",
+                                      pattern_text="a .npz file name in teachers/, or \"\""), "", nullable=True)
+    distill_weight: float | None = param(number(0, 1), 0.5, nullable=True)
+    rdrop_alpha: float | None = param(number(0, 100), 0.0, nullable=True)
+    precision: str | None = param(PRECISION, "auto", nullable=True)
+    device: str | None = param(DEVICE, "auto", nullable=True)
+    processes: int | None = param(integer(1, 1024), 1, nullable=True)
+    monitor: str | None = param(choice(*MONITORS), "dev_tuned_macro_f1", nullable=True)
+    patience: int | None = param(integer(0), 2, nullable=True)
+    bucket_chunk: int | None = param(integer(1), 50, nullable=True)
+
+
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainParams))
+
+
+def _registry():
+    from .architectures import REGISTRY  # imports torch: only when params are built
+
+    return REGISTRY
+
+
+def _losses():
+    from .training.losses import REGISTRY
+
+    return REGISTRY
+
+
+def _default_archs() -> Mapping[str, Any]:
+    return MappingProxyType({name: entry.config() for name, entry in _registry().items()})
+
+
+def _default_recipes() -> Mapping[str, Mapping[str, Any]]:
+    return MappingProxyType({name: MappingProxyType(dict(entry.recipe)) for name, entry in _registry().items()})
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """`model:`: the architecture to train, the encoder, and every architecture's section (its config `archs[name]`
+    and its recipe `recipes[name]`, written `model.<name>.train`)."""
+
+    name: str = ENSEMBLE
+    encoder: str = BUNDLED_ENCODER  # a registered one (encoder.ENCODERS); or a local model dir, or a hub id online
+    max_length: int = 64
+    mask_words: MaskWords = field(default_factory=MaskWords)
+    archs: Mapping[str, Any] = field(default_factory=_default_archs)
+    recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_recipes)
+
+    @property
+    def arch(self):
+        return self.archs[self.name]
+
+
+def _build_model(raw: Any, prefix: str) -> ModelParams:
     if not isinstance(raw, dict):
-        raise ParamsError(f"params: '{prefix or '<top>'}' must be a mapping, got {type(raw).__name__}")
+        raise ParamsError(f"params: '{prefix}' must be a mapping, got {type(raw).__name__}")
+    registry, archs, recipes = _registry(), {}, {}
+    own = {"name": Field(str), "encoder": Field(str), "max_length": integer(8, 4096)}
+    for key in raw:
+        if key not in (*own, "mask_words", *registry):
+            raise ParamsError(f"params: unknown key '{prefix}.{key}'; allowed keys here: "
+                              f"{', '.join([*own, 'mask_words', *registry])}")
+    values = {k: check.check(f"{prefix}.{k}", raw[k]) for k, check in own.items() if k in raw}
+    if "name" in values:
+        choice(*registry, ENSEMBLE).check(f"{prefix}.name", values["name"])
+    if "mask_words" in raw:
+        values["mask_words"] = build_section(MaskWords, raw["mask_words"], f"{prefix}.mask_words")
+    for name, entry in registry.items():
+        given = raw.get(name) or {}
+        if not isinstance(given, dict):
+            raise ParamsError(f"params: '{prefix}.{name}' must be a mapping, got {type(given).__name__}")
+        given = dict(given)
+        recipe = given.pop("train", entry.recipe)
+        archs[name] = build_section(entry.config, given, f"{prefix}.{name}")
+        recipes[name] = MappingProxyType(_check_recipe(recipe, f"{prefix}.{name}.train"))
+    return ModelParams(**values, archs=MappingProxyType(archs), recipes=MappingProxyType(recipes))
+
+
+def _check_recipe(recipe: Any, key: str) -> dict:
+    """An architecture's best training settings: any keys of `train:`, each checked as there, none null."""
+    if recipe is None:
+        return {}
+    if not isinstance(recipe, dict):
+        raise ParamsError(f"params: '{key}' is {recipe!r}; expected a mapping of train settings, "
+                          "e.g. {epochs: 5, loss: bce}")
+    checks = {f.name: f.metadata["check"] for f in dataclasses.fields(TrainParams)}
     out = {}
-    for key, value in raw.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if key not in schema:
-            raise ParamsError(
-                f"params: unknown key '{path}'; allowed keys here: {', '.join(sorted(schema))}"
-            )
-        spec = schema[key]
-        if value is None and prefix in NULLABLE:
-            out[key] = None
-        else:
-            out[key] = _validate(value, spec, path) if isinstance(spec, dict) else spec.check(path, value)
-    for key in schema:  # an architecture without a recipe section has an empty one
-        if key not in raw and isinstance(schema[key], Recipe):
-            out[key] = {}
-    missing = [k for k in schema if k not in raw and not isinstance(schema[k], Recipe)]
-    if missing:
-        where = f"'{prefix}'" if prefix else "the top level"
-        raise ParamsError(f"params: {where} lacks key(s) {', '.join(missing)}")
+    for k, v in recipe.items():
+        if k not in checks:
+            raise ParamsError(f"params: '{key}.{k}' is not a train setting; allowed keys: {', '.join(checks)}")
+        if v is None:
+            raise ParamsError(f"params: '{key}.{k}' is null; a recipe gives a value or leaves the key out")
+        out[k] = checks[k].check(f"{key}.{k}", v)
+    if "loss" in out:
+        choice(*_losses()).check(f"{key}.loss", out["loss"])
     return out
 
 
-def schema() -> dict:
-    """SCHEMA with `model.name` choosing among the registered architectures (or an ensemble of them) and each
-    one's section, its recipe (`train`) included; `train.loss` among the registered losses, each with settings
-    its `loss.<name>` section."""
-    from .architectures import REGISTRY  # imports torch: only when params are validated
-    from .training.losses import REGISTRY as LOSSES
+def _build_losses(raw: Any, prefix: str) -> Mapping[str, Any]:
+    configs = {name: loss.config for name, loss in _losses().items() if loss.config is not None}
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params: '{prefix}' must be a mapping, got {type(raw).__name__}")
+    for key in raw:
+        if key not in configs:
+            raise ParamsError(f"params: unknown key '{prefix}.{key}'; allowed keys here: {', '.join(configs)}")
+    return MappingProxyType({name: build_section(cls, raw.get(name), f"{prefix}.{name}")
+                             for name, cls in configs.items()})
 
-    train = {**SCHEMA["train"], "loss": choice(*LOSSES)}
-    model = {**SCHEMA["model"], "name": choice(*REGISTRY, ENSEMBLE),
-             **{a.name: {**a.schema, "train": Recipe(train)} for a in REGISTRY.values()}}
-    return {**SCHEMA, "model": model, "train": train, "loss": {k: v.schema for k, v in LOSSES.items() if v.schema}}
+
+def _default_losses() -> Mapping[str, Any]:
+    return _build_losses({}, "loss")
 
 
-def validate(raw: dict) -> dict:
-    """The checked params tree, as written: `train:` may hold nulls (resolve fills them for a run)."""
-    params = _validate(raw, schema(), "")
-    members = params["ensemble"]["members"]
-    if params["model"]["name"] == ENSEMBLE:
+@dataclass(frozen=True)
+class TuneThresholdsParams:
+    # also tune thresholds on the onnxruntime int8 model's dev scores (--backend onnx --quantize)
+    onnx_int8: bool = param(Field(bool), True)
+
+
+@dataclass(frozen=True)
+class ThresholdsParams:
+    metric: str = param(choice("micro_f1", "macro_f1"), "micro_f1")  # what the global threshold maximises on dev
+    min_positives: int = param(integer(0), 5)  # per-label tuning needs this many dev positives, else the global one
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    thresholds: str = param(choice(*STRATEGIES), "per_label")
+    precision: str = param(PRECISION, "fp32")  # fp32 gives the same scores on every machine
+    device: str = param(DEVICE, "auto")
+    bootstrap_resamples: int = param(integer(100, 100_000), 1000)  # test resamples for the confidence intervals
+    bootstrap_seed: int = param(integer(0), 0)  # fixed apart from `seed`: every experiment resampled the same way
+    ci_level: float = param(number(0.5, 0.999), 0.95)
+
+
+@dataclass(frozen=True)
+class EnsembleParams:
+    # each a mapping of overrides, as `dvc exp run -S` takes them (see member_params); which architectures main
+    # combines is params.yaml's choice alone: no default
+    members: tuple = param(Field(list), ())
+
+
+@dataclass(frozen=True)
+class CompareParams:
+    """The TF-IDF + one-vs-rest logistic regression baseline."""
+
+    tfidf_max_features: int = param(integer(100), 50000)
+    tfidf_ngram_max: int = param(integer(1, 3), 2)
+    C: float = param(number(0, lo_open=True), 4.0)
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = param(integer(0), 0)
+    data: DataParams = section(DataParams)
+    prepare: PrepareParams = section(PrepareParams)
+    analyze_dataset: AnalyzeParams = section(AnalyzeParams)
+    model: ModelParams = field(default_factory=ModelParams, metadata={"section": ModelParams, "build": _build_model})
+    train: TrainParams = section(TrainParams)
+    loss: Mapping[str, Any] = field(default_factory=_default_losses, metadata={"section": dict, "build": _build_losses})
+    tune_thresholds: TuneThresholdsParams = section(TuneThresholdsParams)
+    thresholds: ThresholdsParams = section(ThresholdsParams)
+    evaluate: EvaluateParams = section(EvaluateParams)
+    compare: CompareParams = section(CompareParams)
+    ensemble: EnsembleParams = section(EnsembleParams)
+
+    @property
+    def policy(self) -> Policy:
+        """How thresholds are tuned on dev and which are applied: what the stages and the epoch picker share."""
+        return Policy(self.thresholds.metric, self.thresholds.min_positives, self.evaluate.thresholds)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The model one run builds: its architecture's name and config, the encoder and the tokenization."""
+
+    name: str
+    arch: Any  # the architecture's config (architectures.<module>.<Name>Config)
+    encoder: str
+    max_length: int
+    mask_words: MaskWords
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What one architecture trains with: its recipe and every explicit setting applied (no null left), its loss's
+    settings, and how dev picks the epoch. The whole input of `training.loop.fit` besides data and paths."""
+
+    seed: int
+    model: ModelSpec
+    train: TrainParams
+    loss: Any  # train.loss's settings (its config), None for a loss without any
+    policy: Policy
+
+
+# ---------------------------------------------------------------- building, resolving, writing back
+
+
+def from_tree(raw: Any) -> Params:
+    """The checked params, as written: `train:` may hold nulls (resolve fills them for a run)."""
+    params = build_section(Params, raw, "")
+    if params.train.loss is not None:
+        choice(*_losses()).check("train.loss", params.train.loss)
+    members = params.ensemble.members
+    if params.model.name == ENSEMBLE:
         if not members:
             raise ParamsError("params: model.name is ensemble but ensemble.members is empty; list its architectures, "
                               "e.g. [{model.name: transformer_finetune}, {model.name: bilstm_lasttoken}]")
@@ -166,74 +290,102 @@ def validate(raw: dict) -> dict:
     return params
 
 
-def resolve(params: dict) -> dict:
-    """The params one architecture trains with: each `train.K` that params.yaml sets (not null) as it is, so an
-    explicit `-S train.K=V` always wins; each null one from the architecture's recipe, `model.<name>.train.K`.
-    Idempotent: resolved params come back equal."""
-    name = params["model"]["name"]
+def to_tree(params: Params) -> dict:
+    """The params as params.yaml writes them (every key): for `dvc exp run`-like overrides and child processes."""
+    tree = {f.name: as_tree(getattr(params, f.name)) for f in dataclasses.fields(Params)
+            if f.name not in ("model", "loss")}
+    model = params.model
+    tree["model"] = {"name": model.name, "encoder": model.encoder, "max_length": model.max_length,
+                     "mask_words": as_tree(model.mask_words),
+                     **{name: {**as_tree(config), "train": dict(model.recipes[name])}
+                        for name, config in model.archs.items()}}
+    tree["loss"] = {name: as_tree(config) for name, config in params.loss.items()}
+    tree["ensemble"] = {"members": [dict(m) for m in params.ensemble.members]}
+    return tree
+
+
+def dump(params: Params) -> str:
+    """The params as a params.yaml file's text."""
+    return yaml.safe_dump(to_tree(params), sort_keys=False)
+
+
+def resolve(params: Params) -> TrainJob:
+    """What `model.name` trains with: each `train.K` that params.yaml sets (not null) as it is, so an explicit
+    `-S train.K=V` always wins; each null one from the architecture's recipe, `model.<name>.train.K`."""
+    name = params.model.name
     if name == ENSEMBLE:
         raise ParamsError("params: model.name is ensemble, which is no single architecture: each of ensemble.members "
                           "trains with its own recipe (one architecture per member)")
-    recipe = params["model"][name]["train"]
-    train = {k: recipe.get(k) if v is None else v for k, v in params["train"].items()}
-    for key, value in train.items():
+    recipe = params.model.recipes[name]
+    filled = {k: recipe.get(k) for k in TRAIN_KEYS if getattr(params.train, k) is None}
+    for key, value in filled.items():
         if value is None:
             raise ParamsError(f"params: 'train.{key}' is null (the architecture's recipe decides) and "
                               f"'model.{name}.train' sets no {key}: set one of them")
-    return {**params, "train": train}
+    train = dataclasses.replace(params.train, **filled)
+    loss = params.loss.get(train.loss)
+    spec = ModelSpec(name, params.model.arch, params.model.encoder, params.model.max_length, params.model.mask_words)
+    return TrainJob(params.seed, spec, train, loss, params.policy)
 
 
-def recipe_sources(params: dict) -> dict[str, str]:
-    """Where each setting of the architecture's recipe comes from in these (unresolved) params: 'recipe' or
-    'train.K' (an explicit value, which won)."""
-    name = params["model"]["name"]
-    return {k: (f"train.{k}" if params["train"][k] is not None else "recipe")
-            for k in params["model"][name]["train"]}
+def recipe_sources(params: Params) -> dict[str, str]:
+    """Where each setting of the architecture's recipe comes from in these params: 'recipe' or 'train.K' (an
+    explicit value, which won)."""
+    return {k: (f"train.{k}" if getattr(params.train, k) is not None else "recipe")
+            for k in params.model.recipes[params.model.name]}
 
 
 MEMBER_KEYS = ("seed", "model.", "train.", "loss.")  # what may differ between members: never the data or the scoring
 
 
-def set_key(params: dict, key: str, value: Any, where: str) -> None:
-    """params[a][b] = value for key "a.b", as `dvc exp run -S` writes it; only a key params.yaml has."""
+def set_key(tree: dict, key: str, value: Any, where: str) -> None:
+    """tree[a][b] = value for key "a.b", as `dvc exp run -S` writes it; only a key params.yaml has."""
     *parents, leaf = key.split(".")
-    section = params
+    section_ = tree
     for part in parents:
-        section = section.get(part) if isinstance(section, dict) else None
-    if not isinstance(section, dict) or leaf not in section:
+        section_ = section_.get(part) if isinstance(section_, dict) else None
+    if not isinstance(section_, dict) or leaf not in section_:
         raise ParamsError(f"params: '{where}' overrides {key!r}, which is not a key of params.yaml")
-    section[leaf] = value
+    section_[leaf] = value
 
 
-def member_params(params: dict, index: int, resolved: bool = True) -> dict:
-    """The params ensemble member `index` trains with: params.yaml with the member's overrides, written as
-    `dvc exp run -S` takes them ({model.name: bilstm_maxpool, seed: 0, train.epochs: 8}), validated, and its
-    train settings resolved (explicit ones, then its architecture's recipe), unless `resolved` is False."""
-    import copy
+def with_overrides(params: Params | None = None, overrides: Mapping[str, Any] | None = None,
+                   where: str = "overrides") -> Params:
+    """`params` (the defaults when None) with `-S`-style overrides ({"train.epochs": 1, "seed": 3}),
+    validated."""
+    tree = to_tree(params if params is not None else Params())
+    for key, value in (overrides or {}).items():
+        set_key(tree, key, value, where)
+    return from_tree(tree)
 
+
+def member_params(params: Params, index: int) -> Params:
+    """The params ensemble member `index` trains with, as written (resolve gives its TrainJob): params.yaml with the
+    member's overrides ({model.name: bilstm_maxpool, seed: 0, train.epochs: 8}), validated."""
     where = f"ensemble.members[{index}]"
-    overrides = params["ensemble"]["members"][index]
+    overrides = params.ensemble.members[index]
     if not isinstance(overrides, dict) or not overrides:
         raise ParamsError(f"params: '{where}' is {overrides!r}; expected a mapping of overrides, "
                           "e.g. {{model.name: bilstm_maxpool, seed: 0}}")
-    member = copy.deepcopy(params)
-    for key, value in overrides.items():
+    for key in overrides:
         if not isinstance(key, str) or not (key == "seed" or key.startswith(MEMBER_KEYS[1:])):
             raise ParamsError(f"params: '{where}' overrides {key!r}; a member may set only seed, model.*, train.* "
                               "and loss.* (every member trains and is scored on the same data)")
-        set_key(member, key, value, where)
-    member["ensemble"]["members"] = []
+    tree = to_tree(params)
+    tree["ensemble"]["members"] = []
     try:
-        if member["model"]["name"] == ENSEMBLE:
+        for key, value in overrides.items():
+            set_key(tree, key, value, where)
+        if tree["model"]["name"] == ENSEMBLE:
             raise ParamsError("params: a member is one architecture: name it with model.name (e.g. "
                               "{model.name: bilstm_lasttoken}); an ensemble cannot be a member")
-        member = _validate(member, schema(), "")
-        return resolve(member) if resolved else member
+        member = from_tree(tree)
     except ParamsError as e:
-        raise ParamsError(f"{e} (in {where})") from None
+        raise ParamsError(f"{e} (in {where})" if where not in str(e) else str(e)) from None
+    return member
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
+def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate the whole params file (a typo anywhere fails every stage early)."""
     path = Path(path)
     if not path.exists():
@@ -247,6 +399,6 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise ParamsError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
     try:
-        return validate(raw)
+        return from_tree(raw)
     except ParamsError as e:
         raise ParamsError(f"{path}: {e}") from None

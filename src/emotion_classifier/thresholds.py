@@ -66,11 +66,6 @@ class Policy:
     min_positives: int = 5
     strategy: str = "per_label"
 
-    @classmethod
-    def from_params(cls, params: dict) -> Policy:
-        return cls(params["thresholds"]["metric"], params["thresholds"]["min_positives"],
-                   params["evaluate"]["thresholds"])
-
     def tune(self, y: np.ndarray, probs: np.ndarray) -> dict:
         return tune(y, probs, self.metric, self.min_positives)
 

@@ -1,12 +1,13 @@
 """The one registry of architectures. Each module of this package defines one (or a family) and
 registers what it is and can do; the rest of the code asks the entry, never the name.
 
-Add an architecture: a module here that calls `register(Architecture(...))`, and its
-`model.<name>` section in params.yaml. Nothing else.
+Add an architecture: a module here with its config (a frozen dataclass) that calls `register(Architecture(...))`,
+and its `model.<name>` section in params.yaml. Nothing else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -20,12 +21,13 @@ from ..errors import UserError
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    schema: dict  # its `model.<name>` params: key -> params.Field, validated like every param
-    build: Callable[[dict, dict, nn.Module | None], nn.Module]  # (arch params, sizes, encoder or None) -> model
-    needs_encoder: Callable[[dict], bool]  # does training build it from the pretrained encoder?
+    config: type  # its `model.<name>` section: a frozen dataclass of `fields.param`s, defaults beside the checks
+    build: Callable[[object, dict, nn.Module | None], nn.Module]  # (its config, sizes, encoder or None) -> model
+    needs_encoder: Callable[[object], bool]  # (its config) -> does training build it from the pretrained encoder?
+    recipe: dict = dataclasses.field(default_factory=dict)  # `model.<name>.train` by default: train settings
     keeps_encoder: bool = False  # the model holds the encoder: its config is saved to rebuild it offline
     head_on_features: bool = False  # only `model.head` trains, on cached `model.features(...)` of a frozen encoder
-    feature_params: tuple[str, ...] = ()  # the arch params those cached features depend on
+    feature_params: tuple[str, ...] = ()  # the config fields those cached features depend on
     param_groups: Callable | None = None  # (model, train_params, arch) -> optimizer groups; None: all at train.lr
     before_epoch: Callable | None = None  # (model, arch, epoch): e.g. gradual unfreezing
     check: Callable | None = None  # (arch, world_size): a UserError for settings this run cannot take

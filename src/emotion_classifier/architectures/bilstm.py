@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..fields import Field, choice, integer, number
+from ..fields import Field, choice, integer, number, param
 from . import Architecture, register
 from .layers import embedding, embeddings_from_encoder
 
@@ -69,23 +71,23 @@ class BiLSTM(nn.Module):
         return self.classifier(self.dropout(feats))
 
 
-SCHEMA = {
-    "embedding_dim": integer(1),
-    "init_embeddings": choice("encoder", "random"),
-    "hidden_size": integer(1),
-    "num_layers": integer(1, 8),
-    "dropout": number(0, 0.95),
-    "bidirectional": Field(bool),
-}
+@dataclass(frozen=True)
+class BiLSTMConfig:
+    embedding_dim: int = param(integer(1), 384)
+    init_embeddings: str = param(choice("encoder", "random"), "encoder")
+    hidden_size: int = param(integer(1), 256)
+    num_layers: int = param(integer(1, 8), 1)
+    dropout: float = param(number(0, 0.95), 0.3)
+    bidirectional: bool = param(Field(bool), True)
 
 
 def _builder(name: str, pooling: str):
-    def build(arch: dict, sizes: dict, encoder) -> BiLSTM:
-        return BiLSTM(embedding(name, arch, sizes, encoder), sizes["n_labels"], pooling, arch["hidden_size"],
-                      arch["num_layers"], arch["dropout"], arch["bidirectional"])
+    def build(arch: BiLSTMConfig, sizes: dict, encoder) -> BiLSTM:
+        return BiLSTM(embedding(name, arch, sizes, encoder), sizes["n_labels"], pooling, arch.hidden_size,
+                      arch.num_layers, arch.dropout, arch.bidirectional)
     return build
 
 
-for _name, _pooling in (("bilstm_lasttoken", "last"), ("bilstm_maxpool", "max")):
-    register(Architecture(name=_name, schema=SCHEMA, build=_builder(_name, _pooling),
-                          needs_encoder=embeddings_from_encoder))
+for _name, _pooling, _epochs in (("bilstm_lasttoken", "last", 3), ("bilstm_maxpool", "max", 5)):
+    register(Architecture(name=_name, config=BiLSTMConfig, build=_builder(_name, _pooling),
+                          needs_encoder=embeddings_from_encoder, recipe={"epochs": _epochs, "loss": "bce"}))

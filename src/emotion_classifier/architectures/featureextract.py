@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from ..errors import UserError
-from ..fields import choice, integer, number
+from ..fields import choice, integer, number, param
 from . import Architecture, register
 from .layers import mlp, pool
 
@@ -48,20 +50,23 @@ class FeatureExtract(nn.Module):
         return self.head(self.features(input_ids, attention_mask).float())
 
 
+@dataclass(frozen=True)
+class FeatureExtractConfig:
+    pooling: str = param(choice("cls", "mean"), "mean")
+    feature_layers: int = param(integer(1, 64), 4)  # pooled outputs of this many top hidden states, concatenated
+    head_layers: int = param(integer(0, 8), 1)
+    head_hidden: int = param(integer(1), 512)
+    dropout: float = param(number(0, 0.95), 0.2)
+    feature_batch_size: int = param(integer(1), 128)  # batch size of the one encoding pass
+
+
 register(Architecture(
     name="transformer_featureextract",
-    schema={
-        "pooling": choice("cls", "mean"),
-        "feature_layers": integer(1, 64),  # pooled outputs of this many top hidden states, concatenated
-        "head_layers": integer(0, 8),
-        "head_hidden": integer(1),
-        "dropout": number(0, 0.95),
-        "feature_batch_size": integer(1),  # batch size of the one encoding pass
-    },
+    config=FeatureExtractConfig,
+    recipe={"epochs": 30, "loss": "bce"},
     output_layer=lambda model: model.head[-1],
-    build=lambda arch, sizes, encoder: FeatureExtract(encoder, sizes["n_labels"], arch["pooling"],
-                                                      arch["head_layers"], arch["head_hidden"], arch["dropout"],
-                                                      arch["feature_layers"]),
+    build=lambda arch, sizes, encoder: FeatureExtract(encoder, sizes["n_labels"], arch.pooling, arch.head_layers,
+                                                      arch.head_hidden, arch.dropout, arch.feature_layers),
     needs_encoder=lambda arch: True,
     keeps_encoder=True,
     head_on_features=True,

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
 from ..errors import UserError
-from ..fields import choice, integer, number
+from ..fields import choice, integer, number, param
 from . import Architecture, register
 from .layers import decay_groups, pool
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    # mean over real tokens (how all-MiniLM-L6-v2 was trained); pooler = BERT dense+tanh on [CLS] (emotion-export
+    # needs it) | cls
+    pooling: str = param(choice("pooler", "cls", "mean"), "mean")
+    dropout: float = param(number(0, 0.95), 0.1)  # before the classifier
+    encoder_dropout: float = param(number(0, 0.95), 0.1)  # inside the encoder (its pretrained config has 0.1)
+    encoder_lr: float = param(number(0, 1, lo_open=True), 1.0e-4)
+    layer_lr_decay: float = param(number(0, 1, lo_open=True), 1.0)  # 1.0 = off
+    unfreeze_layers_per_epoch: int = param(integer(0), 0)  # 0 = all layers train from the start
 
 
 class FineTune(nn.Module):
@@ -52,57 +66,51 @@ def encoder_layers(encoder: nn.Module) -> list[nn.Module]:
                     "layer_lr_decay and unfreeze_layers_per_epoch support BERT- and DistilBERT-like encoders")
 
 
-def param_groups(model: FineTune, train_params: dict, arch: dict) -> list[dict]:
+def param_groups(model: FineTune, train_params, arch: FineTuneConfig) -> list[dict]:
     """The classifier at train.lr; the encoder at encoder_lr, decayed layer by layer from the top when
     layer_lr_decay < 1."""
-    wd = train_params["weight_decay"]
-    groups = decay_groups(model.classifier, train_params["lr"], wd)
-    decay, enc = arch["layer_lr_decay"], model.encoder
+    wd = train_params.weight_decay
+    groups = decay_groups(model.classifier, train_params.lr, wd)
+    decay, enc = arch.layer_lr_decay, model.encoder
     if decay == 1.0:
-        return groups + decay_groups(enc, arch["encoder_lr"], wd)
+        return groups + decay_groups(enc, arch.encoder_lr, wd)
     layers = encoder_layers(enc)
     in_layers = {id(p) for layer in layers for p in layer.parameters()}
     for depth, layer in enumerate(reversed(layers)):
-        groups += decay_groups(layer, arch["encoder_lr"] * decay ** depth, wd)
+        groups += decay_groups(layer, arch.encoder_lr * decay ** depth, wd)
     rest = nn.ParameterList([p for p in enc.parameters() if id(p) not in in_layers])  # embeddings, pooler
-    return groups + decay_groups(rest, arch["encoder_lr"] * decay ** len(layers), wd)
+    return groups + decay_groups(rest, arch.encoder_lr * decay ** len(layers), wd)
 
 
-def unfreeze(model: FineTune, arch: dict, epoch: int) -> None:
+def unfreeze(model: FineTune, arch: FineTuneConfig, epoch: int) -> None:
     """Gradual unfreezing: the top `unfreeze_layers_per_epoch * epoch` layers train (embeddings once all do)."""
-    if arch["unfreeze_layers_per_epoch"] == 0:
+    if arch.unfreeze_layers_per_epoch == 0:
         return
-    n_top = arch["unfreeze_layers_per_epoch"] * epoch
+    n_top = arch.unfreeze_layers_per_epoch * epoch
     layers = encoder_layers(model.encoder)
     model.encoder.requires_grad_(n_top >= len(layers))
     for layer in layers[len(layers) - min(n_top, len(layers)):]:
         layer.requires_grad_(True)
 
 
-def check(arch: dict, world_size: int) -> None:
-    if world_size > 1 and arch["unfreeze_layers_per_epoch"] > 0:
+def check(arch: FineTuneConfig, world_size: int) -> None:
+    if world_size > 1 and arch.unfreeze_layers_per_epoch > 0:
         raise UserError("model.transformer_finetune.unfreeze_layers_per_epoch > 0 changes which weights train "
                         "mid-run, which DDP cannot follow: use train.processes: 1 or unfreeze_layers_per_epoch: 0")
 
 
-def export_blocker(arch: dict) -> str | None:
-    if arch["pooling"] != "pooler":
-        return (f"trained with pooling {arch['pooling']!r}; a standard sequence-classification head uses BERT's "
+def export_blocker(arch: FineTuneConfig) -> str | None:
+    if arch.pooling != "pooler":
+        return (f"trained with pooling {arch.pooling!r}; a standard sequence-classification head uses BERT's "
                 "pooler: retrain with model.transformer_finetune.pooling: pooler")
     return None
 
 
 register(Architecture(
     name="transformer_finetune",
-    schema={
-        "pooling": choice("pooler", "cls", "mean"),
-        "dropout": number(0, 0.95),
-        "encoder_dropout": number(0, 0.95),
-        "encoder_lr": number(0, 1, lo_open=True),
-        "layer_lr_decay": number(0, 1, lo_open=True),
-        "unfreeze_layers_per_epoch": integer(0),
-    },
-    build=lambda arch, sizes, encoder: FineTune(encoder, sizes["n_labels"], arch["pooling"], arch["dropout"]),
+    config=FineTuneConfig,
+    recipe={"epochs": 3, "loss": "weighted_bce"},
+    build=lambda arch, sizes, encoder: FineTune(encoder, sizes["n_labels"], arch.pooling, arch.dropout),
     needs_encoder=lambda arch: True,
     keeps_encoder=True,
     param_groups=param_groups,

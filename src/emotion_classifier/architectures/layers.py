@@ -23,23 +23,23 @@ def mlp(d_in: int, n_out: int, layers: int, hidden: int, dropout: float) -> nn.S
     return nn.Sequential(*mods, nn.Linear(d_in, n_out))
 
 
-def embedding(name: str, arch: dict, sizes: dict, encoder: nn.Module | None) -> nn.Embedding:
+def embedding(name: str, arch, sizes: dict, encoder: nn.Module | None) -> nn.Embedding:
     """A token embedding, initialised from the encoder's when `init_embeddings: encoder` (and an encoder is given:
     at training; a saved model loads its own weights)."""
-    emb = nn.Embedding(sizes["vocab_size"], arch["embedding_dim"], padding_idx=sizes["pad_id"])
-    if encoder is not None and arch["init_embeddings"] == "encoder":
+    emb = nn.Embedding(sizes["vocab_size"], arch.embedding_dim, padding_idx=sizes["pad_id"])
+    if encoder is not None and arch.init_embeddings == "encoder":
         weight = encoder.get_input_embeddings().weight
-        if weight.shape[1] != arch["embedding_dim"]:
+        if weight.shape[1] != arch.embedding_dim:
             raise UserError(f"model.{name}.init_embeddings: encoder needs embedding_dim = {weight.shape[1]} (the "
-                            f"encoder's hidden size), got {arch['embedding_dim']}; set embedding_dim: "
+                            f"encoder's hidden size), got {arch.embedding_dim}; set embedding_dim: "
                             f"{weight.shape[1]} or init_embeddings: random")
         with torch.no_grad():
             emb.weight.copy_(weight)
     return emb
 
 
-def embeddings_from_encoder(arch: dict) -> bool:
-    return arch["init_embeddings"] == "encoder"
+def embeddings_from_encoder(arch) -> bool:
+    return arch.init_embeddings == "encoder"
 
 
 def decay_groups(module: nn.Module, lr: float, weight_decay: float) -> list[dict]:

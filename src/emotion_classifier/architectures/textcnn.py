@@ -3,10 +3,12 @@ convolutions of several widths, max-pool over each text's real tokens, dropout, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from ..fields import Field, choice, integer, number
+from ..fields import Field, choice, integer, number, param
 from . import Architecture, register
 from .layers import embedding, embeddings_from_encoder
 
@@ -33,20 +35,25 @@ class TextCNN(nn.Module):
         return self.classifier(self.dropout(torch.cat(pooled, dim=1)))
 
 
-def build(arch: dict, sizes: dict, encoder) -> TextCNN:
-    return TextCNN(embedding("textcnn", arch, sizes, encoder), sizes["n_labels"], arch["filters"],
-                   [int(k) for k in arch["kernel_sizes"].split(",")], arch["dropout"])
+@dataclass(frozen=True)
+class TextCNNConfig:
+    embedding_dim: int = param(integer(1), 384)
+    init_embeddings: str = param(choice("encoder", "random"), "encoder")
+    filters: int = param(integer(1), 100)  # per window width
+    kernel_sizes: str = param(Field(str, pattern=r"[1-9]\d*(,[1-9]\d*)*", pattern_text="window widths, e.g. '3,4,5'"),
+                              "3,4,5")
+    dropout: float = param(number(0, 0.95), 0.5)
+
+
+def build(arch: TextCNNConfig, sizes: dict, encoder) -> TextCNN:
+    return TextCNN(embedding("textcnn", arch, sizes, encoder), sizes["n_labels"], arch.filters,
+                   [int(k) for k in arch.kernel_sizes.split(",")], arch.dropout)
 
 
 register(Architecture(
     name="textcnn",
-    schema={
-        "embedding_dim": integer(1),
-        "init_embeddings": choice("encoder", "random"),
-        "filters": integer(1),  # per window width
-        "kernel_sizes": Field(str, pattern=r"[1-9]\d*(,[1-9]\d*)*", pattern_text="window widths, e.g. '3,4,5'"),
-        "dropout": number(0, 0.95),
-    },
+    config=TextCNNConfig,
+    recipe={"epochs": 8, "loss": "bce"},
     build=build,
     needs_encoder=embeddings_from_encoder,
 ))

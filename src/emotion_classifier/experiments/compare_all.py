@@ -1,5 +1,6 @@
 """`emotion-compare-all` (`make compare SEEDS=0,1,2`): every registered architecture and the ensemble, each with
-its own recipe, times seeds, as named DVC experiments; then `emotion-report` over them.
+its own recipe, and each architecture that keeps its encoder once more with every other registered encoder (the
+base-size all-mpnet-base-v2: `--encoders ""` skips it), times seeds, as named DVC experiments; then `emotion-report`.
 
     emotion-compare-all --seeds 0,1,2                  # run what is missing, then the report
     emotion-compare-all --seeds 0 --set train.epochs=1 --set data.max_examples=300   # a quick look
@@ -7,8 +8,8 @@ its own recipe, times seeds, as named DVC experiments; then `emotion-report` ove
     emotion-compare-all --seeds 0,1,2 --report-only    # after `dvc exp pull origin <names>`: the report
 
 One experiment at a time (`dvc exp run --temp`: outside the workspace, which stays as it is; its log streams here),
-named `<prefix>-<architecture>-s<seed>` (with `--set`, `<prefix>-<tag>-<architecture>-s<seed>`: a quick look never
-stands in for the full run). Resumable: an experiment of that name whose base commit is this one and whose recorded
+named `<prefix>-<architecture>[-<encoder>]-s<seed>` (with `--set`, `<prefix>-<tag>-...`: a quick look never stands
+in for the full run). Resumable: an experiment of that name whose base commit is this one and whose recorded
 params and data equal what this invocation runs is finished and skipped; one that differs (params.yaml or the data
 changed since) is removed and runs again, and the log says why. The ensembles run last: their members are the
 architectures' own runs, copied from the model cache.
@@ -32,14 +33,16 @@ from .collect import collect, flatten
 ENSEMBLE = "ensemble"
 
 
-def plan(architectures: list[str], seeds: list[int], prefix: str, extra: list[str] = ()
-         ) -> list[tuple[str, list[str]]]:
-    """(experiment name, `-S` overrides) for each architecture x seed, the ensembles last. Extra overrides
-    (`--set`) put a tag of theirs in the name."""
+def plan(architectures: list[str], seeds: list[int], prefix: str, extra: list[str] = (),
+         encoder_rows: list[tuple[str, str, str]] = ()) -> list[tuple[str, list[str]]]:
+    """(experiment name, `-S` overrides) for each architecture x seed, then each (architecture, encoder, its short
+    name) of `encoder_rows` x seed, the ensembles last. Extra overrides (`--set`) put a tag of theirs in the name."""
     if extra:
         prefix = f"{prefix}-{hashlib.sha256(json.dumps(sorted(extra)).encode()).hexdigest()[:6]}"
-    return [(f"{prefix}-{arch}-s{seed}", [f"model.name={arch}", f"seed={seed}"])
-            for arch in sorted(architectures, key=lambda a: a == ENSEMBLE) for seed in seeds]
+    rows = [(f"{arch}", [f"model.name={arch}"]) for arch in architectures if arch != ENSEMBLE]
+    rows += [(f"{arch}-{short}", [f"model.name={arch}", f"model.encoder={enc}"]) for arch, enc, short in encoder_rows]
+    rows += [(ENSEMBLE, [f"model.name={ENSEMBLE}"])] if ENSEMBLE in architectures else []
+    return [(f"{prefix}-{name}-s{seed}", [*sets, f"seed={seed}"]) for name, sets in rows for seed in seeds]
 
 
 def my_share(runs: list, share: str | None) -> list:
@@ -141,14 +144,36 @@ def run_all(runs: list[tuple[str, list[str]]], extra: list[str], push: str | Non
     return failed
 
 
+def encoder_rows(architectures: list[str], encoders: list[str]) -> list[tuple[str, str, str]]:
+    """(architecture, encoder, short name): each architecture that keeps its encoder (the registry says which) with
+    each of `encoders`, a registered one or a local encoder folder (named by the folder)."""
+    import re
+
+    from ..architectures import REGISTRY
+    from ..encoder import ENCODERS
+
+    unknown = [e for e in encoders if e not in ENCODERS and not Path(e).is_dir()]
+    if unknown:
+        raise SystemExit(f"emotion-compare-all: unknown encoder {', '.join(unknown)}; choose from "
+                         f"{', '.join(ENCODERS)} or give an encoder folder")
+    short = {e: ENCODERS[e].short if e in ENCODERS else re.sub(r"[^\w.]+", "_", Path(e).name) for e in encoders}
+    return [(a, e, short[e]) for a in architectures if a in REGISTRY and REGISTRY[a].keeps_encoder
+            for e in encoders]
+
+
 def main(argv=None) -> None:
     from ..architectures import REGISTRY
+    from ..encoder import ENCODERS
+    from ..params import load_params
     from . import report
 
     ap = argparse.ArgumentParser(prog="emotion-compare-all", description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     ap.add_argument("--architectures", default=",".join([*REGISTRY, ENSEMBLE]),
                     help="comma-separated model.name values (default: every registered one and the ensemble)")
+    ap.add_argument("--encoders", default=None, metavar="NAMES",
+                    help="comma-separated encoders to run each encoder-keeping architecture with once more "
+                         "(default: every registered one but params.yaml's; \"\" for none, on a slow machine)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="one more `dvc exp run -S` for every experiment (repeatable), e.g. train.epochs=1")
     ap.add_argument("--prefix", default="cmp", help="experiment names: PREFIX-ARCHITECTURE-sSEED")
@@ -170,7 +195,10 @@ def main(argv=None) -> None:
     bad = [s for s in args.set if "=" not in s]
     if bad:
         raise SystemExit(f"emotion-compare-all: --set {bad[0]!r}: expected KEY=VALUE, e.g. train.epochs=1")
-    runs = plan(archs, seeds, args.prefix, args.set)
+    default = load_params().model.encoder
+    encoders = ([e for e in ENCODERS if e != default] if args.encoders is None
+                else [e.strip() for e in args.encoders.split(",") if e.strip()])
+    runs = plan(archs, seeds, args.prefix, args.set, encoder_rows(archs, encoders))
     failed = [] if args.report_only else run_all(my_share(runs, args.share), args.set, args.push)
     have = finished(runs, args.set, remove_stale=False)
     present = [name for name, _ in runs if name in have]

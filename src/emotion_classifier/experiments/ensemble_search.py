@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import thresholds as T
 from ..ensemble import average, cross_entropy, cross_validated_f1, fit_temperature, fit_weights, tempered
 from ..errors import UserError, one_line_errors
 
@@ -49,8 +50,8 @@ def experiment_model(name: str, dest: str | Path, repo: str | Path = ".") -> Pat
     return dest
 
 
-def search(experiments: list[str], params: dict, max_size: int = 5, repo: str | Path = ".",
-           temperature: bool = False) -> list[str]:
+def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, max_size: int = 5,
+           repo: str | Path = ".", temperature: bool = False) -> list[str]:
     """Dev only: each combination of the experiments' models that holds the first, weights fitted on dev,
     dev F1 with thresholds tuned on dev itself and cross-validated on dev. Markdown table lines.
     `temperature`: each model's probabilities are first calibrated by a temperature fitted on dev."""
@@ -59,13 +60,12 @@ def search(experiments: list[str], params: dict, max_size: int = 5, repo: str | 
 
     from .. import data
     from .. import metrics as M
-    from .. import thresholds as T
     from ..inference import EmotionClassifier
     from ..model_dir.model import load
 
-    splits, _ = data.load_prepared(params["data"]["prepared_dir"])
+    splits, _ = data.load_prepared(prepared_dir)
     y, texts = data.label_matrix(splits["dev"]), splits["dev"]["text"]
-    metric, min_positives = params["thresholds"]["metric"], params["thresholds"]["min_positives"]
+    metric, min_positives = policy.metric, policy.min_positives
     probs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in experiments:
@@ -107,7 +107,9 @@ def main(argv=None) -> None:
     ap.add_argument("--temperature", action="store_true",
                     help="calibrate each model by a temperature fitted on dev before fitting the weights")
     args = ap.parse_args(argv)
-    print("\n".join(search(args.experiments, load_params(), args.max_size, temperature=args.temperature)))
+    params = load_params()
+    print("\n".join(search(args.experiments, params.data.prepared_dir, params.policy, args.max_size,
+                           temperature=args.temperature)))
 
 
 if __name__ == "__main__":

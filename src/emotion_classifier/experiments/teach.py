@@ -32,7 +32,7 @@ def main(argv=None) -> None:
     ap.add_argument("model_dir", help="the teacher: a model or ensemble directory (tuned: its member weights)")
     ap.add_argument("out", help=f"the file to write, under {TEACHERS_DIR}/ for train.teacher")
     args = ap.parse_args(argv)
-    path = write_teacher(args.model_dir, args.out, load_params()["data"]["prepared_dir"])
+    path = write_teacher(args.model_dir, args.out, load_params().data.prepared_dir)
     print(f"teacher probabilities on the training split -> {path}")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..files import atomic_path, write_json
+from ..files import atomic_path, file_hash, write_json
 
 FORMAT_VERSION = 1  # config.json's; a reader refuses another
 WEIGHTS = "model.safetensors"
@@ -75,14 +75,6 @@ def member_dirs(model_dir: str | Path) -> list[Path]:
     root = Path(model_dir) / MEMBERS
     found = [d for d in root.iterdir() if d.is_dir() and d.name.isdigit()] if root.is_dir() else []
     return sorted(found, key=lambda d: int(d.name))
-
-
-def file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_hash(model_dir: str | Path) -> str:

@@ -6,14 +6,17 @@ tuning, evaluation and prediction treat them alike (the architectures: `architec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
 
 from .. import architectures
 from ..errors import UserError
+from ..fields import as_tree, build_section
 from ..files import atomic_dir, atomic_path
 from . import (
     CONFIG,
@@ -28,25 +31,26 @@ from . import (
     write_manifest,
 )
 
+if TYPE_CHECKING:
+    from ..params import ModelSpec
+
 
 def sizes(tokenizer, labels: list[str]) -> dict:
     return {"vocab_size": len(tokenizer), "pad_id": tokenizer.pad_token_id, "n_labels": len(labels)}
 
 
-def build(name: str, model_params: dict, tokenizer, labels: list[str], device_type: str = "cpu"
-          ) -> tuple[nn.Module, dict]:
+def build(spec: ModelSpec, tokenizer, labels: list[str], device_type: str = "cpu") -> tuple[nn.Module, dict]:
     """A new model for training (pretrained encoder weights where the architecture wants them),
     and the config that rebuilds it offline (see `load`)."""
     from ..encoder import load_encoder, map_mask_tokens
 
-    entry = architectures.get(name)
-    arch = dict(model_params[name])
-    cfg = {"format_version": FORMAT_VERSION, "name": name, "arch": arch, "encoder": model_params["encoder"],
-           "max_length": model_params["max_length"], **sizes(tokenizer, labels), "labels": list(labels)}
+    entry, arch = architectures.get(spec.name), spec.arch
+    cfg = {"format_version": FORMAT_VERSION, "name": spec.name, "arch": as_tree(arch), "encoder": spec.encoder,
+           "max_length": spec.max_length, **sizes(tokenizer, labels), "labels": list(labels)}
     encoder = None
     if entry.needs_encoder(arch):
-        encoder = load_encoder(model_params["encoder"], len(tokenizer), device_type, arch.get("encoder_dropout"))
-        map_mask_tokens(encoder, tokenizer, model_params["mask_words"])
+        encoder = load_encoder(spec.encoder, len(tokenizer), device_type, getattr(arch, "encoder_dropout", None))
+        map_mask_tokens(encoder, tokenizer, as_tree(spec.mask_words))
         if entry.keeps_encoder:
             # without `_name_or_path` (where the encoder lay: a path of this machine's venv) and the like
             cfg["encoder_config"] = {k: v for k, v in encoder.config.to_dict().items() if not k.startswith("_")}
@@ -126,13 +130,13 @@ def check_config(path: Path, cfg: dict, entry) -> None:
             f"{len(labels) if isinstance(labels, list) else repr(labels)}")
     if not isinstance(cfg["arch"], dict):
         bad(f"arch is {cfg['arch']!r}; expected the architecture's params")
-    for key, field in entry.schema.items():
+    for key in (f.name for f in dataclasses.fields(entry.config)):
         if key not in cfg["arch"]:
             bad(f"arch lacks {key!r} ({entry.name} needs it)")
-        try:
-            field.check(f"arch.{key}", cfg["arch"][key])
-        except UserError as e:
-            bad(str(e).removeprefix("params: "))
+    try:
+        build_section(entry.config, cfg["arch"], "arch")
+    except UserError as e:
+        bad(str(e).removeprefix("params: "))
     encoder = cfg.get("encoder_config") if entry.keeps_encoder else {}
     if not isinstance(encoder, dict) or not isinstance(encoder.get("model_type", ""), str):
         bad("encoder_config is not a mapping with a model_type")
@@ -140,6 +144,11 @@ def check_config(path: Path, cfg: dict, entry) -> None:
         value = encoder.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= hi:
             bad(f"encoder_config.{key} is {value!r}; expected an integer in [1, {hi}]")
+
+
+def arch_config(cfg: dict):
+    """The architecture's typed config from a model's config.json (read_config checked it)."""
+    return build_section(architectures.get(cfg["name"]).config, cfg["arch"], "arch")
 
 
 def load(model_dir: str | Path, device_type: str = "cpu") -> tuple[nn.Module, dict, object]:
@@ -156,7 +165,7 @@ def load(model_dir: str | Path, device_type: str = "cpu") -> tuple[nn.Module, di
         ec = {k: v for k, v in cfg["encoder_config"].items() if not k.startswith("_")}
         encoder = AutoModel.from_config(AutoConfig.for_model(ec.pop("model_type"), **ec),
                                         attn_implementation=attention_for(device_type))
-    model = architectures.get(cfg["name"]).build(cfg["arch"], cfg, encoder)
+    model = architectures.get(cfg["name"]).build(arch_config(cfg), cfg, encoder)
     try:
         load_model(model, str(model_dir / WEIGHTS))
     except Exception as e:  # safetensors raises its own error types for a truncated or foreign file

@@ -7,6 +7,7 @@ import numpy as np
 from .. import analysis, data, plots
 from ..encoder import load_tokenizer, tokenize
 from ..files import write_csv, write_json
+from ..params import Params
 from ..paths import COOCCURRENCE, DATASET_METRICS, DATASET_PLOTS, DATASET_STATISTICS, LABEL_DISTRIBUTION
 
 HEATMAPS = {
@@ -17,12 +18,12 @@ HEATMAPS = {
 SUMMARY = ("train.examples", "dev.examples", "test.examples", "train.token_length_p99")  # the DVC metrics
 
 
-def run(params: dict) -> None:
+def run(params: Params) -> None:
     """Every statistic goes to plots/dataset/statistics.json; a handful are DVC metrics, so that `dvc metrics show`
     and `dvc exp show` lead with the scores, not 84 label counts."""
-    splits, names = data.load_prepared(params["data"]["prepared_dir"])
-    tok = load_tokenizer(params["model"]["encoder"])
-    max_len = params["analyze_dataset"]["max_length"]
+    splits, names = data.load_prepared(params.data.prepared_dir)
+    tok = load_tokenizer(params.model.encoder)
+    max_len = params.analyze_dataset.max_length
     lengths = {s: np.array([len(ids) for ids in tokenize(tok, df["text"], max_len)]) for s, df in splits.items()}
     statistics, dist, co = analysis.analyze(splits, names, lengths)
     write_csv(dist, LABEL_DISTRIBUTION)

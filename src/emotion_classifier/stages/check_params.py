@@ -6,9 +6,10 @@ good output; unchanged content reruns nothing."""
 from __future__ import annotations
 
 from ..files import atomic_path
+from ..params import Params
 from ..paths import PARAMS_CHECKED
 
 
-def run(params: dict) -> None:
+def run(params: Params) -> None:
     with atomic_path(PARAMS_CHECKED) as tmp:
         tmp.write_text("params.yaml passed emotion_classifier.params validation\n")

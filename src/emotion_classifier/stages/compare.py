@@ -17,6 +17,7 @@ from ..baseline import fit_predict
 from ..figures import COMPARED, HEADLINE, SCORED, WITH_INTERVAL
 from ..files import atomic_path, read_json, write_csv, write_json
 from ..model_dir import CONFIG, THRESHOLDS, member_dirs
+from ..params import EvaluateParams, Params
 from ..paths import (
     COMPARE_METRICS,
     COMPARE_PER_LABEL,
@@ -30,9 +31,9 @@ from ..paths import (
 REFERENCES = "reference/results.yaml"
 
 
-def run(params: dict) -> None:
-    splits, names = data.load_prepared(params["data"]["prepared_dir"])
-    policy = T.Policy.from_params(params)
+def run(params: Params) -> None:
+    splits, names = data.load_prepared(params.data.prepared_dir)
+    policy = params.policy
     y = {s: data.label_matrix(df) for s, df in splits.items()}
     base_probs = baseline_probs(params, splits, y["train"])
     base_pred = T.apply(base_probs["test"], policy.thresholds(y["dev"], base_probs["dev"]))
@@ -48,7 +49,7 @@ def run(params: dict) -> None:
     ref = references["reference_project"].get(model_name, {})  # none for an architecture of our own
 
     out = {f"baseline_{k}": base[k] for k in SCORED}
-    out |= paired_with_baseline(params["evaluate"], y["test"], np.load(TEST_PREDICTIONS)["pred"], base_pred)
+    out |= paired_with_baseline(params.evaluate, y["test"], np.load(TEST_PREDICTIONS)["pred"], base_pred)
     out |= {f"reference_{k}": ref[k] for k in SCORED if k in ref}
     out |= {f"model_minus_reference_{k}": model[k] - ref[k] for k in SCORED if k in ref}
     write_json(COMPARE_METRICS, out)
@@ -61,7 +62,7 @@ def run(params: dict) -> None:
     rows += [(f"reference project, {model_name}", ref)] if ref else []
     rows += [(f"reference project, {a}", r) for a, r in references["reference_project"].items() if a != model_name]
     rows.append(("GoEmotions paper, BERT-base", references["goemotions_paper"]["bert_base"]))
-    lines = markdown(described, policy.strategy, rows, ev, out, params["evaluate"])
+    lines = markdown(described, policy.strategy, rows, ev, out, params.evaluate)
     lines += ["", "## Per-label F1: model vs baseline", "", f"| label | {series} | tfidf_logreg | difference |",
               "| --- | ---: | ---: | ---: |"]
     lines += [f"| {n} | {a:.3f} | {b:.3f} | {a - b:+.3f} |" for n, a, b in zip(names, model_f1, base_per_label["f1"])]
@@ -73,22 +74,23 @@ def run(params: dict) -> None:
           f" -> {COMPARE_REPORT}")
 
 
-def baseline_probs(params: dict, splits: dict, y_train: np.ndarray) -> dict[str, np.ndarray]:
+def baseline_probs(params: Params, splits: dict, y_train: np.ndarray) -> dict[str, np.ndarray]:
     """The TF-IDF + logistic regression baseline, trained on train, probabilities of dev and test."""
-    compare_params = params["compare"]
+    compare_params = params.compare
     return fit_predict(splits["train"]["text"], y_train, {s: splits[s]["text"] for s in ("dev", "test")},
-                       max_features=compare_params["tfidf_max_features"], ngram_max=compare_params["tfidf_ngram_max"],
-                       C=compare_params["C"], seed=params["seed"])
+                       max_features=compare_params.tfidf_max_features, ngram_max=compare_params.tfidf_ngram_max,
+                       C=compare_params.C, seed=params.seed)
 
 
-def paired_with_baseline(eval_params: dict, y: np.ndarray, model_pred: np.ndarray, base_pred: np.ndarray) -> dict:
+def paired_with_baseline(eval_params: EvaluateParams, y: np.ndarray, model_pred: np.ndarray,
+                         base_pred: np.ndarray) -> dict:
     """Model minus baseline test F1 over evaluate's resamples: difference, its interval, a p-value."""
     counts = bootstrap.test_resamples(len(y), eval_params)
     model, base = bootstrap.f1_samples(y, model_pred, counts), bootstrap.f1_samples(y, base_pred, counts)
     out = {}
     for k in SCORED:
         score = getattr(M, k)
-        diff = bootstrap.paired(model[k], base[k], eval_params["ci_level"])
+        diff = bootstrap.paired(model[k], base[k], eval_params.ci_level)
         key = f"model_minus_baseline_{k}"
         out |= {key: score(y, model_pred) - score(y, base_pred), f"{key}_lo": diff["lo"], f"{key}_hi": diff["hi"],
                 f"{key}_p_value": diff["p_value"]}
@@ -109,8 +111,9 @@ def _cell(v) -> str:
     return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4f}"
 
 
-def markdown(model_name: str, strategy: str, rows: list, ev: dict, out: dict, eval_params: dict) -> list[str]:
-    level = f"{eval_params['ci_level']:.0%}"
+def markdown(model_name: str, strategy: str, rows: list, ev: dict, out: dict,
+             eval_params: EvaluateParams) -> list[str]:
+    level = f"{eval_params.ci_level:.0%}"
     lines = [
         "# Comparison on the GoEmotions test split",
         "",
@@ -121,8 +124,8 @@ def markdown(model_name: str, strategy: str, rows: list, ev: dict, out: dict, ev
         "| --- |" + " ---: |" * len(COMPARED),
     ]
     lines += [f"| {name} | " + " | ".join(_cell(r.get(f.key)) for f in COMPARED) + " |" for name, r in rows]
-    lines += ["", f"## How sure: {level} bootstrap intervals ({eval_params['bootstrap_resamples']} resamples of the "
-              f"test examples, seed {eval_params['bootstrap_seed']})", "",
+    lines += ["", f"## How sure: {level} bootstrap intervals ({eval_params.bootstrap_resamples} resamples of the "
+              f"test examples, seed {eval_params.bootstrap_seed})", "",
               "| figure | value | interval |", "| --- | ---: | --- |"]
     lines += [f"| model test {k.replace('_', ' ')} | {ev[f'test_{k}']:.4f} | [{_cell(ev.get(f'test_{k}_lo'))}, "
               f"{_cell(ev.get(f'test_{k}_hi'))}] |" for k in WITH_INTERVAL]

@@ -13,6 +13,7 @@ from .. import thresholds as T
 from ..figures import FIGURES, WITH_INTERVAL
 from ..files import atomic_path, write_csv, write_json
 from ..inference import EmotionClassifier
+from ..params import Params
 from ..paths import (
     ALL_SCORES,
     CONFUSION,
@@ -34,11 +35,11 @@ ERROR_HEATMAPS = {
 }
 
 
-def run(params: dict) -> None:
-    splits, names = data.load_prepared(params["data"]["prepared_dir"])
-    eval_params = params["evaluate"]
-    clf = EmotionClassifier.load(MODEL_DIR, strategy=eval_params["thresholds"], require_thresholds=True,
-                                 precision=eval_params["precision"], device=eval_params["device"])
+def run(params: Params) -> None:
+    splits, names = data.load_prepared(params.data.prepared_dir)
+    eval_params = params.evaluate
+    clf = EmotionClassifier.load(MODEL_DIR, strategy=eval_params.thresholds, require_thresholds=True,
+                                 precision=eval_params.precision, device=eval_params.device)
     dev_y, dev_probs = data.label_matrix(splits["dev"]), clf.predict_proba(splits["dev"]["text"], progress=True)
     dev_scores, _ = M.evaluate(dev_y, dev_probs, T.apply(dev_probs, clf.thresholds))
     t0 = time.perf_counter()
@@ -47,7 +48,7 @@ def run(params: dict) -> None:
     pred = T.apply(probs, clf.thresholds)
     scores, per_label = M.evaluate(y, probs, pred)
     resampled = bootstrap.samples(y, probs, pred, bootstrap.test_resamples(len(y), eval_params))
-    level = eval_params["ci_level"]
+    level = eval_params.ci_level
     out = {}
     for k in WITH_INTERVAL:
         lo, hi = bootstrap.interval(resampled[k], level)
@@ -67,9 +68,9 @@ def run(params: dict) -> None:
                           **{k: per_label[k] for k in ("precision", "recall", "f1")}, "f1_lo": f1_lo, "f1_hi": f1_hi,
                           **{k: per_label[k] for k in ("tp", "fp", "fn", "tn", "auc")}})
     write_csv(table.round(4), PER_LABEL)
-    write_test_plots(y, probs, pred, per_label, clf.config["name"], eval_params["thresholds"], scores, names)
+    write_test_plots(y, probs, pred, per_label, clf.config["name"], eval_params.thresholds, scores, names)
     ci = lambda k: f"[{out[f'test_{k}_lo']:.4f}, {out[f'test_{k}_hi']:.4f}]"  # noqa: E731
-    print(f"test ({eval_params['thresholds']} thresholds): micro F1 {out['test_micro_f1']:.4f} {ci('micro_f1')}, "
+    print(f"test ({eval_params.thresholds} thresholds): micro F1 {out['test_micro_f1']:.4f} {ci('micro_f1')}, "
           f"macro F1 {out['test_macro_f1']:.4f} {ci('macro_f1')} ({level:.0%} bootstrap intervals) | "
           f"dev micro F1 {out['dev_micro_f1']:.4f}, macro F1 {out['dev_macro_f1']:.4f}")
 

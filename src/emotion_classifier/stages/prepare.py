@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from .. import data
+from ..params import Params
 
 
-def run(params: dict) -> None:
-    data_params = params["data"]
-    counts = data.prepare(data_params["raw_dir"], data_params["prepared_dir"],
-                          max_examples=data_params["max_examples"], subset_seed=params["prepare"]["subset_seed"])
-    print("prepared " + ", ".join(f"{s}: {n}" for s, n in counts.items()) + f" -> {data_params['prepared_dir']}")
+def run(params: Params) -> None:
+    data_params = params.data
+    counts = data.prepare(data_params.raw_dir, data_params.prepared_dir,
+                          max_examples=data_params.max_examples, subset_seed=params.prepare.subset_seed)
+    print("prepared " + ", ".join(f"{s}: {n}" for s, n in counts.items()) + f" -> {data_params.prepared_dir}")

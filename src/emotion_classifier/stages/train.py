@@ -10,7 +10,7 @@ from .. import data
 from ..files import write_json
 from ..model_dir import member_dir
 from ..model_dir.model import read_config
-from ..params import ENSEMBLE, member_params, recipe_sources, resolve
+from ..params import ENSEMBLE, Params, TrainJob, dump, member_params, recipe_sources, resolve
 from ..paths import CHECKPOINTS, LIVE_DIR, MEMBERS_DIR, MODEL_DIR, TRAIN_METRICS
 from ..training import distributed
 from ..training.checkpoint import cached_model, cached_timing, copy_model, planned_run_id, reuse_problem
@@ -20,15 +20,15 @@ MEMBERS_NOTE = "README.txt"  # keeps models/members/ a non-empty DVC out when it
 MEMBERS_TEXT = "An ensemble's further models, one directory each (1, 2, ...); none for a single model.\n"
 
 
-def run(params: dict) -> None:
-    processes = params["train"]["processes"]
+def run(params: Params) -> None:
+    processes = params.train.processes
     if processes > 1 and not distributed.launched():  # under an outer torchrun, its world size rules
-        if code := distributed.relaunch(processes, "train", params):
+        if code := distributed.relaunch(processes, "train", dump(params)):
             raise SystemExit(code)
         return
-    splits, names = data.load_prepared(params["data"]["prepared_dir"])
+    splits, names = data.load_prepared(params.data.prepared_dir)
     try:
-        if params["model"]["name"] == ENSEMBLE:
+        if params.model.name == ENSEMBLE:
             train_ensemble(params, splits, names)
         else:
             train_single(params, splits, names)
@@ -36,17 +36,17 @@ def run(params: dict) -> None:
         distributed.close()
 
 
-def settings_line(params: dict, resolved: dict) -> str:
+def settings_line(params: Params, job: TrainJob) -> str:
     """Each recipe setting and where it came from: `epochs 3 (recipe), loss bce (train.loss)`."""
-    return ", ".join(f"{k} {resolved['train'][k]} ({src})" for k, src in recipe_sources(params).items())
+    return ", ".join(f"{k} {getattr(job.train, k)} ({src})" for k, src in recipe_sources(params).items())
 
 
-def train_single(params: dict, splits: dict, names: list[str]) -> None:
-    resolved = resolve(params)
+def train_single(params: Params, splits: dict, names: list[str]) -> None:
+    job = resolve(params)
     writer = distributed.is_writer()
     if writer:
-        print(f"training {params['model']['name']} (seed {params['seed']}): {settings_line(params, resolved)}")
-    result = fit(resolved, splits, names, model_dir=MODEL_DIR, metrics_path=TRAIN_METRICS, live_dir=LIVE_DIR,
+        print(f"training {job.model.name} (seed {job.seed}): {settings_line(params, job)}")
+    result = fit(job, splits, names, model_dir=MODEL_DIR, metrics_path=TRAIN_METRICS, live_dir=LIVE_DIR,
                  checkpoint_root=CHECKPOINTS)
     if not writer:
         return
@@ -65,20 +65,20 @@ def clear_members(n_members: int) -> None:
     (members / MEMBERS_NOTE).write_text(MEMBERS_TEXT)
 
 
-def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
+def train_ensemble(params: Params, splits: dict, names: list[str]) -> None:
     """Each member as `dvc exp run -S model.name=<its architecture>` would train it. A member already in its
     directory, or in the model cache (an experiment of the same architecture, recipe, seed, data, code and machine
     kind trained it), is copied, not trained again. train.json sums the members' train times, reused ones too;
     dvclive/ holds the first member's epochs."""
-    n, writer = len(params["ensemble"]["members"]), distributed.is_writer()
+    n, writer = len(params.ensemble.members), distributed.is_writer()
     if writer:
         clear_members(n)
     records = []
     for index in range(n):
-        as_written = member_params(params, index, resolved=False)
+        as_written = member_params(params, index)
         member = resolve(as_written)
         out = str(member_dir(MODEL_DIR, index))
-        head = f"ensemble member {index + 1}/{n}: {member['model']['name']} (seed {member['seed']})"
+        head = f"ensemble member {index + 1}/{n}: {member.model.name} (seed {member.seed})"
         how = obtain_member(member, splits, names, out, live_dir=LIVE_DIR if index == 0 else None,
                             announce=f"{head}: {settings_line(as_written, member)}" if writer else None)
         if writer:
@@ -99,7 +99,7 @@ def train_ensemble(params: dict, splits: dict, names: list[str]) -> None:
     print(f"trained an ensemble of {n}: {' + '.join(r['model'] for r in records)} -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
 
-def obtain_member(member: dict, splits: dict, names: list[str], out: str, live_dir, announce: str | None) -> str:
+def obtain_member(member: TrainJob, splits: dict, names: list[str], out: str, live_dir, announce: str | None) -> str:
     """The member's model in `out`: kept if there already (whole), copied from the model cache (verified), else
     trained. How, in words; a model found there and not kept says why."""
     planned = planned_run_id(member, splits, names)

@@ -12,22 +12,23 @@ from ..ensemble import average, fit_weights
 from ..files import write_csv, write_json
 from ..inference import EmotionClassifier
 from ..model_dir import ONNX_INT8, write_tuned
+from ..params import Params
 from ..paths import MODEL_DIR, THRESHOLDS_CURVE, THRESHOLDS_METRICS
 
 
-def run(params: dict) -> None:
-    splits, names = data.load_prepared(params["data"]["prepared_dir"])
+def run(params: Params) -> None:
+    splits, names = data.load_prepared(params.data.prepared_dir)
     dev = splits["dev"]
-    policy = T.Policy.from_params(params)
+    policy = params.policy
     # evaluate's device and precision: the thresholds fit the probabilities evaluate will see
-    clf = EmotionClassifier.load(MODEL_DIR, "fixed", precision=params["evaluate"]["precision"],
-                                 device=params["evaluate"]["device"], untuned=True)
+    clf = EmotionClassifier.load(MODEL_DIR, "fixed", precision=params.evaluate.precision,
+                                 device=params.evaluate.device, untuned=True)
     y = data.label_matrix(dev)
     member_probs = clf.member_probas(dev["text"], progress=True)
     weights = fit_weights(member_probs, y) if len(member_probs) > 1 else None  # an ensemble's, on dev
     probs = member_probs[0] if weights is None else average(member_probs, weights)
     tuned = policy.tune(y, probs)
-    int8_probs = onnx_int8_probs(dev["text"], weights) if params["tune_thresholds"]["onnx_int8"] else None
+    int8_probs = onnx_int8_probs(dev["text"], weights) if params.tune_thresholds.onnx_int8 else None
     int8 = policy.tune(y, int8_probs) if int8_probs is not None else None
     write_tuned(MODEL_DIR, {
         "tuned_on": "dev",

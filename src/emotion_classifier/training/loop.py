@@ -23,10 +23,11 @@ from ..architectures.layers import decay_groups
 from ..batching import FeatureData, TokenData, bucket_batches, call, predict_logits
 from ..data import label_matrix
 from ..encoder import encoder_hash, load_tokenizer, tokenize
+from ..fields import as_tree
 from ..files import atomic_path
 from ..hardware import autocast
 from ..model_dir.model import build, n_params, save
-from ..params import resolve
+from ..params import ModelSpec, TrainJob
 from ..thresholds import Policy, apply
 from . import distributed, losses
 from .checkpoint import (
@@ -114,101 +115,97 @@ def improved(monitor: str, value: float, best: float | None) -> bool:
 class Run:
     """What one training run holds: the model, its data, the optimizer and where it computes."""
 
-    def __init__(self, seed: int, model_params: dict, train_params: dict, loss_settings: dict, splits: dict,
-                 labels: list[str], feature_cache):
-        self.seed = seed  # set by the caller before this: the weights are built from it
-        self.train_params, self.loss_settings = train_params, loss_settings  # resolved: what this run trains with
+    def __init__(self, job: TrainJob, splits: dict, labels: list[str], feature_cache):
+        self.job = job  # resolved: what this run trains with
+        self.seed, self.train_params = job.seed, job.train  # the seed was set by the caller: the weights come from it
         self.feature_time = 0.0  # frozen-encoder features (feature-extract): computed, or reused from the cache
-        self.name = model_params["name"]
+        self.name, self.arch = job.model.name, job.model.arch
         self.entry = architectures.get(self.name)
-        self.arch = model_params[self.name]
         if self.entry.check is not None:
             self.entry.check(self.arch, distributed.world_size())
-        self.device = distributed.setup(train_params["device"])
-        self.precision = hardware.resolve_precision(train_params["precision"], self.device, "train.precision")
-        self.tokenizer = load_tokenizer(model_params["encoder"])
-        ids = {s: tokenize(self.tokenizer, splits[s]["text"], model_params["max_length"])
-               for s in ("train", "dev")}
+        self.device = distributed.setup(job.train.device)
+        self.precision = hardware.resolve_precision(job.train.precision, self.device, "train.precision")
+        self.tokenizer = load_tokenizer(job.model.encoder)
+        ids = {s: tokenize(self.tokenizer, splits[s]["text"], job.model.max_length) for s in ("train", "dev")}
         self.y = {s: label_matrix(splits[s]) for s in ("train", "dev")}
-        self.targets = training_targets(train_params, splits["train"], self.y["train"])  # labels, or with a teacher's
-        self.model, self.cfg = build(self.name, model_params, self.tokenizer, labels, self.device.type)
+        self.targets = training_targets(job.train, splits["train"], self.y["train"])  # labels, or with a teacher's
+        self.model, self.cfg = build(job.model, self.tokenizer, labels, self.device.type)
         self.model.to(self.device)
         if self.entry.head_on_features:  # the frozen encoder runs once; only the head trains, on its features
-            self.data = {s: FeatureData(f) for s, f in self._features(ids, model_params, feature_cache).items()}
+            self.data = {s: FeatureData(f) for s, f in self._features(ids, feature_cache).items()}
             self.trainable = self.model.head
         else:
             self.data = {s: TokenData(ids[s], self.tokenizer.pad_token_id) for s in ids}
             self.trainable = self.model
-        loss = losses.get(train_params["loss"])
-        self.loss_fn = loss.build(loss_settings, self.y["train"], self.device)
-        self.logit_shift = loss.logit_shift(loss_settings, self.y["train"]) if loss.logit_shift else None
+        loss = losses.get(job.train.loss)
+        self.loss_fn = loss.build(job.loss, self.y["train"], self.device)
+        self.logit_shift = loss.logit_shift(job.loss, self.y["train"]) if loss.logit_shift else None
         if self.logit_shift is not None:  # refuse now, not after the epochs
             architectures.output_layer(self.entry, self.model, len(labels))
-        self.optimizer = make_optimizer(train_params["optimizer"],
-                                        self._param_groups(train_params),
-                                        train_params["lr"], self.device)
-        steps_per_epoch = math.ceil(len(self.y["train"]) / train_params["batch_size"])  # global batches
-        self.scheduler = make_scheduler(train_params["scheduler"], self.optimizer,
-                                        steps_per_epoch * train_params["epochs"], train_params["warmup_ratio"])
+        self.optimizer = make_optimizer(job.train.optimizer, self._param_groups(), job.train.lr, self.device)
+        steps_per_epoch = math.ceil(len(self.y["train"]) / job.train.batch_size)  # global batches
+        self.scheduler = make_scheduler(job.train.scheduler, self.optimizer, steps_per_epoch * job.train.epochs,
+                                        job.train.warmup_ratio)
         self.forward = distributed.wrap(self.trainable, self.device)  # DDP averages gradients across ranks
 
-    def _param_groups(self, train_params: dict) -> list[dict]:
+    def _param_groups(self) -> list[dict]:
         """The architecture's own groups where it has them (e.g. per-layer rates), else every trainable weight at
         train.lr; no weight decay on biases and LayerNorm weights."""
         if self.entry.param_groups is not None:
-            return self.entry.param_groups(self.model, train_params, self.arch)
-        return decay_groups(self.trainable, train_params["lr"], train_params["weight_decay"])
+            return self.entry.param_groups(self.model, self.train_params, self.arch)
+        return decay_groups(self.trainable, self.train_params.lr, self.train_params.weight_decay)
 
-    def _features(self, ids: dict, model_params: dict, feature_cache) -> dict[str, torch.Tensor]:
+    def _features(self, ids: dict, feature_cache) -> dict[str, torch.Tensor]:
         """Encoder features of each split: computed on rank 0 only (cached on disk), handed to every rank."""
-        key = feature_key(model_params, self.entry, self.arch, self.device, self.precision)
+        key = feature_key(self.job.model, self.entry, self.device, self.precision)
         cache = default_feature_cache() if feature_cache == "default" else feature_cache and Path(feature_cache)
         feats = None
         if distributed.is_writer():
             feats = {s: encoder_features(self.model, ids[s], self.tokenizer.pad_token_id,
-                                         self.arch["feature_batch_size"], self.device, self.precision, cache, key)
+                                         self.arch.feature_batch_size, self.device, self.precision, cache, key)
                      for s in ids}
             self.feature_time = sum(seconds for _, seconds in feats.values())
             feats = {s: f for s, (f, _) in feats.items()}
         return distributed.broadcast(feats)
 
 
-def feature_key(model_params: dict, entry, arch: dict, device, precision: str) -> dict:
+def feature_key(spec: ModelSpec, entry, device, precision: str) -> dict:
     """What decides frozen-encoder features besides the token ids: the encoder's files, the settings and code that
     compute them (the architecture's module and training.features, with what they import), libraries, machine."""
     module = entry.build.__module__.removeprefix(f"{codedeps.PKG.name}.")
-    return {"encoder": encoder_hash(model_params["encoder"]), "max_length": model_params["max_length"],
-            "mask_words": model_params["mask_words"], **{k: arch[k] for k in entry.feature_params},
-            "code": code_version(module, "training.features"), "libraries": library_versions(model_params["encoder"]),
+    return {"encoder": encoder_hash(spec.encoder), "max_length": spec.max_length,
+            "mask_words": as_tree(spec.mask_words), **{k: getattr(spec.arch, k) for k in entry.feature_params},
+            "code": code_version(module, "training.features"), "libraries": library_versions(spec.encoder),
             "machine": machine(device, precision)}
 
 
-def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[float, float]:
+def train_epoch(run: Run, epoch: int) -> tuple[float, float]:
     """One pass over the training data; returns (mean loss, seconds)."""
+    train_params = run.train_params
     if run.entry.before_epoch is not None:
         run.entry.before_epoch(run.model, run.arch, epoch)
     run.trainable.train()
-    rng = np.random.default_rng([seed, epoch])  # the epoch's order depends on nothing else: resumable
-    batches = bucket_batches(run.data["train"].lengths, train_params["batch_size"], train_params["bucket_chunk"], rng)
+    rng = np.random.default_rng([run.seed, epoch])  # the epoch's order depends on nothing else: resumable
+    batches = bucket_batches(run.data["train"].lengths, train_params.batch_size, train_params.bucket_chunk, rng)
     y_train = torch.from_numpy(run.targets)
     t0 = time.time()
     total, seen = 0.0, 0
     # off a terminal (nohup, CI, dvc queue logs) no bar frames: the epoch's one line says it all
-    bar = tqdm(batches, desc=f"epoch {epoch}/{train_params['epochs']}", unit="batch", leave=False,
+    bar = tqdm(batches, desc=f"epoch {epoch}/{train_params.epochs}", unit="batch", leave=False,
                disable=None if distributed.is_writer() else True)
     for idx in bar:
         idx, weight = distributed.my_share(idx)  # the whole batch, weight 1, in one process
         batch = run.data["train"].batch(idx)
-        if train_params["rdrop_alpha"] > 0:  # each example twice in one forward: two independent dropout masks
+        if train_params.rdrop_alpha > 0:  # each example twice in one forward: two independent dropout masks
             batch = {k: torch.cat([v, v]) for k, v in batch.items()}
         with autocast(run.device, run.precision):
             logits = call(run.forward, batch, run.device)
         loss = batch_loss(run.loss_fn, logits.float(), y_train[torch.as_tensor(idx)].to(run.device),
-                          train_params["rdrop_alpha"])
+                          train_params.rdrop_alpha)
         run.optimizer.zero_grad(set_to_none=True)
         (loss * weight).backward()
-        if train_params["grad_clip"] > 0:
-            nn.utils.clip_grad_norm_(run.trainable.parameters(), train_params["grad_clip"])
+        if train_params.grad_clip > 0:
+            nn.utils.clip_grad_norm_(run.trainable.parameters(), train_params.grad_clip)
         run.optimizer.step()
         run.scheduler.step()
         if weight:
@@ -219,45 +216,42 @@ def train_epoch(run: Run, train_params: dict, seed: int, epoch: int) -> tuple[fl
     return sum(t for t, _ in per_rank) / sum(n for _, n in per_rank), time.time() - t0
 
 
-def fit(params: dict, splits: dict, labels: list[str], *, model_dir: str | Path, metrics_path: str | Path | None,
+def fit(job: TrainJob, splits: dict, labels: list[str], *, model_dir: str | Path, metrics_path: str | Path | None,
         live_dir: str | Path | None, checkpoint_root: str | Path, feature_cache: str | Path | None = "default",
         stop_after_epochs: int | None = None) -> dict:
-    """Train `params['model']['name']` on splits['train'], select on splits['dev'], save to `model_dir` (and the
-    compared figures to `metrics_path`, per-epoch logs to DVCLive's `live_dir`, where given: the stage's paths).
+    """Train `job.model` on splits['train'], select on splits['dev'], save to `model_dir` (and the compared figures
+    to `metrics_path`, per-epoch logs to DVCLive's `live_dir`, where given: the stage's paths).
 
     `stop_after_epochs` ends the run early as if killed (tests of resume use it).
     """
-    params = resolve(params)  # the architecture's recipe fills what params.yaml leaves null
-    train_params, seed, policy = params["train"], params["seed"], Policy.from_params(params)
+    train_params, seed, policy = job.train, job.seed, job.policy
     set_seed(seed)  # the same initial weights on every rank
     torch.set_num_threads(distributed.threads_per_process())
-    loss_settings = losses.settings(params["loss"], train_params["loss"])
-    run = Run(seed, params["model"], train_params, loss_settings, splits, labels, feature_cache)
+    run = Run(job, splits, labels, feature_cache)
     if distributed.rank() > 0:
         torch.manual_seed(seed + 7919 * distributed.rank())  # each rank its own dropout masks
     if distributed.is_writer():
         print(f"{run.name}: {n_params(run.model):,} parameters ({n_params(run.trainable, True):,} "
-              f"trained) on {len(run.y['train']):,} examples, up to {train_params['epochs']} epochs, device "
+              f"trained) on {len(run.y['train']):,} examples, up to {train_params.epochs} epochs, device "
               f"{run.device}, precision {run.precision}", flush=True)
-    ckpt_dir = Path(checkpoint_root) / run_id(params, splits, labels, run.device, run.precision)
+    ckpt_dir = Path(checkpoint_root) / run_id(job, splits, labels, run.device, run.precision)
     state = resume(ckpt_dir / "last.pt", run) or {"epoch": 0, "history": [], "best": None, "best_epoch": 0,
                                                   "bad_epochs": 0, "train_time": 0.0}
     writer = distributed.is_writer()
-    live = _open_live(live_dir, state["history"], run_settings(seed, run.name, run.arch, train_params,
-                                                               run.loss_settings)) if writer else None
+    live = _open_live(live_dir, state["history"], run_settings(job)) if writer else None
     t_run = time.time()
-    monitor = train_params["monitor"]
-    while state["epoch"] < train_params["epochs"] and state["bad_epochs"] <= train_params["patience"]:
+    monitor = train_params.monitor
+    while state["epoch"] < train_params.epochs and state["bad_epochs"] <= train_params.patience:
         epoch = state["epoch"] + 1
-        train_loss, epoch_time = train_epoch(run, train_params, seed, epoch)
+        train_loss, epoch_time = train_epoch(run, epoch)
         if writer:  # dev is scored once, on rank 0; every rank then follows its decision
             rec = score_epoch(run, policy, epoch, train_loss, epoch_time)
             end_epoch(state, rec, monitor, ckpt_dir, run, live)
         state = distributed.broadcast(state)
         save_checkpoint(ckpt_dir / "last.pt", run, state)
-        if stop_after_epochs is not None and epoch >= stop_after_epochs and epoch < train_params["epochs"]:
+        if stop_after_epochs is not None and epoch >= stop_after_epochs and epoch < train_params.epochs:
             return {"stopped_after_epoch": epoch}
-        if state["bad_epochs"] > train_params["patience"] and writer:
+        if state["bad_epochs"] > train_params.patience and writer:
             print(f"early stop: {monitor} has not improved for {state['bad_epochs']} epochs")
     result = finish(run, state, monitor, time.time() - t_run, model_dir, metrics_path, ckpt_dir) if writer else None
     if writer:
@@ -268,7 +262,7 @@ def fit(params: dict, splits: dict, labels: list[str], *, model_dir: str | Path,
 
 
 def score_epoch(run: Run, policy: Policy, epoch: int, train_loss: float, epoch_time: float) -> dict:
-    logits = predict_logits(run.trainable, run.data["dev"], run.train_params["batch_size"] * 4, run.device,
+    logits = predict_logits(run.trainable, run.data["dev"], run.train_params.batch_size * 4, run.device,
                             run.precision)
     return {"epoch": epoch, "train_loss": train_loss,
             **dev_metrics(logits, run.y["dev"], run.loss_fn, run.device, policy, run.logit_shift),
@@ -324,7 +318,8 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
     # the run is repeated); train.json keeps what experiments are compared on, timings included.
     record = {**{k: v for k, v in result.items() if k not in timing},
               **{k: best_rec[k] for k in ("dev_loss", "dev_micro_f1")}, "run_id": ckpt_dir.name,
-              "seed": run.seed, "train_settings": run.train_params, "loss_settings": run.loss_settings,
+              "seed": run.seed, "train_settings": as_tree(run.train_params),
+              "loss_settings": as_tree(run.job.loss) or {},
               "params_trainable": n_params(run.trainable, trainable_only=True),
               **{k: v for k, v in hw.items() if k != "threads"}}
     save(run.model, run.cfg, run.tokenizer, model_dir, extra={"train": record})
@@ -335,10 +330,13 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
     return {**record, **timing, "run_wall_time_s": round(wall_time, 2), "history": state["history"]}
 
 
-def run_settings(seed: int, model: str, arch: dict, train_params: dict, loss_settings: dict) -> dict:
+def run_settings(job: TrainJob) -> dict:
     """What DVCLive logs as the run's params (dvclive/params.yaml): the settings it resolved, recipe included."""
-    return {"seed": seed, "model": model, model: arch, "train": train_params,
-            "loss": {train_params["loss"]: loss_settings}}
+    return live_settings(job.seed, job.model.name, as_tree(job.model.arch), as_tree(job.train), as_tree(job.loss))
+
+
+def live_settings(seed: int, model: str, arch: dict, train: dict, loss: dict | None) -> dict:
+    return {"seed": seed, "model": model, model: arch, "train": train, "loss": {train["loss"]: loss or {}}}
 
 
 def _open_live(live_dir, history: list[dict], settings: dict):
@@ -369,7 +367,7 @@ def _log(live, rec: dict) -> None:
 def replay_live(live_dir, history: list[dict], config: dict) -> None:
     """DVCLive's per-epoch logs of a run reused from the cache, as its training wrote them (`config`: the model's)."""
     record = config["train"]
-    live = _open_live(live_dir, history, run_settings(record["seed"], config["name"], config["arch"],
-                                                      record["train_settings"], record["loss_settings"]))
+    live = _open_live(live_dir, history, live_settings(record["seed"], config["name"], config["arch"],
+                                                       record["train_settings"], record["loss_settings"]))
     if live is not None:
         live.end()

@@ -2,8 +2,8 @@
 its `loss.<name>` params section and, where the loss biases the model's logits, the shift that the saved model
 has taken out.
 
-Add a loss: a module here that calls `register(Loss(...))`, and its `loss.<name>` section in params.yaml (when it
-has settings). Nothing else.
+Add a loss: a module here (with its settings' frozen dataclass, if it has any) that calls `register(Loss(...))`,
+and its `loss.<name>` section in params.yaml (when it has settings). Nothing else.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ...errors import UserError
 class Loss:
     name: str
     build: Callable  # (settings, y_train, device) -> loss_fn(logits, targets), a mean over examples and labels
-    schema: dict = None  # its `loss.<name>` params: key -> params.Field; None or {}: no settings, no section
+    config: type | None = None  # its `loss.<name>` section (a frozen dataclass of `fields.param`s); None: no settings
     logit_shift: Callable | None = None
     # (settings, y_train) -> what the loss adds to each label's calibrated logit: the saved model has it taken out
 
@@ -39,11 +39,6 @@ def get(name: str) -> Loss:
     if name not in REGISTRY:
         raise UserError(f"unknown train.loss {name!r}; choose one of: {', '.join(REGISTRY)}")
     return REGISTRY[name]
-
-
-def settings(loss_params: dict, name: str) -> dict:
-    """`loss.<name>` of the params' `loss:` section: {} for a loss without settings."""
-    return loss_params.get(name) or {}
 
 
 def label_counts(y_train: np.ndarray) -> np.ndarray:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
 
-from ...fields import number
+from ...fields import number, param
 from . import Loss, register
 
 
@@ -25,15 +26,27 @@ def asymmetric_loss(logits, y, gamma_pos: float, gamma_neg: float, clip: float, 
     return -(pos + neg).mean()
 
 
+@dataclass(frozen=True)
+class AsymmetricConfig:
+    gamma_neg: float = param(number(0, 10), 4.0)  # easy negatives down-weighted by p^4 ...
+    gamma_pos: float = param(number(0, 10), 0.0)
+    clip: float = param(number(0, 0.5), 0.05)  # ... and ignored below p = 0.05
+
+
+@dataclass(frozen=True)
+class FocalConfig:
+    gamma: float = param(number(0, 10), 2.0)
+
+
 register(Loss(
     "asl",
-    build=lambda s, y_train, device: partial(asymmetric_loss, gamma_pos=s["gamma_pos"], gamma_neg=s["gamma_neg"],
-                                             clip=s["clip"]),
-    schema={"gamma_neg": number(0, 10), "gamma_pos": number(0, 10), "clip": number(0, 0.5)},
+    build=lambda s, y_train, device: partial(asymmetric_loss, gamma_pos=s.gamma_pos, gamma_neg=s.gamma_neg,
+                                             clip=s.clip),
+    config=AsymmetricConfig,
 ))
 register(Loss(
     "focal",
-    build=lambda s, y_train, device: partial(asymmetric_loss, gamma_pos=s["gamma"], gamma_neg=s["gamma"], clip=0.0,
+    build=lambda s, y_train, device: partial(asymmetric_loss, gamma_pos=s.gamma, gamma_neg=s.gamma, clip=0.0,
                                              focal=True),
-    schema={"gamma": number(0, 10)},
+    config=FocalConfig,
 ))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
 
-from ...fields import number
+from ...fields import number, param
 from . import Loss, label_counts, register
 
 
@@ -27,14 +28,20 @@ def distribution_balanced_loss(logits, y, label_counts, n_train: int, neg_scale:
     return (weight * (pos + neg)).mean()
 
 
-def build(settings: dict, y_train, device):
+@dataclass(frozen=True)
+class DistributionBalancedConfig:
+    neg_scale: float = param(number(0, 100, lo_open=True), 2.0)  # negatives' logits x this (the paper's lambda) ...
+    bias_scale: float = param(number(0, 10), 0.05)  # ... and shifted by this x the label's prior log-odds (kappa)
+
+
+def build(settings: DistributionBalancedConfig, y_train, device):
     counts = torch.tensor(label_counts(y_train), dtype=torch.float32, device=device)
     return partial(distribution_balanced_loss, label_counts=counts, n_train=len(y_train),
-                   neg_scale=settings["neg_scale"], bias_scale=settings["bias_scale"])
+                   neg_scale=settings.neg_scale, bias_scale=settings.bias_scale)
 
 
 register(Loss(
     "distribution_balanced",
     build=build,
-    schema={"neg_scale": number(0, 100, lo_open=True), "bias_scale": number(0, 10)},
+    config=DistributionBalancedConfig,
 ))
