@@ -60,24 +60,30 @@ WORDS = ["happy", "glad", "joy", "great", "love", "angry", "mad", "hate", "awful
 TINY_LABELS = ["joy", "anger", "neutral"]
 
 
+def save_tiny_encoder(d: Path, specials: list[str], tokenizer_cls, model_cls, config) -> Path:
+    """A tiny encoder saved like a hub model dir: its own vocabulary (`specials`, then WORDS), `config`'s sizes."""
+    vocab = [*specials, *WORDS, "##s", "##ly", ".", "!", ","]
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    # The vocabulary path positionally: transformers 5 names it `vocab` and silently ignores `vocab_file`,
+    # which left a tokenizer of the special tokens alone that read every word as unknown.
+    tok = tokenizer_cls(str(d / "vocab.txt"), do_lower_case=True)
+    assert tok.tokenize("Happy movies!") == ["happy", "movie", "##s", "!"], "the tiny tokenizer lost its vocabulary"
+    tok.save_pretrained(str(d))
+    __import__("torch").manual_seed(0)
+    config.vocab_size, config.pad_token_id = len(vocab), tok.pad_token_id
+    model_cls(config).save_pretrained(str(d))
+    return d
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory):
     """A 2-layer, 32-hidden BERT with its own 40-token vocabulary, saved like a hub model dir."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    d = tmp_path_factory.mktemp("tiny_encoder")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s", "##ly", ".", "!", ","]
-    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    # The vocabulary path positionally: transformers 5 names it `vocab` and silently ignores `vocab_file`,
-    # which left a tokenizer of the 5 special tokens that read every word as [UNK].
-    tok = BertTokenizerFast(str(d / "vocab.txt"), do_lower_case=True)
-    assert tok.tokenize("Happy movies!") == ["happy", "movie", "##s", "!"], "the tiny tokenizer lost its vocabulary"
-    tok.save_pretrained(str(d))
-    torch_seed = __import__("torch").manual_seed(0)  # noqa: F841
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)
-    BertModel(cfg).save_pretrained(str(d))
-    return d
+    cfg = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=64)
+    return save_tiny_encoder(tmp_path_factory.mktemp("tiny_encoder"), ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+                             BertTokenizerFast, BertModel, cfg)
 
 
 @pytest.fixture(scope="session")
@@ -85,17 +91,10 @@ def tiny_mpnet(tmp_path_factory):
     """A 2-layer, 32-hidden MPNet (all-mpnet-base-v2's kind) with its own vocabulary and MPNet's special tokens."""
     from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
 
-    d = tmp_path_factory.mktemp("tiny_mpnet")
-    vocab = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>", *WORDS, "##s", "##ly", ".", "!", ","]
-    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = MPNetTokenizerFast(str(d / "vocab.txt"), do_lower_case=True)
-    assert tok.tokenize("Happy movies!") == ["happy", "movie", "##s", "!"] and tok.pad_token == "<pad>"
-    tok.save_pretrained(str(d))
-    __import__("torch").manual_seed(0)
-    cfg = MPNetConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=66, pad_token_id=tok.pad_token_id)
-    MPNetModel(cfg).save_pretrained(str(d))
-    return d
+    cfg = MPNetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                      max_position_embeddings=66)
+    return save_tiny_encoder(tmp_path_factory.mktemp("tiny_mpnet"), ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"],
+                             MPNetTokenizerFast, MPNetModel, cfg)
 
 
 def tiny_rows(n: int, seed: int, prefix: str) -> list[str]:
