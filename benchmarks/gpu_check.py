@@ -80,18 +80,15 @@ def scratch_params(args, work: Path, max_examples: int, **train) -> Params:
 def tiny_pipeline(args, work: Path) -> dict:
     """The stage functions dvc runs, on the device, in a scratch directory."""
     params = scratch_params(args, work, args.tiny_examples, epochs=1)
-    with contextlib.chdir(work):
-        prepare.run(params)
-        train.run(params)
-        tune_thresholds.run(params)
-        evaluate.run(params)
-        predict_main(["--model-dir", "models", "--device", args.device, "--text", "Thank you so much!",
-                      "--output", "predict.jsonl"])
-        out = {k: json.loads(Path(f"metrics/{f}.json").read_text())[k] for f, k in
-               (("train", "device"), ("train", "precision"), ("eval", "test_macro_f1"),
-                ("inference", "inference_device"), ("inference", "inference_sentences_per_s"))}
-        out["predicted"] = json.loads(Path("predict.jsonl").read_text())["labels"]
-        return out
+    for stage in (prepare, train, tune_thresholds, evaluate):
+        stage.run(params, work)
+    predict_main(["--model-dir", str(work / "models"), "--device", args.device, "--text", "Thank you so much!",
+                  "--output", str(work / "predict.jsonl")])
+    out = {k: json.loads((work / f"metrics/{f}.json").read_text())[k] for f, k in
+           (("train", "device"), ("train", "precision"), ("eval", "test_macro_f1"),
+            ("inference", "inference_device"), ("inference", "inference_sentences_per_s"))}
+    out["predicted"] = json.loads((work / "predict.jsonl").read_text())["labels"]
+    return out
 
 
 def dvc_exp(args) -> str:
@@ -119,8 +116,8 @@ def full_epoch(args) -> dict:
 def ddp_scaling(args, work: Path, processes: int) -> dict:
     """One epoch through the train stage with train.processes 1 and N (it relaunches under torchrun)."""
     params = scratch_params(args, work, args.epoch_examples, epochs=1, precision="auto")
-    with contextlib.chdir(work):
-        prepare.run(params)
+    prepare.run(params, work)
+    with contextlib.chdir(work):  # the train console script, as DVC runs it
         out = {}
         for n in (1, processes):
             Path("params.yaml").write_text(dump(with_overrides(params, {"train.processes": n})))

@@ -187,24 +187,17 @@ def tiny_tree(encoder_dir, name: str, **train) -> dict:
 
 
 def train_and_tune(d: Path, params: dict) -> Path:
-    """The train and tune_thresholds stages run in folder `d`, as DVC runs them; returns d/models."""
-    import os
-
+    """The train and tune_thresholds stages with their outputs in folder `d`, as DVC runs them; returns d/models."""
     from emotion_classifier.stages import train, tune_thresholds
 
-    old = os.getcwd()
-    os.chdir(d)
-    try:
-        train.run(params)
-        tune_thresholds.run(params)
-    finally:
-        os.chdir(old)
+    train.run(params, d)
+    tune_thresholds.run(params, d)
     return d / "models"
 
 
 
-def run_stage(stage: str, params: dict) -> None:
-    """A stage's body as `dvc repro` runs it (emotion_classifier.stages.<stage>.run), in the current directory."""
+def run_stage(stage: str, params, root: Path) -> None:
+    """A stage's body as `dvc repro` runs it (emotion_classifier.stages.<stage>.run), its outputs in `root`."""
     import importlib
 
-    importlib.import_module(f"emotion_classifier.stages.{stage}").run(params)
+    importlib.import_module(f"emotion_classifier.stages.{stage}").run(params, root)

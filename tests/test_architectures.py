@@ -49,10 +49,9 @@ def test_a_toy_architecture_runs_train_tune_evaluate_and_predict(tmp_path, tiny_
     with pytest.raises(ParamsError, match="'train.loss' is null .* 'model.toy_bag.train' sets no loss"):
         with_overrides(p, toy)  # no recipe: what params.yaml leaves to it must be set
     p = with_overrides(p, {**toy, "model.toy_bag.train": {"loss": "weighted_bce"}})  # its recipe
-    monkeypatch.chdir(tmp_path)
-    run_stage("train", p)
-    run_stage("tune_thresholds", p)
-    run_stage("evaluate", p)
+    run_stage("train", p, tmp_path)
+    run_stage("tune_thresholds", p, tmp_path)
+    run_stage("evaluate", p, tmp_path)
     ev = json.loads((tmp_path / "metrics/eval.json").read_text())
     assert 0 <= ev["test_macro_f1_lo"] <= ev["test_macro_f1"] <= ev["test_macro_f1_hi"] <= 1
     from emotion_classifier.inference import EmotionClassifier
@@ -60,7 +59,8 @@ def test_a_toy_architecture_runs_train_tune_evaluate_and_predict(tmp_path, tiny_
 
     clf = EmotionClassifier.load(tmp_path / "models")
     assert isinstance(clf.model, BagOfWords) and clf.predict_proba(["so happy", "awful"]).shape == (2, 3)
-    predict_main(["--model-dir", str(tmp_path / "models"), "--text", "so happy", "--output", "out.jsonl"])
+    predict_main(["--model-dir", str(tmp_path / "models"), "--text", "so happy",
+                  "--output", str(tmp_path / "out.jsonl")])
     assert "labels" in json.loads((tmp_path / "out.jsonl").read_text())
     with pytest.raises(ValueError, match=r"toy_bag\): cannot export: only fine-tuned transformers export"):
         from emotion_classifier.export import export

@@ -27,8 +27,7 @@ def test_every_encoder_using_architecture_trains_tunes_evaluates_and_predicts_on
         overrides["model.bilstm_maxpool.embedding_dim"] = 32
     p = with_overrides(tiny_params(tiny_mpnet, name, epochs=1), overrides)
     models = train_and_tune(tmp_path, p)
-    monkeypatch.chdir(tmp_path)
-    evaluate.run(p)
+    evaluate.run(p, tmp_path)
     assert 0 <= json.loads((tmp_path / "metrics/eval.json").read_text())["test_macro_f1"] <= 1
     cfg = read_config(models)
     assert name == "bilstm_maxpool" or cfg["encoder_config"]["model_type"] == "mpnet"
@@ -36,7 +35,7 @@ def test_every_encoder_using_architecture_trains_tunes_evaluates_and_predicts_on
     tok = clf.tokenizer
     assert tok.convert_tokens_to_ids("[NAME]") != tok.unk_token_id and tok.pad_token == "<pad>"
     assert clf.predict_proba(["[NAME] is so happy", ""]).shape == (2, len(TINY_LABELS))
-    predict_main(["--model-dir", str(models), "--text", "so happy", "--output", "out.jsonl"])
+    predict_main(["--model-dir", str(models), "--text", "so happy", "--output", str(tmp_path / "out.jsonl")])
     assert "labels" in json.loads((tmp_path / "out.jsonl").read_text())
 
 

@@ -1,7 +1,6 @@
 """Ensembles: weights fitted on dev, members trained by the train stage, served as one model directory."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -67,19 +66,13 @@ def ensemble_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
         "data.prepared_dir": str(tiny_prepared), "model.name": "ensemble",
         "ensemble.members": [{"model.name": "bilstm_maxpool"}, {"model.name": "textcnn", "seed": 1},
                              {"model.name": "bilstm_maxpool", "seed": 2}]})
-    old = os.getcwd()
-    os.chdir(d)
-    try:
-        run_stage("train", p)
-        run_stage("tune_thresholds", p)
-        yield d, p
-    finally:
-        os.chdir(old)
+    run_stage("train", p, d)
+    run_stage("tune_thresholds", p, d)
+    return d, p
 
 
 def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
     d, p = ensemble_dir
-    os.chdir(d)
     assert [json.loads((d / f"models/members/{i}/config.json").read_text())["name"] for i in (1, 2)] == [
         "textcnn", "bilstm_maxpool"]
     assert sorted(x.name for x in (d / "models/members").iterdir()) == ["1", "2", "README.txt"]
@@ -93,18 +86,18 @@ def test_ensemble_is_trained_tuned_and_served(ensemble_dir, capsys):
     assert len(clf.predict(texts)) == 3
     m = json.loads((d / "metrics/thresholds.json").read_text())
     assert 0 <= m["best_single_model_dev_macro_f1"] <= 1
-    run_stage("evaluate", p)
+    run_stage("evaluate", p, d)
     assert 0 <= json.loads((d / "metrics/eval.json").read_text())["test_macro_f1"] <= 1
     (d / "reference").mkdir()
     (d / "reference/results.yaml").write_text((ROOT / "reference/results.yaml").read_text())
-    run_stage("compare", p)
+    run_stage("compare", p, d)
     w = th["member_weights"]
     assert (f"| **ensemble (weights fitted on dev): {w[0]:.2f} bilstm_maxpool + {w[1]:.2f} textcnn + {w[2]:.2f} "
             "bilstm_maxpool** (this experiment) |") in (d / "reports/compare.md").read_text()
 
     # a finished member is kept when the stage reruns (DVC keeps models/members: persist)
     capsys.readouterr()
-    train_stage.train_ensemble(p, *data.load_prepared(p.data.prepared_dir))
+    train_stage.train_ensemble(p, *data.load_prepared(p.data.prepared_dir), d)
     assert capsys.readouterr().out.count("trained already, kept") == 3
     train_json = json.loads((d / "metrics/train.json").read_text())
     records = [read_config(m)["train"] for m in (d / "models", d / "models/members/1", d / "models/members/2")]
@@ -117,7 +110,6 @@ def test_a_member_is_the_model_its_overrides_train_alone(ensemble_dir, tmp_path)
     """Member 1, trained after member 0 in the same process, equals the model its params train alone:
     a member can be tried as an experiment first (`dvc exp run -S ...`) and be the same model."""
     d, p = ensemble_dir
-    os.chdir(d)
     splits, names = data.load_prepared(p.data.prepared_dir)
     fit(resolve(member_params(p, 1)), splits, names, model_dir=tmp_path / "alone", metrics_path=None, live_dir=None,
         checkpoint_root=tmp_path / "ckpt")
@@ -128,10 +120,9 @@ def test_a_member_is_the_model_its_overrides_train_alone(ensemble_dir, tmp_path)
 def test_a_member_trained_by_an_earlier_run_is_copied_not_trained(ensemble_dir, tmp_path, capsys):
     """The model cache (by run id): an ensemble of models that experiments trained already costs no training."""
     d, p = ensemble_dir
-    os.chdir(tmp_path)
     again = with_overrides(p, {"ensemble.members": list(p.ensemble.members[1:])})
     capsys.readouterr()
-    train_stage.train_ensemble(again, *data.load_prepared(p.data.prepared_dir))
+    train_stage.train_ensemble(again, *data.load_prepared(p.data.prepared_dir), tmp_path)
     out = capsys.readouterr().out
     assert out.count("trained by an earlier run") == 2 and "epoch" not in out, out
     for mine, theirs in (("models", "models/members/1"), ("models/members/1", "models/members/2")):
@@ -140,13 +131,12 @@ def test_a_member_trained_by_an_earlier_run_is_copied_not_trained(ensemble_dir, 
     assert len(curves) == 1 + 2  # the first member's epochs, replayed from the cache for `dvc plots`
     changed = with_overrides(again, {"seed": 9, "ensemble.members": [{"model.name": "textcnn"}]})
     capsys.readouterr()
-    train_stage.train_ensemble(changed, *data.load_prepared(p.data.prepared_dir))
+    train_stage.train_ensemble(changed, *data.load_prepared(p.data.prepared_dir), tmp_path)
     assert "trained; dev macro F1" in capsys.readouterr().out  # another seed: another model, trained
 
 
 def test_ensemble_thresholds_belong_to_every_member(ensemble_dir, tiny_encoder):
     d, p = ensemble_dir
-    os.chdir(d)
     weights = d / "models/members/1/model.safetensors"
     original = weights.read_bytes()
     try:
@@ -192,7 +182,6 @@ def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatc
     from emotion_classifier.experiments import ensemble_search
 
     d, p = ensemble_dir
-    os.chdir(d)
     dirs = {"a": d / "models", "b": d / "models/members/1", "c": d / "models/members/2"}
     monkeypatch.setattr(ensemble_search, "experiment_model", lambda name, dest, repo: shutil.copytree(
         dirs[name], dest, ignore=shutil.ignore_patterns("members", "thresholds.json")))
@@ -201,6 +190,10 @@ def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatc
     weights = [float(w) for w in lines[-1].split(" | ")[1].split(", ")]
     assert sum(weights) == pytest.approx(1.0, abs=0.02)
     assert len(ensemble_search.search(["a", "b"], p.data.prepared_dir, p.policy, temperature=True)) == 4
+    member = str(d / "models/members/1")  # a model directory stands for itself
+    by_dir = ensemble_search.search([member, "a"], p.data.prepared_dir, p.policy)
+    assert [line.split(" | ")[0] for line in by_dir[2:]] == [f"| {member}", f"| {member} + a"]
+    assert by_dir[3].split(" | ")[2:] == lines[3].split(" | ")[2:]  # the model of experiment "b": a + b's scores
 
 
 def test_fit_temperature_recovers_an_overconfident_models_calibration():
@@ -222,9 +215,8 @@ def test_a_shorter_member_list_drops_the_rest(ensemble_dir, tmp_path):
     src, p = ensemble_dir
     d = tmp_path / "copy"  # a copy: the shared ensemble stays whole for every other test, in any order
     shutil.copytree(src / "models", d / "models")
-    os.chdir(d)
     fewer = with_overrides(p, {"ensemble.members": list(p.ensemble.members[:2])})
-    train_stage.train_ensemble(fewer, *data.load_prepared(p.data.prepared_dir))
+    train_stage.train_ensemble(fewer, *data.load_prepared(p.data.prepared_dir), d)
     assert sorted(x.name for x in (d / "models/members").iterdir()) == ["1", "README.txt"]
 
 

@@ -27,7 +27,6 @@ from .conftest import tiny_params
 @pytest.fixture
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOTION_CLASSIFIER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
     return tmp_path / "cache"
 
 
@@ -35,6 +34,11 @@ def own_cache(tmp_path, monkeypatch):
 def member(tiny_encoder, tiny_prepared):
     p = with_overrides(tiny_params(tiny_encoder, "textcnn", epochs=1), {"data.prepared_dir": str(tiny_prepared)})
     return (resolve(p), *load_prepared(tiny_prepared))
+
+
+def beside(cache, name: str) -> tuple:
+    """A member's model directory and the checkpoints' folder, beside the test's own cache."""
+    return cache.parent / name, cache.parent / "ckpt"
 
 
 def relabelled(splits: dict) -> dict:
@@ -46,33 +50,33 @@ def relabelled(splits: dict) -> dict:
 
 def test_a_relabelled_example_is_other_data_and_its_member_is_retrained(member, own_cache, capsys):
     p, splits, names = member
-    assert obtain_member(p, splits, names, "a", None, None) == "trained"
-    assert obtain_member(p, splits, names, "b", None, None).startswith("trained by an earlier run, copied")
+    assert obtain_member(p, splits, names, *beside(own_cache, "a")) == "trained"
+    assert obtain_member(p, splits, names, *beside(own_cache, "b")).startswith("trained by an earlier run, copied")
     assert (own_cache / "models").is_dir()
     assert planned_run_id(p, relabelled(splits), names) != planned_run_id(p, splits, names)
-    assert obtain_member(p, relabelled(splits), names, "c", None, None) == "trained"
+    assert obtain_member(p, relabelled(splits), names, *beside(own_cache, "c")) == "trained"
     renamed = [n.upper() for n in names]  # the label names are data too
     assert planned_run_id(p, splits, renamed) != planned_run_id(p, splits, names)
     out = capsys.readouterr().out
-    assert obtain_member(p, splits, names, "b", None, None) == "trained already, kept"
+    assert obtain_member(p, splits, names, *beside(own_cache, "b")) == "trained already, kept"
     assert "not kept" not in out
 
 
 def test_a_copy_killed_half_way_is_rebuilt_not_kept(member, own_cache, capsys):
     p, splits, names = member
-    obtain_member(p, splits, names, "a", None, None)
-    obtain_member(p, splits, names, "b", None, None)
+    obtain_member(p, splits, names, *beside(own_cache, "a"))
+    obtain_member(p, splits, names, *beside(own_cache, "b"))
     (own_cache.parent / "b" / MANIFEST).unlink()  # killed after config.json landed, before the manifest
     capsys.readouterr()
-    assert obtain_member(p, splits, names, "b", None, None).startswith("trained by an earlier run, copied")
+    assert obtain_member(p, splits, names, *beside(own_cache, "b")).startswith("trained by an earlier run, copied")
     assert "b: not kept: damaged: no manifest.json" in capsys.readouterr().out
     weights = own_cache.parent / "b" / WEIGHTS
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)  # same size, other bytes
-    assert obtain_member(p, splits, names, "b", None, None).startswith("trained by an earlier run, copied")
+    assert obtain_member(p, splits, names, *beside(own_cache, "b")).startswith("trained by an earlier run, copied")
     assert "model.safetensors differs from its manifest" in capsys.readouterr().out
     entry = next((own_cache / "models").iterdir())
     (entry / "tokenizer" / "tokenizer.json").write_text("{}")  # a damaged cache entry: removed, the model trained
-    assert obtain_member(p, splits, names, "c", None, None) == "trained"
+    assert obtain_member(p, splits, names, *beside(own_cache, "c")) == "trained"
     assert "is damaged (tokenizer/tokenizer.json differs from its manifest): removed" in capsys.readouterr().out
 
 

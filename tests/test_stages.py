@@ -1,7 +1,6 @@
-"""tune_thresholds -> evaluate -> compare on a tiny trained model, run in a scratch working dir."""
+"""tune_thresholds -> evaluate -> compare on a tiny trained model, their outputs in a scratch folder."""
 
 import json
-import os
 
 import pandas as pd
 import pytest
@@ -22,18 +21,13 @@ def workdir(tmp_path_factory, tiny_encoder, tiny_prepared):
     (d / "reference/results.yaml").write_text((ROOT / "reference/results.yaml").read_text())
     p = with_overrides(tiny_params(tiny_encoder, "bilstm_maxpool", epochs=2),
                        {"data.prepared_dir": str(tiny_prepared), "compare.tfidf_max_features": 1000})
-    old = os.getcwd()
-    os.chdir(d)
-    try:
-        run_stage("train", p)
-        yield d, p
-    finally:
-        os.chdir(old)
+    run_stage("train", p, d)
+    return d, p
 
 
 def test_tune_evaluate_compare(workdir):
     d, p = workdir
-    run_stage("tune_thresholds", p)
+    run_stage("tune_thresholds", p, d)
     th = json.loads((d / "models/thresholds.json").read_text())
     assert set(th["strategies"]) == {"fixed", "global", "per_label"} and len(th["strategies"]["per_label"]) == 3
     m = json.loads((d / "metrics/thresholds.json").read_text())
@@ -41,7 +35,7 @@ def test_tune_evaluate_compare(workdir):
     assert m["per_label_dev_macro_f1"] >= m["global_dev_macro_f1"] - 1e-9
     assert len((d / "plots/thresholds/f1_vs_threshold.csv").read_text().splitlines()) == 1 + 99
 
-    run_stage("evaluate", p)
+    run_stage("evaluate", p, d)
     ev = json.loads((d / "metrics/eval.json").read_text())
     for k in ("micro_f1", "macro_f1", "roc_auc_macro"):  # with their bootstrap interval
         assert ev[f"test_{k}_lo"] <= ev[f"test_{k}"] <= ev[f"test_{k}_hi"], k
@@ -61,7 +55,7 @@ def test_tune_evaluate_compare(workdir):
               "error_cooccurrence_counts.png", "error_cooccurrence_conditional.png", "error_cooccurrence_jaccard.png"):
         assert (d / "plots/eval" / f).stat().st_size > 0, f
 
-    run_stage("compare", p)
+    run_stage("compare", p, d)
     cmp = json.loads((d / "metrics/compare.json").read_text())
     assert cmp["model_minus_baseline_macro_f1"] == pytest.approx(ev["test_macro_f1"] - cmp["baseline_macro_f1"])
     for k in ("micro_f1", "macro_f1"):
@@ -78,18 +72,18 @@ def test_tune_evaluate_compare(workdir):
 
 def test_thresholds_for_other_weights_are_refused(workdir):
     d, p = workdir
-    run_stage("tune_thresholds", p)
+    run_stage("tune_thresholds", p, d)
     path = d / "models/thresholds.json"
     th = json.loads(path.read_text())
     path.write_text(json.dumps({**th, "weights_sha256": "0" * 64}))
     with pytest.raises(ThresholdsError, match=r"tuned for other weights .* re-tune them: `dvc repro tune_thresholds`"):
         read_thresholds(d / "models")
     with pytest.raises(ThresholdsError, match="tuned for other weights"):
-        run_stage("evaluate", p)
+        run_stage("evaluate", p, d)
     with pytest.warns(UserWarning, match="tuned for other weights.*; predicting at 0.5"):
         clf = EmotionClassifier.load(d / "models")  # the API falls back to 0.5, and says so
     assert clf.thresholds.tolist() == [0.5] * 3 and not clf.tuned
-    run_stage("tune_thresholds", p)
+    run_stage("tune_thresholds", p, d)
 
 
 def test_compare_params_validated():
@@ -124,14 +118,11 @@ def test_params_that_are_not_yaml(tmp_path, capsys):
     ("transformer_featureextract", {"model.transformer_featureextract.feature_layers": 9},
      "feature_layers is 9 but the encoder has 3 hidden states"),
 ])
-def test_params_that_do_not_fit_the_encoder(tmp_path, capsys, tiny_encoder, tiny_prepared, name, change, message):
+def test_params_that_do_not_fit_the_encoder(tmp_path, capsys, monkeypatch, tiny_encoder, tiny_prepared, name, change,
+                                            message):
     p = with_overrides(tiny_params(tiny_encoder, name, epochs=1), {"data.prepared_dir": str(tiny_prepared), **change})
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        _, err = _stage("train", p, tmp_path, capsys)
-    finally:
-        os.chdir(old)
+    monkeypatch.chdir(tmp_path)  # the console script writes where it runs, as under DVC
+    _, err = _stage("train", p, tmp_path, capsys)
     assert message in err and not (tmp_path / "models").exists()
 
 

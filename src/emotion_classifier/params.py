@@ -31,6 +31,7 @@ from .fields import (
     param,
     section,
 )
+from .paths import TEACHERS_DIR
 from .thresholds import STRATEGIES, Policy
 
 MONITORS = ("dev_tuned_macro_f1", "dev_tuned_micro_f1", "dev_macro_f1", "dev_micro_f1", "dev_loss")
@@ -115,10 +116,10 @@ class ModelParams:
     """`model:`: the architecture to train, the encoder, and every architecture's section (its config `archs[name]`
     and its recipe `recipes[name]`, written `model.<name>.train`)."""
 
-    name: str = ENSEMBLE
-    encoder: str = BUNDLED_ENCODER  # a registered one (encoder.ENCODERS); or a local model dir, or a hub id online
-    max_length: int = 64
-    mask_words: MaskWords = field(default_factory=MaskWords)
+    name: str = param(Field(str), ENSEMBLE)  # checked against the registry on building
+    encoder: str = param(Field(str), BUNDLED_ENCODER)  # a registered one (encoder.ENCODERS); or a local model dir
+    max_length: int = param(integer(8, 4096), 64)
+    mask_words: MaskWords = section(MaskWords)
     archs: Mapping[str, Any] = field(default_factory=_default_archs)
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_recipes)
 
@@ -131,16 +132,13 @@ def _build_model(raw: Any, prefix: str) -> ModelParams:
     if not isinstance(raw, dict):
         raise ParamsError(f"params: '{prefix}' must be a mapping, got {type(raw).__name__}")
     registry, archs, recipes = _registry(), {}, {}
-    own = {"name": Field(str), "encoder": Field(str), "max_length": integer(8, 4096)}
+    own = [f.name for f in dataclasses.fields(ModelParams) if "check" in f.metadata or "section" in f.metadata]
     for key in raw:
-        if key not in (*own, "mask_words", *registry):
+        if key not in (*own, *registry):
             raise ParamsError(f"params: unknown key '{prefix}.{key}'; allowed keys here: "
-                              f"{', '.join([*own, 'mask_words', *registry])}")
-    values = {k: check.check(f"{prefix}.{k}", raw[k]) for k, check in own.items() if k in raw}
-    if "name" in values:
-        choice(*registry, ENSEMBLE).check(f"{prefix}.name", values["name"])
-    if "mask_words" in raw:
-        values["mask_words"] = build_section(MaskWords, raw["mask_words"], f"{prefix}.mask_words")
+                              f"{', '.join([*own, *registry])}")
+    base = build_section(ModelParams, {k: raw[k] for k in own if k in raw}, prefix)
+    choice(*registry, ENSEMBLE).check(f"{prefix}.name", base.name)
     for name, entry in registry.items():
         given = raw.get(name) or {}
         if not isinstance(given, dict):
@@ -149,7 +147,7 @@ def _build_model(raw: Any, prefix: str) -> ModelParams:
         recipe = given.pop("train", entry.recipe)
         archs[name] = build_section(entry.config, given, f"{prefix}.{name}")
         recipes[name] = MappingProxyType(_check_recipe(recipe, f"{prefix}.{name}.train"))
-    return ModelParams(**values, archs=MappingProxyType(archs), recipes=MappingProxyType(recipes))
+    return dataclasses.replace(base, archs=MappingProxyType(archs), recipes=MappingProxyType(recipes))
 
 
 def _check_recipe(recipe: Any, key: str) -> dict:
@@ -232,9 +230,9 @@ class Params:
     data: DataParams = section(DataParams)
     prepare: PrepareParams = section(PrepareParams)
     analyze_dataset: AnalyzeParams = section(AnalyzeParams)
-    model: ModelParams = field(default_factory=ModelParams, metadata={"section": ModelParams, "build": _build_model})
+    model: ModelParams = field(default_factory=ModelParams, metadata={"build": _build_model})
     train: TrainParams = section(TrainParams)
-    loss: Mapping[str, Any] = field(default_factory=_default_losses, metadata={"section": dict, "build": _build_losses})
+    loss: Mapping[str, Any] = field(default_factory=_default_losses, metadata={"build": _build_losses})
     tune_thresholds: TuneThresholdsParams = section(TuneThresholdsParams)
     thresholds: ThresholdsParams = section(ThresholdsParams)
     evaluate: EvaluateParams = section(EvaluateParams)
@@ -268,6 +266,7 @@ class TrainJob:
     train: TrainParams
     loss: Any  # train.loss's settings (its config), None for a loss without any
     policy: Policy
+    teacher: Path | None = None  # train.teacher's file (distillation targets), found in the project's teachers/
 
 
 # ---------------------------------------------------------------- building, resolving, writing back
@@ -309,9 +308,10 @@ def dump(params: Params) -> str:
     return yaml.safe_dump(to_tree(params), sort_keys=False)
 
 
-def resolve(params: Params) -> TrainJob:
+def resolve(params: Params, teachers_dir: str | Path = TEACHERS_DIR) -> TrainJob:
     """What `model.name` trains with: each `train.K` that params.yaml sets (not null) as it is, so an explicit
-    `-S train.K=V` always wins; each null one from the architecture's recipe, `model.<name>.train.K`."""
+    `-S train.K=V` always wins; each null one from the architecture's recipe, `model.<name>.train.K`. A teacher file
+    is looked for in `teachers_dir`."""
     name = params.model.name
     if name == ENSEMBLE:
         raise ParamsError("params: model.name is ensemble, which is no single architecture: each of ensemble.members "
@@ -325,7 +325,8 @@ def resolve(params: Params) -> TrainJob:
     train = dataclasses.replace(params.train, **filled)
     loss = params.loss.get(train.loss)
     spec = ModelSpec(name, params.model.arch, params.model.encoder, params.model.max_length, params.model.mask_words)
-    return TrainJob(params.seed, spec, train, loss, params.policy)
+    teacher = Path(teachers_dir) / train.teacher if train.teacher else None
+    return TrainJob(params.seed, spec, train, loss, params.policy, teacher)
 
 
 def recipe_sources(params: Params) -> dict[str, str]:

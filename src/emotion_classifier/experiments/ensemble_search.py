@@ -1,5 +1,6 @@
 """python -m emotion_classifier.experiments.ensemble_search EXP [EXP ...]: which experiments' models to ensemble,
-decided on dev only (weights fitted on dev, thresholds tuned and cross-validated on dev)."""
+decided on dev only (weights fitted on dev, thresholds tuned and cross-validated on dev). An EXP may also be a model
+directory (e.g. `models/members/1`, or a model cache entry: `emotion-cache ls`)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, m
     probs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in experiments:
-            model = EmotionClassifier(*load(experiment_model(name, Path(tmp) / name, repo)), device="cpu")
+            source = Path(name) if Path(name).is_dir() else experiment_model(name, Path(tmp) / name, repo)
+            model = EmotionClassifier(*load(source), device="cpu")  # a directory's own model, not its members
             probs[name] = model.predict_proba(texts, progress=True)
     if temperature:
         temperatures = {name: fit_temperature(p, y) for name, p in probs.items()}
@@ -102,7 +104,7 @@ def main(argv=None) -> None:
 
     ap = argparse.ArgumentParser(prog="python -m emotion_classifier.experiments.ensemble_search",
                                  description=main.__doc__)
-    ap.add_argument("experiments", nargs="+", help="experiment names (dvc exp list --all-commits)")
+    ap.add_argument("experiments", nargs="+", help="experiment names (`dvc exp list`) or model directories")
     ap.add_argument("--max-size", type=int, default=5, help="most models in one ensemble")
     ap.add_argument("--temperature", action="store_true",
                     help="calibrate each model by a temperature fitted on dev before fitting the weights")

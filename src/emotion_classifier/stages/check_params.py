@@ -5,11 +5,13 @@ good output; unchanged content reruns nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..files import atomic_path
 from ..params import Params
 from ..paths import PARAMS_CHECKED
 
 
-def run(params: Params) -> None:
-    with atomic_path(PARAMS_CHECKED) as tmp:
+def run(params: Params, root: Path = Path()) -> None:
+    with atomic_path(root / PARAMS_CHECKED) as tmp:
         tmp.write_text("params.yaml passed emotion_classifier.params validation\n")

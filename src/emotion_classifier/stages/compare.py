@@ -31,32 +31,32 @@ from ..paths import (
 REFERENCES = "reference/results.yaml"
 
 
-def run(params: Params) -> None:
-    splits, names = data.load_prepared(params.data.prepared_dir)
+def run(params: Params, root: Path = Path()) -> None:
+    splits, names = data.load_prepared(root / params.data.prepared_dir)
     policy = params.policy
     y = {s: data.label_matrix(df) for s, df in splits.items()}
     base_probs = baseline_probs(params, splits, y["train"])
     base_pred = T.apply(base_probs["test"], policy.thresholds(y["dev"], base_probs["dev"]))
     base, base_per_label = M.evaluate(y["test"], base_probs["test"], base_pred)
 
-    model_name = read_json(Path(MODEL_DIR, CONFIG))["name"]  # an ensemble's first: whose reference row applies
-    described = model_description()
+    model_name = read_json(root / MODEL_DIR / CONFIG)["name"]  # an ensemble's first: whose reference row applies
+    described = model_description(root / MODEL_DIR)
     series = model_name if described == model_name else "ensemble"
-    ev = read_json(EVAL_METRICS)
+    ev = read_json(root / EVAL_METRICS)
     model = {f.key: ev[f"test_{f.key}"] for f in HEADLINE}
-    model_f1 = pd.read_csv(PER_LABEL)["f1"].to_numpy()
-    references = yaml.safe_load(Path(REFERENCES).read_text())
+    model_f1 = pd.read_csv(root / PER_LABEL)["f1"].to_numpy()
+    references = yaml.safe_load((root / REFERENCES).read_text())
     ref = references["reference_project"].get(model_name, {})  # none for an architecture of our own
 
     out = {f"baseline_{k}": base[k] for k in SCORED}
-    out |= paired_with_baseline(params.evaluate, y["test"], np.load(TEST_PREDICTIONS)["pred"], base_pred)
+    out |= paired_with_baseline(params.evaluate, y["test"], np.load(root / TEST_PREDICTIONS)["pred"], base_pred)
     out |= {f"reference_{k}": ref[k] for k in SCORED if k in ref}
     out |= {f"model_minus_reference_{k}": model[k] - ref[k] for k in SCORED if k in ref}
-    write_json(COMPARE_METRICS, out)
+    write_json(root / COMPARE_METRICS, out)
     write_csv(pd.DataFrame([(n, s, round(float(f), 4)) for s, f1s in ((series, model_f1),
                                                                        ("tfidf_logreg", base_per_label["f1"]))
                             for n, f in zip(names, f1s)], columns=["label", "series", "f1"]),
-              COMPARE_PER_LABEL)
+              root / COMPARE_PER_LABEL)
     rows = [(f"**{described}** (this experiment)", model),
             ("TF-IDF + logistic regression (trained in this stage)", base)]
     rows += [(f"reference project, {model_name}", ref)] if ref else []
@@ -66,7 +66,7 @@ def run(params: Params) -> None:
     lines += ["", "## Per-label F1: model vs baseline", "", f"| label | {series} | tfidf_logreg | difference |",
               "| --- | ---: | ---: | ---: |"]
     lines += [f"| {n} | {a:.3f} | {b:.3f} | {a - b:+.3f} |" for n, a, b in zip(names, model_f1, base_per_label["f1"])]
-    with atomic_path(COMPARE_REPORT) as tmp:
+    with atomic_path(root / COMPARE_REPORT) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print(f"compare: {series} test macro F1 {model['macro_f1']:.4f} vs baseline {base['macro_f1']:.4f}: "
           f"{out['model_minus_baseline_macro_f1']:+.4f} [{out['model_minus_baseline_macro_f1_lo']:+.4f}, "
@@ -97,13 +97,13 @@ def paired_with_baseline(eval_params: EvaluateParams, y: np.ndarray, model_pred:
     return out
 
 
-def model_description() -> str:
+def model_description(model_dir: Path) -> str:
     """The architecture, or an ensemble's architectures with their weights (read without importing the model
     code: compare depends on none of it)."""
-    names = [read_json(Path(d, CONFIG))["name"] for d in (MODEL_DIR, *member_dirs(MODEL_DIR))]
+    names = [read_json(Path(d, CONFIG))["name"] for d in (model_dir, *member_dirs(model_dir))]
     if len(names) == 1:
         return names[0]
-    weights = read_json(Path(MODEL_DIR, THRESHOLDS))["member_weights"]
+    weights = read_json(model_dir / THRESHOLDS)["member_weights"]
     return "ensemble (weights fitted on dev): " + " + ".join(f"{w:.2f} {n}" for n, w in zip(names, weights))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,10 +36,10 @@ ERROR_HEATMAPS = {
 }
 
 
-def run(params: Params) -> None:
-    splits, names = data.load_prepared(params.data.prepared_dir)
+def run(params: Params, root: Path = Path()) -> None:
+    splits, names = data.load_prepared(root / params.data.prepared_dir)
     eval_params = params.evaluate
-    clf = EmotionClassifier.load(MODEL_DIR, strategy=eval_params.thresholds, require_thresholds=True,
+    clf = EmotionClassifier.load(root / MODEL_DIR, strategy=eval_params.thresholds, require_thresholds=True,
                                  precision=eval_params.precision, device=eval_params.device)
     dev_y, dev_probs = data.label_matrix(splits["dev"]), clf.predict_proba(splits["dev"]["text"], progress=True)
     dev_scores, _ = M.evaluate(dev_y, dev_probs, T.apply(dev_probs, clf.thresholds))
@@ -55,20 +56,20 @@ def run(params: Params) -> None:
         out |= {f"test_{k}": scores[k], f"test_{k}_lo": float(lo), f"test_{k}_hi": float(hi)}
     out |= {f"test_{f.key}": scores[f.key] for f in FIGURES if not f.interval}
     out |= {"dev_micro_f1": dev_scores["micro_f1"], "dev_macro_f1": dev_scores["macro_f1"]}
-    write_json(EVAL_METRICS, out)
+    write_json(root / EVAL_METRICS, out)
     every_score = {**{f"test_{k}": v for k, v in scores.items()}, **{f"dev_{k}": v for k, v in dev_scores.items()}}
-    write_json(ALL_SCORES, {"ci_level": level, **out, **every_score})
+    write_json(root / ALL_SCORES, {"ci_level": level, **out, **every_score})
     # Apart from eval.json: a wall-clock speed differs run to run, the seeded scores do not.
-    write_json(INFERENCE_METRICS, {"inference_sentences_per_s": round(speed, 1),
+    write_json(root / INFERENCE_METRICS, {"inference_sentences_per_s": round(speed, 1),
                                    **{f"inference_{k}": v for k, v in clf.describe().items()}})
-    with atomic_path(TEST_PREDICTIONS) as tmp:
+    with atomic_path(root / TEST_PREDICTIONS) as tmp:
         np.savez_compressed(tmp, probs=probs, pred=pred)
     f1_lo, f1_hi = bootstrap.interval(resampled["per_label_f1"], level)
     table = pd.DataFrame({"label": names, "support": per_label["support"], "threshold": clf.thresholds,
                           **{k: per_label[k] for k in ("precision", "recall", "f1")}, "f1_lo": f1_lo, "f1_hi": f1_hi,
                           **{k: per_label[k] for k in ("tp", "fp", "fn", "tn", "auc")}})
-    write_csv(table.round(4), PER_LABEL)
-    write_test_plots(y, probs, pred, per_label, clf.config["name"], eval_params.thresholds, scores, names)
+    write_csv(table.round(4), root / PER_LABEL)
+    write_test_plots(y, probs, pred, per_label, clf.config["name"], eval_params.thresholds, scores, names, root)
     ci = lambda k: f"[{out[f'test_{k}_lo']:.4f}, {out[f'test_{k}_hi']:.4f}]"  # noqa: E731
     print(f"test ({eval_params.thresholds} thresholds): micro F1 {out['test_micro_f1']:.4f} {ci('micro_f1')}, "
           f"macro F1 {out['test_macro_f1']:.4f} {ci('macro_f1')} ({level:.0%} bootstrap intervals) | "
@@ -81,21 +82,22 @@ def thinned(x, y, n=300) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], y[keep]
 
 
-def write_test_plots(y, probs, pred, per_label, model: str, strategy: str, scores: dict, names: list[str]) -> None:
+def write_test_plots(y, probs, pred, per_label, model: str, strategy: str, scores: dict, names: list[str],
+                     root: Path) -> None:
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     prec, rec, _ = precision_recall_curve(y.ravel(), probs.ravel())
     rec, prec = thinned(rec, prec)
-    write_csv(pd.DataFrame({"recall": rec, "precision": prec}).round(5), PRECISION_RECALL)
+    write_csv(pd.DataFrame({"recall": rec, "precision": prec}).round(5), root / PRECISION_RECALL)
     fpr, tpr, _ = roc_curve(y.ravel(), probs.ravel())
     fpr, tpr = thinned(fpr, tpr)
-    write_csv(pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(5), ROC)
-    plots.confusion_grid(per_label, names, CONFUSION,
+    write_csv(pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(5), root / ROC)
+    plots.confusion_grid(per_label, names, root / CONFUSION,
                          f"{model}: per-label confusion on test ({strategy} thresholds)")
     errors = M.error_cooccurrence(y, pred)
     for kind, (title, fmt) in ERROR_HEATMAPS.items():
-        plots.heatmap(errors[kind], names, ERROR_COOCCURRENCE[kind],
+        plots.heatmap(errors[kind], names, root / ERROR_COOCCURRENCE[kind],
                       f"{model} on test: {title}", fmt, xlabel="wrongly predicted label j",
                       ylabel="true label i", mask_diagonal=False)
-    plots.reliability(M.calibration_bins(y, probs), RELIABILITY,
+    plots.reliability(M.calibration_bins(y, probs), root / RELIABILITY,
                       f"{model}: reliability on test (ECE {scores['expected_calibration_error']:.4f})")

@@ -11,7 +11,7 @@ from ..files import write_json
 from ..model_dir import member_dir
 from ..model_dir.model import read_config
 from ..params import ENSEMBLE, Params, TrainJob, dump, member_params, recipe_sources, resolve
-from ..paths import CHECKPOINTS, LIVE_DIR, MEMBERS_DIR, MODEL_DIR, TRAIN_METRICS
+from ..paths import CHECKPOINTS, LIVE_DIR, MEMBERS_DIR, MODEL_DIR, TEACHERS_DIR, TRAIN_METRICS
 from ..training import distributed
 from ..training.checkpoint import cached_model, cached_timing, copy_model, planned_run_id, reuse_problem
 from ..training.loop import fit, replay_live
@@ -20,18 +20,18 @@ MEMBERS_NOTE = "README.txt"  # keeps models/members/ a non-empty DVC out when it
 MEMBERS_TEXT = "An ensemble's further models, one directory each (1, 2, ...); none for a single model.\n"
 
 
-def run(params: Params) -> None:
+def run(params: Params, root: Path = Path()) -> None:
     processes = params.train.processes
     if processes > 1 and not distributed.launched():  # under an outer torchrun, its world size rules
-        if code := distributed.relaunch(processes, "train", dump(params)):
+        if code := distributed.relaunch(processes, "train", dump(params), cwd=root):
             raise SystemExit(code)
         return
-    splits, names = data.load_prepared(params.data.prepared_dir)
+    splits, names = data.load_prepared(root / params.data.prepared_dir)
     try:
         if params.model.name == ENSEMBLE:
-            train_ensemble(params, splits, names)
+            train_ensemble(params, splits, names, root)
         else:
-            train_single(params, splits, names)
+            train_single(params, splits, names, root)
     finally:
         distributed.close()
 
@@ -41,23 +41,22 @@ def settings_line(params: Params, job: TrainJob) -> str:
     return ", ".join(f"{k} {getattr(job.train, k)} ({src})" for k, src in recipe_sources(params).items())
 
 
-def train_single(params: Params, splits: dict, names: list[str]) -> None:
-    job = resolve(params)
+def train_single(params: Params, splits: dict, names: list[str], root: Path) -> None:
+    job = resolve(params, root / TEACHERS_DIR)
     writer = distributed.is_writer()
     if writer:
         print(f"training {job.model.name} (seed {job.seed}): {settings_line(params, job)}")
-    result = fit(job, splits, names, model_dir=MODEL_DIR, metrics_path=TRAIN_METRICS, live_dir=LIVE_DIR,
-                 checkpoint_root=CHECKPOINTS)
+    result = fit(job, splits, names, model_dir=root / MODEL_DIR, metrics_path=root / TRAIN_METRICS,
+                 live_dir=root / LIVE_DIR, checkpoint_root=root / CHECKPOINTS)
     if not writer:
         return
-    clear_members(0)  # a DVC out, without members for a single model
+    clear_members(root / MEMBERS_DIR, 0)  # a DVC out, without members for a single model
     print(f"trained {result['model']}: best epoch {result['best_epoch']}/{result['epochs_run']}, "
           f"dev macro F1 {result['dev_macro_f1']:.4f} (threshold 0.5) -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
 
-def clear_members(n_members: int) -> None:
+def clear_members(members: Path, n_members: int) -> None:
     """models/members/ keeps only 1..n_members-1 (the first member lives in models/ itself) and its note."""
-    members = Path(MEMBERS_DIR)
     members.mkdir(parents=True, exist_ok=True)
     for stale in members.iterdir():
         if not (stale.name.isdigit() and 0 < int(stale.name) < n_members):
@@ -65,31 +64,33 @@ def clear_members(n_members: int) -> None:
     (members / MEMBERS_NOTE).write_text(MEMBERS_TEXT)
 
 
-def train_ensemble(params: Params, splits: dict, names: list[str]) -> None:
+def train_ensemble(params: Params, splits: dict, names: list[str], root: Path) -> None:
     """Each member as `dvc exp run -S model.name=<its architecture>` would train it. A member already in its
     directory, or in the model cache (an experiment of the same architecture, recipe, seed, data, code and machine
     kind trained it), is copied, not trained again. train.json sums the members' train times, reused ones too;
     dvclive/ holds the first member's epochs."""
     n, writer = len(params.ensemble.members), distributed.is_writer()
+    model_dir, live_dir = root / MODEL_DIR, root / LIVE_DIR
     if writer:
-        clear_members(n)
+        clear_members(root / MEMBERS_DIR, n)
     records = []
     for index in range(n):
         as_written = member_params(params, index)
-        member = resolve(as_written)
-        out = str(member_dir(MODEL_DIR, index))
+        member = resolve(as_written, root / TEACHERS_DIR)
+        out = member_dir(model_dir, index)
         head = f"ensemble member {index + 1}/{n}: {member.model.name} (seed {member.seed})"
-        how = obtain_member(member, splits, names, out, live_dir=LIVE_DIR if index == 0 else None,
+        how = obtain_member(member, splits, names, out, checkpoints=root / CHECKPOINTS,
+                            live_dir=live_dir if index == 0 else None, first=index == 0,
                             announce=f"{head}: {settings_line(as_written, member)}" if writer else None)
         if writer:
             config = read_config(out)
             records.append({**config["train"], **cached_timing(config["train"]["run_id"])})  # timings: cache only
             if index == 0 and how != "trained":
-                replay_live(LIVE_DIR, records[0].get("history", []), config)
+                replay_live(live_dir, records[0].get("history", []), config)
             print(f"{head}: {how}; dev macro F1 {records[-1]['dev_tuned_macro_f1']:.4f} (tuned) -> {out}/")
     if not writer:
         return
-    write_json(TRAIN_METRICS, {
+    write_json(root / TRAIN_METRICS, {
         "model": ENSEMBLE,
         "members": " + ".join(r["model"] for r in records),
         "train_time_s": round(sum(r.get("train_time_s", 0.0) for r in records), 2),  # reused members counted too
@@ -99,9 +100,11 @@ def train_ensemble(params: Params, splits: dict, names: list[str]) -> None:
     print(f"trained an ensemble of {n}: {' + '.join(r['model'] for r in records)} -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
 
-def obtain_member(member: TrainJob, splits: dict, names: list[str], out: str, live_dir, announce: str | None) -> str:
+def obtain_member(member: TrainJob, splits: dict, names: list[str], out: Path, checkpoints: Path,
+                  live_dir: Path | None = None, first: bool = False, announce: str | None = None) -> str:
     """The member's model in `out`: kept if there already (whole), copied from the model cache (verified), else
-    trained. How, in words; a model found there and not kept says why."""
+    trained. How, in words; a model found there and not kept says why. `first`: `out` is models/ itself, which holds
+    the ensemble's other outputs too (a copy replaces the model's files only)."""
     planned = planned_run_id(member, splits, names)
     problem = reuse_problem(out, planned)
     if problem is None:
@@ -110,12 +113,12 @@ def obtain_member(member: TrainJob, splits: dict, names: list[str], out: str, li
         print(f"{out}: not kept: {problem}")
     if (cached := cached_model(planned)) is not None:
         if distributed.is_writer():
-            if out != MODEL_DIR:  # a member's own directory: nothing else lives there
+            if not first:  # a member's own directory: nothing else lives there
                 shutil.rmtree(out, ignore_errors=True)
             copy_model(cached, out)
         return f"trained by an earlier run, copied from {cached}"
     if announce:
         print(announce)
     # the first member's epochs are the ensemble's DVCLive curves (models/ holds it)
-    fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=live_dir, checkpoint_root=CHECKPOINTS)
+    fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=live_dir, checkpoint_root=checkpoints)
     return "trained"

@@ -3,6 +3,8 @@ will score test (its device and precision), into models/thresholds.json."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from .. import data
@@ -16,21 +18,22 @@ from ..params import Params
 from ..paths import MODEL_DIR, THRESHOLDS_CURVE, THRESHOLDS_METRICS
 
 
-def run(params: Params) -> None:
-    splits, names = data.load_prepared(params.data.prepared_dir)
+def run(params: Params, root: Path = Path()) -> None:
+    splits, names = data.load_prepared(root / params.data.prepared_dir)
     dev = splits["dev"]
     policy = params.policy
     # evaluate's device and precision: the thresholds fit the probabilities evaluate will see
-    clf = EmotionClassifier.load(MODEL_DIR, "fixed", precision=params.evaluate.precision,
+    model_dir = root / MODEL_DIR
+    clf = EmotionClassifier.load(model_dir, "fixed", precision=params.evaluate.precision,
                                  device=params.evaluate.device, untuned=True)
     y = data.label_matrix(dev)
     member_probs = clf.member_probas(dev["text"], progress=True)
     weights = fit_weights(member_probs, y) if len(member_probs) > 1 else None  # an ensemble's, on dev
     probs = member_probs[0] if weights is None else average(member_probs, weights)
     tuned = policy.tune(y, probs)
-    int8_probs = onnx_int8_probs(dev["text"], weights) if params.tune_thresholds.onnx_int8 else None
+    int8_probs = onnx_int8_probs(model_dir, dev["text"], weights) if params.tune_thresholds.onnx_int8 else None
     int8 = policy.tune(y, int8_probs) if int8_probs is not None else None
-    write_tuned(MODEL_DIR, {
+    write_tuned(model_dir, {
         "tuned_on": "dev",
         "metric": policy.metric,
         "min_positives": policy.min_positives,
@@ -52,15 +55,15 @@ def run(params: Params) -> None:
     if weights is not None:  # how much the ensemble adds over its best model (thresholds tuned alike)
         alone = [M.macro_f1(y, T.apply(p, policy.tune(y, p)["strategies"]["per_label"])) for p in member_probs]
         scores["best_single_model_dev_macro_f1"] = max(alone)
-    write_json(THRESHOLDS_METRICS, scores)
+    write_json(root / THRESHOLDS_METRICS, scores)
     curves = tuned["curves"]
     write_csv(pd.DataFrame({"threshold": T.GRID, "micro_f1": curves["micro_f1"], "macro_f1": curves["macro_f1"]}),
-              THRESHOLDS_CURVE)
+              root / THRESHOLDS_CURVE)
     print(f"tuned on dev: global {tuned['global_threshold']:.2f}; dev macro F1 global "
           f"{scores['global_dev_macro_f1']:.4f}, per-label {scores['per_label_dev_macro_f1']:.4f}")
 
 
-def onnx_int8_probs(texts, weights):
+def onnx_int8_probs(model_dir: Path, texts, weights):
     """Dev probabilities of the model as `--backend onnx --quantize` serves it (each member int8, averaged with the
     fp32 weights), to tune its own thresholds on; None without onnxruntime."""
     try:
@@ -69,7 +72,7 @@ def onnx_int8_probs(texts, weights):
         print("no onnxruntime: no thresholds tuned for the int8 model (pip install -e '.[onnx]')")
         return None
     try:
-        clf = EmotionClassifier.load(MODEL_DIR, "fixed", backend="onnx", quantize=True, device="cpu", untuned=True)
+        clf = EmotionClassifier.load(model_dir, "fixed", backend="onnx", quantize=True, device="cpu", untuned=True)
     except RuntimeError as e:  # an architecture of one's own may use an op the ONNX exporter lacks
         print(f"no thresholds tuned for the int8 model: it does not export to ONNX ({str(e).splitlines()[0]})")
         return None

@@ -90,7 +90,7 @@ def run_identity(job: TrainJob, splits: dict, labels: list[str], device: torch.d
         "train": {k: v for k, v in as_tree(job.train).items() if k not in machine_keys},
         "loss": as_tree(job.loss) or {},
         "selection": job.policy.as_dict(),
-        "teacher": teacher_hash(job.train),
+        "teacher": teacher_hash(job.teacher),
         "data": data.content_hash(splits, labels),
         "encoder": encoder_hash(job.model.encoder),
         "code": code_version(),

@@ -10,26 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UserError
 from ..files import atomic_path
-from ..paths import TEACHERS_DIR
-
-if TYPE_CHECKING:
-    from ..params import TrainParams
 
 
-def teacher_path(train_params: TrainParams) -> Path | None:
-    return Path(TEACHERS_DIR) / train_params.teacher if train_params.teacher else None
-
-
-def teacher_hash(train_params: TrainParams) -> str | None:
+def teacher_hash(path: Path | None) -> str | None:
     """sha256 of train.teacher's file: a run (and its checkpoint) belongs to these exact targets."""
-    path = teacher_path(train_params)
     return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.exists() else None
 
 
@@ -38,10 +28,9 @@ def save_teacher(path: str | Path, train_split: pd.DataFrame, probs: np.ndarray)
         np.savez_compressed(tmp, ids=train_split["id"].to_numpy().astype(str), probs=probs.astype(np.float16))
 
 
-def training_targets(train_params: TrainParams, train_split: pd.DataFrame, y: np.ndarray) -> np.ndarray:
-    """The labels, or with train.teacher (distillation) (1 - distill_weight) * labels + distill_weight *
-    the teacher's probabilities: for BCE exactly the weighted sum of the loss on each."""
-    path = teacher_path(train_params)
+def training_targets(path: Path | None, weight: float, train_split: pd.DataFrame, y: np.ndarray) -> np.ndarray:
+    """The labels, or with a teacher file (train.teacher: distillation) (1 - weight) * labels + weight * the
+    teacher's probabilities: for BCE exactly the weighted sum of the loss on each (weight: train.distill_weight)."""
     if path is None:
         return y
     if not path.exists():
@@ -56,5 +45,4 @@ def training_targets(train_params: TrainParams, train_split: pd.DataFrame, y: np
     if probs.shape != y.shape or not np.array_equal(ids.astype(str), train_split["id"].to_numpy().astype(str)):
         raise UserError(f"{path}: the teacher scored other training data ({probs.shape[0]} rows, the training split "
                         f"has {len(y)} in another order or with other ids); rewrite it for this data")
-    weight = train_params.distill_weight
     return ((1 - weight) * y + weight * probs).astype(np.float32)

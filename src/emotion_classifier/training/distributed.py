@@ -42,9 +42,9 @@ def launched() -> bool:
     return "WORLD_SIZE" in os.environ  # set by torchrun (and by any torch.distributed launcher)
 
 
-def relaunch(processes: int, stage: str, params_yaml: str) -> int:
+def relaunch(processes: int, stage: str, params_yaml: str, cwd: str | Path = ".") -> int:
     """Run `stage` with these params (params.yaml's text) as `processes` processes on this machine (torchrun
-    --standalone); the exit code is the failed rank's: torchrun stops the others as soon as one dies."""
+    --standalone) in folder `cwd`; the exit code is the failed rank's: torchrun stops the others as soon as one dies."""
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="params-ddp-", delete=False) as f:
@@ -56,7 +56,7 @@ def relaunch(processes: int, stage: str, params_yaml: str) -> int:
         # the ranks import this very copy of the package (a DVC temp copy's, not the pip-installed one)
         src = str(Path(__file__).resolve().parents[1])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])))
-        code = subprocess.run(cmd, check=False, env=env).returncode
+        code = subprocess.run(cmd, check=False, env=env, cwd=cwd).returncode
     finally:
         os.remove(f.name)
     if code != 0:

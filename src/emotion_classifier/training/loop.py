@@ -128,7 +128,8 @@ class Run:
         self.tokenizer = load_tokenizer(job.model.encoder)
         ids = {s: tokenize(self.tokenizer, splits[s]["text"], job.model.max_length) for s in ("train", "dev")}
         self.y = {s: label_matrix(splits[s]) for s in ("train", "dev")}
-        self.targets = training_targets(job.train, splits["train"], self.y["train"])  # labels, or with a teacher's
+        self.targets = training_targets(job.teacher, job.train.distill_weight, splits["train"],
+                                        self.y["train"])  # labels, or with a teacher's
         self.model, self.cfg = build(job.model, self.tokenizer, labels, self.device.type)
         self.model.to(self.device)
         if self.entry.head_on_features:  # the frozen encoder runs once; only the head trains, on its features
