@@ -59,8 +59,9 @@ def project(tmp_path_factory, tiny_encoder):
 
 
 def compare_all(project, *args):
+    own_cache = {"EMOTION_CLASSIFIER_CACHE": str(project.parent / "cache")}  # what the runs reuse: theirs alone
     return subprocess.run([sys.executable, "-m", "emotion_classifier.experiments.compare_all", *args], cwd=project,
-                          env=dvc_env(), capture_output=True, text=True, check=False, timeout=1200)
+                          env={**dvc_env(), **own_cache}, capture_output=True, text=True, check=False, timeout=1200)
 
 
 def test_every_architecture_and_the_ensemble_in_one_command(project, tiny_mpnet):

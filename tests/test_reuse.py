@@ -62,6 +62,28 @@ def test_a_relabelled_example_is_other_data_and_its_member_is_retrained(member, 
     assert "not kept" not in out
 
 
+def test_a_single_architecture_run_copies_what_a_run_of_the_same_content_trained(tiny_encoder, tiny_prepared,
+                                                                              own_cache, tmp_path, capsys):
+    """Another checkout, experiment or base commit (DVC's own run cache does not reach there) running the same
+    content copies the model: its weights, train.json and DVCLive curves as the training wrote them."""
+    from emotion_classifier.stages import train
+
+    p = with_overrides(tiny_params(tiny_encoder, "textcnn", epochs=2), {"data.prepared_dir": str(tiny_prepared)})
+    train.run(p, tmp_path / "a")
+    assert "training textcnn (seed 0): epochs 2 (train.epochs)" in capsys.readouterr().out
+    train.run(p, tmp_path / "b")
+    out = capsys.readouterr().out
+    assert "textcnn (seed 0): trained by an earlier run, copied from" in out and "epoch 1:" not in out, out
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert weights_hash(a / "models") == weights_hash(b / "models")
+    assert (a / "metrics/train.json").read_text() == (b / "metrics/train.json").read_text()
+    assert json.loads((b / "metrics/train.json").read_text())["epochs_run"] == 2
+    curve = "dvclive/plots/metrics/dev_loss.tsv"
+    assert len((b / curve).read_text().splitlines()) == 3 and (a / curve).read_text() == (b / curve).read_text()
+    train.run(with_overrides(p, {"seed": 1}), tmp_path / "c")  # other content: trained
+    assert "training textcnn (seed 1)" in capsys.readouterr().out
+
+
 def test_a_copy_killed_half_way_is_rebuilt_not_kept(member, own_cache, capsys):
     p, splits, names = member
     obtain_member(p, splits, names, *beside(own_cache, "a"))

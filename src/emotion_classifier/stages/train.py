@@ -10,11 +10,11 @@ from .. import data
 from ..files import write_json
 from ..model_dir import member_dir
 from ..model_dir.model import read_config
-from ..params import ENSEMBLE, Params, TrainJob, dump, member_params, recipe_sources, resolve
+from ..params import ENSEMBLE, TRAIN_KEYS, Params, TrainJob, dump, member_params, recipe_sources, resolve
 from ..paths import CHECKPOINTS, LIVE_DIR, MEMBERS_DIR, MODEL_DIR, TEACHERS_DIR, TRAIN_METRICS
 from ..training import distributed
 from ..training.checkpoint import cached_model, cached_timing, copy_model, planned_run_id, reuse_problem
-from ..training.loop import fit, replay_live
+from ..training.loop import fit, replay_live, summary
 
 MEMBERS_NOTE = "README.txt"  # keeps models/members/ a non-empty DVC out when it holds no member
 MEMBERS_TEXT = "An ensemble's further models, one directory each (1, 2, ...); none for a single model.\n"
@@ -37,22 +37,30 @@ def run(params: Params, root: Path = Path()) -> None:
 
 
 def settings_line(params: Params, job: TrainJob) -> str:
-    """Each recipe setting and where it came from: `epochs 3 (recipe), loss bce (train.loss)`."""
-    return ", ".join(f"{k} {getattr(job.train, k)} ({src})" for k, src in recipe_sources(params).items())
+    """Each recipe setting and where it came from: `epochs 3 (recipe), loss bce (train.loss)`, `encoder_lr 5e-05
+    (all-mpnet-base-v2 recipe)`."""
+    return ", ".join(f"{k} {getattr(job.train if k in TRAIN_KEYS else job.model.arch, k)} ({src})"
+                     for k, src in recipe_sources(params).items())
 
 
 def train_single(params: Params, splits: dict, names: list[str], root: Path) -> None:
+    """model.name alone into models/: copied from the model cache when a run of the same content trained it (an
+    ensemble's member or another experiment), else trained."""
     job = resolve(params, root / TEACHERS_DIR)
-    writer = distributed.is_writer()
-    if writer:
-        print(f"training {job.model.name} (seed {job.seed}): {settings_line(params, job)}")
-    result = fit(job, splits, names, model_dir=root / MODEL_DIR, metrics_path=root / TRAIN_METRICS,
-                 live_dir=root / LIVE_DIR, checkpoint_root=root / CHECKPOINTS)
+    writer, model_dir, live_dir = distributed.is_writer(), root / MODEL_DIR, root / LIVE_DIR
+    how = obtain_member(job, splits, names, model_dir, checkpoints=root / CHECKPOINTS, live_dir=live_dir, first=True,
+                        announce=f"training {job.model.name} (seed {job.seed}): {settings_line(params, job)}"
+                        if writer else None)
     if not writer:
         return
+    config = read_config(model_dir)
+    record = {**config["train"], **cached_timing(config["train"]["run_id"])}  # timings: the run that trained it
+    if how != "trained":
+        replay_live(live_dir, record.get("history", []), config)
+    write_json(root / TRAIN_METRICS, summary(record))
     clear_members(root / MEMBERS_DIR, 0)  # a DVC out, without members for a single model
-    print(f"trained {result['model']}: best epoch {result['best_epoch']}/{result['epochs_run']}, "
-          f"dev macro F1 {result['dev_macro_f1']:.4f} (threshold 0.5) -> {MODEL_DIR}/, {TRAIN_METRICS}")
+    print(f"{job.model.name} (seed {job.seed}): {how}; best epoch {record['best_epoch']}/{record['epochs_run']}, "
+          f"dev macro F1 {record['dev_macro_f1']:.4f} (threshold 0.5) -> {MODEL_DIR}/, {TRAIN_METRICS}")
 
 
 def clear_members(members: Path, n_members: int) -> None:

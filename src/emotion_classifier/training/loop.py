@@ -326,9 +326,20 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
     save(run.model, run.cfg, run.tokenizer, model_dir, extra={"train": record})
     if metrics_path:
         with atomic_path(metrics_path) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
+            tmp.write_text(json.dumps(summary(result), indent=2) + "\n")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the model directory is the result
     return {**record, **timing, "run_wall_time_s": round(wall_time, 2), "history": state["history"]}
+
+
+SUMMARY = ("model", "best_epoch", "epochs_run", "monitor", "dev_macro_f1", "dev_tuned_micro_f1", "dev_tuned_macro_f1",
+           "train_time_s", "feature_time_s", "epoch_time_s", "train_examples_per_s", "params_total", "device",
+           "precision", "cpu_kind", "gpu", "world_size")
+
+
+def summary(record: dict) -> dict:
+    """metrics/train.json of a single model: what runs are compared on, from its run record and timings (a fresh run's,
+    or the model cache's for a reused one)."""
+    return {k: record[k] for k in SUMMARY if k in record}
 
 
 def run_settings(job: TrainJob) -> dict:
