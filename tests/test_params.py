@@ -72,6 +72,10 @@ def test_ensemble_members_train_with_their_own_recipes(params):
     assert {resolve(member_params(p, i)).train.loss for i in range(3)} == {"focal"}
 
 
+def FINE(p: dict) -> dict:
+    return p["model"]["transformer_finetune"]
+
+
 @pytest.mark.parametrize("name, change, says", [
     ("textcnn", lambda p: p["model"]["textcnn"]["train"].update(epoch=3),
      "'model.textcnn.train.epoch' is not a train setting"),
@@ -84,6 +88,18 @@ def test_ensemble_members_train_with_their_own_recipes(params):
     ("ensemble", lambda p: p["ensemble"].update(members=[{"model.name": "textcnn", "train.epoch": 3}]),
      "overrides 'train.epoch', which is not a key of params.yaml"),
     ("ensemble", lambda p: p["ensemble"].update(members=[]), "ensemble.members is empty"),
+    ("transformer_finetune", lambda p: p["model"].update(encoder="/some/encoder"),
+     "'model.transformer_finetune.encoder_lr' is null (the encoder's recipe decides) and "
+     "'model.transformer_finetune.encoders' has no /some/encoder entry setting encoder_lr: set one of them"),
+    ("transformer_finetune", lambda p: FINE(p)["encoders"]["all-mpnet-base-v2"].update(dropout=0.2),
+     "'model.transformer_finetune.encoders.all-mpnet-base-v2.dropout' is not a key an encoder's recipe sets; "
+     "allowed keys: encoder_lr, train"),
+    ("transformer_finetune", lambda p: FINE(p)["encoders"]["all-mpnet-base-v2"].update(train={"epoch": 4}),
+     "'model.transformer_finetune.encoders.all-mpnet-base-v2.train.epoch' is not a train setting"),
+    ("transformer_finetune", lambda p: FINE(p)["encoders"]["all-mpnet-base-v2"].update(encoder_lr=None),
+     "'model.transformer_finetune.encoders.all-mpnet-base-v2.encoder_lr' is null"),
+    ("transformer_finetune", lambda p: FINE(p)["encoders"].update({"all-mpnet-base-v2": 5e-5}),
+     "'model.transformer_finetune.encoders.all-mpnet-base-v2' is 5e-05; expected a mapping"),
 ])
 def test_bad_recipes_and_members_get_one_line(params, name, change, says):
     params["model"]["name"] = name
@@ -91,6 +107,30 @@ def test_bad_recipes_and_members_get_one_line(params, name, change, says):
     with pytest.raises(ParamsError) as e:
         from_tree(params)
     assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_each_encoder_brings_its_recipe_and_an_explicit_value_wins(params):
+    """model.transformer_finetune.encoders: the encoder's entry fills the section's empty encoder_lr (the base-size
+    encoder a lower one, reports/recipes.md) and its train: beats the architecture's; an explicit value beats both."""
+    params["model"]["name"] = "transformer_finetune"
+    encoders = FINE(params)["encoders"]
+    assert FINE(params)["encoder_lr"] is None  # params.yaml leaves it to each encoder's recipe
+    minilm, mpnet = encoders["all-MiniLM-L6-v2"]["encoder_lr"], encoders["all-mpnet-base-v2"]["encoder_lr"]
+    assert mpnet < minilm
+
+    def job(**overrides):
+        return resolve(with_overrides(from_tree(params), overrides))
+
+    assert job().model.arch.encoder_lr == minilm
+    assert job(**{"model.encoder": "all-mpnet-base-v2"}).model.arch.encoder_lr == mpnet
+    encoders["all-mpnet-base-v2"]["train"] = {"epochs": 7}
+    assert job(**{"model.encoder": "all-mpnet-base-v2"}).train.epochs == 7
+    assert job().train.epochs == FINE(params)["train"]["epochs"]  # MiniLM's entry sets none: the architecture's
+    assert job(**{"model.encoder": "all-mpnet-base-v2", "train.epochs": 2}).train.epochs == 2
+    explicit = {"model.encoder": "all-mpnet-base-v2", "model.transformer_finetune.encoder_lr": 3e-4}
+    assert job(**explicit).model.arch.encoder_lr == 3e-4
+    folder = {"model.encoder": "/some/encoder", "model.transformer_finetune.encoder_lr": 3e-4}  # no entry: set it
+    assert job(**folder).model.arch.encoder_lr == 3e-4
 
 
 @pytest.mark.parametrize(

@@ -111,10 +111,16 @@ def _default_recipes() -> Mapping[str, Mapping[str, Any]]:
     return MappingProxyType({name: MappingProxyType(dict(entry.recipe)) for name, entry in _registry().items()})
 
 
+def _default_encoder_recipes() -> Mapping[str, Mapping[str, Any]]:
+    return MappingProxyType({name: _check_encoder_recipes(entry.encoder_recipes, entry.config, f"model.{name}.encoders")
+                             for name, entry in _registry().items()})
+
+
 @dataclass(frozen=True)
 class ModelParams:
-    """`model:`: the architecture to train, the encoder, and every architecture's section (its config `archs[name]`
-    and its recipe `recipes[name]`, written `model.<name>.train`)."""
+    """`model:`: the architecture to train, the encoder, and every architecture's section (its config `archs[name]`,
+    its recipe `recipes[name]`, written `model.<name>.train`, and its recipe with each encoder
+    `encoder_recipes[name][encoder]`, written `model.<name>.encoders.<encoder>`)."""
 
     name: str = param(Field(str), ENSEMBLE)  # checked against the registry on building
     encoder: str = param(Field(str), BUNDLED_ENCODER)  # a registered one (encoder.ENCODERS); or a local model dir
@@ -122,16 +128,21 @@ class ModelParams:
     mask_words: MaskWords = section(MaskWords)
     archs: Mapping[str, Any] = field(default_factory=_default_archs)
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_recipes)
+    encoder_recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_encoder_recipes)
 
     @property
     def arch(self):
         return self.archs[self.name]
 
+    def encoder_recipe(self, name: str) -> Mapping[str, Any]:
+        """Architecture `name`'s recipe with this model's encoder: empty section keys it fills, and `train`."""
+        return self.encoder_recipes[name].get(self.encoder, MappingProxyType({}))
+
 
 def _build_model(raw: Any, prefix: str) -> ModelParams:
     if not isinstance(raw, dict):
         raise ParamsError(f"params: '{prefix}' must be a mapping, got {type(raw).__name__}")
-    registry, archs, recipes = _registry(), {}, {}
+    registry, archs, recipes, encoder_recipes = _registry(), {}, {}, {}
     own = [f.name for f in dataclasses.fields(ModelParams) if "check" in f.metadata or "section" in f.metadata]
     for key in raw:
         if key not in (*own, *registry):
@@ -145,9 +156,12 @@ def _build_model(raw: Any, prefix: str) -> ModelParams:
             raise ParamsError(f"params: '{prefix}.{name}' must be a mapping, got {type(given).__name__}")
         given = dict(given)
         recipe = given.pop("train", entry.recipe)
+        by_encoder = given.pop("encoders", entry.encoder_recipes)
         archs[name] = build_section(entry.config, given, f"{prefix}.{name}")
         recipes[name] = MappingProxyType(_check_recipe(recipe, f"{prefix}.{name}.train"))
-    return dataclasses.replace(base, archs=MappingProxyType(archs), recipes=MappingProxyType(recipes))
+        encoder_recipes[name] = _check_encoder_recipes(by_encoder, entry.config, f"{prefix}.{name}.encoders")
+    return dataclasses.replace(base, archs=MappingProxyType(archs), recipes=MappingProxyType(recipes),
+                               encoder_recipes=MappingProxyType(encoder_recipes))
 
 
 def _check_recipe(recipe: Any, key: str) -> dict:
@@ -168,6 +182,33 @@ def _check_recipe(recipe: Any, key: str) -> dict:
     if "loss" in out:
         choice(*_losses()).check(f"{key}.loss", out["loss"])
     return out
+
+
+def _check_encoder_recipes(raw: Any, config: type, key: str) -> Mapping[str, Any]:
+    """`model.<name>.encoders`: for each encoder, values for the section's keys left empty (null) and a `train:`
+    recipe that wins over `model.<name>.train`; what the architecture's runs chose on dev with that encoder."""
+    if raw is None:
+        return MappingProxyType({})
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params: '{key}' is {raw!r}; expected a mapping of encoder to its recipe, "
+                          "e.g. {all-mpnet-base-v2: {encoder_lr: 5.0e-5, train: {epochs: 3}}}")
+    fillable = {f.name: f.metadata["check"] for f in dataclasses.fields(config) if f.metadata.get("nullable")}
+    out = {}
+    for encoder, block in raw.items():
+        where = f"{key}.{encoder}"
+        if not isinstance(block, dict):
+            raise ParamsError(f"params: '{where}' is {block!r}; expected a mapping such as {{train: {{epochs: 3}}}}")
+        block = dict(block)
+        checked = {"train": MappingProxyType(_check_recipe(block.pop("train", None), f"{where}.train"))}
+        for k, v in block.items():
+            if k not in fillable:
+                raise ParamsError(f"params: '{where}.{k}' is not a key an encoder's recipe sets; allowed keys: "
+                                  f"{', '.join([*fillable, 'train'])}")
+            if v is None:
+                raise ParamsError(f"params: '{where}.{k}' is null; a recipe gives a value or leaves the key out")
+            checked[k] = fillable[k].check(f"{where}.{k}", v)
+        out[str(encoder)] = MappingProxyType(checked)
+    return MappingProxyType(out)
 
 
 def _build_losses(raw: Any, prefix: str) -> Mapping[str, Any]:
@@ -296,11 +337,20 @@ def to_tree(params: Params) -> dict:
     model = params.model
     tree["model"] = {"name": model.name, "encoder": model.encoder, "max_length": model.max_length,
                      "mask_words": as_tree(model.mask_words),
-                     **{name: {**as_tree(config), "train": dict(model.recipes[name])}
+                     **{name: {**as_tree(config), "train": dict(model.recipes[name]),
+                              **_encoders_tree(model.encoder_recipes[name])}
                         for name, config in model.archs.items()}}
     tree["loss"] = {name: as_tree(config) for name, config in params.loss.items()}
     tree["ensemble"] = {"members": [dict(m) for m in params.ensemble.members]}
     return tree
+
+
+def _encoders_tree(recipes: Mapping[str, Mapping[str, Any]]) -> dict:
+    """`encoders:` as params.yaml writes it: none for an architecture without, `train:` only where it sets something."""
+    trees = {encoder: {**{k: v for k, v in block.items() if k != "train"},
+                       **({"train": dict(block["train"])} if block["train"] else {})}
+             for encoder, block in recipes.items()}
+    return {"encoders": trees} if trees else {}
 
 
 def dump(params: Params) -> str:
@@ -310,13 +360,15 @@ def dump(params: Params) -> str:
 
 def resolve(params: Params, teachers_dir: str | Path = TEACHERS_DIR) -> TrainJob:
     """What `model.name` trains with: each `train.K` that params.yaml sets (not null) as it is, so an explicit
-    `-S train.K=V` always wins; each null one from the architecture's recipe, `model.<name>.train.K`. A teacher file
-    is looked for in `teachers_dir`."""
+    `-S train.K=V` always wins; each null one from the encoder's recipe, `model.<name>.encoders.<encoder>.train.K`,
+    else the architecture's, `model.<name>.train.K`. A null key of `model.<name>` takes the encoder's recipe's value.
+    A teacher file is looked for in `teachers_dir`."""
     name = params.model.name
     if name == ENSEMBLE:
         raise ParamsError("params: model.name is ensemble, which is no single architecture: each of ensemble.members "
                           "trains with its own recipe (one architecture per member)")
-    recipe = params.model.recipes[name]
+    by_encoder = params.model.encoder_recipe(name)
+    recipe = {**params.model.recipes[name], **by_encoder["train"]} if by_encoder else params.model.recipes[name]
     filled = {k: recipe.get(k) for k in TRAIN_KEYS if getattr(params.train, k) is None}
     for key, value in filled.items():
         if value is None:
@@ -324,16 +376,34 @@ def resolve(params: Params, teachers_dir: str | Path = TEACHERS_DIR) -> TrainJob
                               f"'model.{name}.train' sets no {key}: set one of them")
     train = dataclasses.replace(params.train, **filled)
     loss = params.loss.get(train.loss)
-    spec = ModelSpec(name, params.model.arch, params.model.encoder, params.model.max_length, params.model.mask_words)
+    spec = ModelSpec(name, _filled_arch(params.model, name), params.model.encoder, params.model.max_length,
+                     params.model.mask_words)
     teacher = Path(teachers_dir) / train.teacher if train.teacher else None
     return TrainJob(params.seed, spec, train, loss, params.policy, teacher)
 
 
+def _filled_arch(model: ModelParams, name: str):
+    """`model.<name>` with its null keys from the encoder's recipe."""
+    arch, by_encoder = model.archs[name], model.encoder_recipe(name)
+    empty = [f.name for f in dataclasses.fields(arch) if getattr(arch, f.name) is None]
+    for key in empty:
+        if key not in by_encoder:
+            raise ParamsError(f"params: 'model.{name}.{key}' is null (the encoder's recipe decides) and "
+                              f"'model.{name}.encoders' has no {model.encoder} entry setting {key}: set one of them")
+    return dataclasses.replace(arch, **{k: by_encoder[k] for k in empty})
+
+
 def recipe_sources(params: Params) -> dict[str, str]:
-    """Where each setting of the architecture's recipe comes from in these params: 'recipe' or 'train.K' (an
-    explicit value, which won)."""
-    return {k: (f"train.{k}" if getattr(params.train, k) is not None else "recipe")
-            for k in params.model.recipes[params.model.name]}
+    """Where each recipe setting comes from in these params: 'recipe' (the architecture's), '<encoder> recipe'
+    or 'train.K' (an explicit value, which won). Keys of `train` and the section's keys the encoder's recipe fills."""
+    name, encoder = params.model.name, params.model.encoder
+    by_encoder = params.model.encoder_recipe(name)
+    own = by_encoder.get("train", {})
+    sources = {k: (f"train.{k}" if getattr(params.train, k) is not None else
+                   f"{encoder} recipe" if k in own else "recipe")
+               for k in [*params.model.recipes[name], *[k for k in own if k not in params.model.recipes[name]]]}
+    arch = params.model.archs[name]
+    return {**sources, **{k: f"{encoder} recipe" for k in by_encoder if k != "train" and getattr(arch, k) is None}}
 
 
 MEMBER_KEYS = ("seed", "model.", "train.", "loss.")  # what may differ between members: never the data or the scoring

@@ -25,6 +25,8 @@ class Architecture:
     build: Callable[[object, dict, nn.Module | None], nn.Module]  # (its config, sizes, encoder or None) -> model
     needs_encoder: Callable[[object], bool]  # (its config) -> does training build it from the pretrained encoder?
     recipe: dict = dataclasses.field(default_factory=dict)  # `model.<name>.train` by default: train settings
+    # `model.<name>.encoders` by default: per encoder, values for the config's null keys and a `train` recipe
+    encoder_recipes: dict = dataclasses.field(default_factory=dict)
     keeps_encoder: bool = False  # the model holds the encoder: its config is saved to rebuild it offline
     head_on_features: bool = False  # only `model.head` trains, on cached `model.features(...)` of a frozen encoder
     feature_params: tuple[str, ...] = ()  # the config fields those cached features depend on

@@ -19,7 +19,8 @@ class FineTuneConfig:
     pooling: str = param(choice("pooler", "cls", "mean"), "mean")
     dropout: float = param(number(0, 0.95), 0.1)  # before the classifier
     encoder_dropout: float = param(number(0, 0.95), 0.1)  # inside the encoder (its pretrained config has 0.1)
-    encoder_lr: float = param(number(0, 1, lo_open=True), 1.0e-4)
+    # null: the encoder's recipe's (model.transformer_finetune.encoders): a base-size encoder wants a lower one
+    encoder_lr: float | None = param(number(0, 1, lo_open=True), None, nullable=True)
     layer_lr_decay: float = param(number(0, 1, lo_open=True), 1.0)  # 1.0 = off
     unfreeze_layers_per_epoch: int = param(integer(0), 0)  # 0 = all layers train from the start
 
@@ -110,6 +111,7 @@ register(Architecture(
     name="transformer_finetune",
     config=FineTuneConfig,
     recipe={"epochs": 3, "loss": "weighted_bce"},
+    encoder_recipes={"all-MiniLM-L6-v2": {"encoder_lr": 1.0e-4}, "all-mpnet-base-v2": {"encoder_lr": 5.0e-5}},
     build=lambda arch, sizes, encoder: FineTune(encoder, sizes["n_labels"], arch.pooling, arch.dropout),
     needs_encoder=lambda arch: True,
     keeps_encoder=True,
