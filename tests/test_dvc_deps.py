@@ -1,6 +1,7 @@
 """dvc.yaml's code deps cannot drift: each stage depends on exactly its module and the package modules that imports
 (emotion_classifier.codedeps walks them, as the training run id's code version does)."""
 
+import dataclasses
 import shutil
 
 import pytest
@@ -39,8 +40,11 @@ def test_the_import_walk_follows_function_level_imports_subpackages_and_registri
     assert [m for m in train | scoring if codedeps.exempt(m)] == ["params"]  # train's settings: params.resolve
 
 
-def test_an_edit_of_the_params_resolution_reruns_train_and_misses_its_reuse(tmp_path, monkeypatch):
-    """params.py decides every effective train setting (recipes, auto, members): a train dep, in the code version."""
+def test_an_edit_of_params_py_reruns_train_and_keeps_its_reuse_unless_a_setting_changes(tmp_path, monkeypatch):
+    """params.py decides every effective train setting (recipes, auto, members): a train dep in dvc.yaml. The run id
+    holds what it decides by value (the whole TrainJob), not its source: an edit that changes no setting (a new
+    section, a message) keeps each cached model; one that does changes the run id through the settings."""
+    from emotion_classifier.params import ModelSpec, TrainJob
     from emotion_classifier.training import checkpoint
 
     assert "src/emotion_classifier/params.py" in code_deps("train")
@@ -50,9 +54,11 @@ def test_an_edit_of_the_params_resolution_reruns_train_and_misses_its_reuse(tmp_
     monkeypatch.setattr(codedeps, "PKG", pkg)
     before = checkpoint.code_version()
     params = pkg / "params.py"
-    resolution = ("filled = {k: recipe.get(k) for k", "filled = {k: recipe.get(k, None) for k")
-    params.write_text(params.read_text().replace(*resolution))
-    assert checkpoint.code_version() != before
+    params.write_text(params.read_text() + "\n# a new section's schema, say\n")
+    assert checkpoint.code_version() == before
+    # run_identity hashes these fields, each (a field added here must be added there: this list fails first)
+    assert [f.name for f in dataclasses.fields(TrainJob)] == ["seed", "model", "train", "loss", "policy", "teacher"]
+    assert [f.name for f in dataclasses.fields(ModelSpec)] == ["name", "arch", "encoder", "max_length", "mask_words"]
 
 
 def test_the_run_id_code_version_covers_a_subpackage_edit(tmp_path, monkeypatch):

@@ -120,6 +120,12 @@ def test_the_run_id_holds_library_versions_and_resolved_settings_once(tiny_encod
     moved = shutil.copytree(tiny_encoder, tmp_path / "elsewhere" / "encoder")  # the same files in another place
     assert run({"model.encoder": str(moved)}) == base
     assert run({"model.textcnn.filters": 9}) != base and run({"seed": 1}) != base
+    fine = with_overrides(p, {"model.name": "transformer_finetune"})  # TINY sets its encoder_lr
+    lr = fine.model.archs["transformer_finetune"].encoder_lr
+    by_entry = {"model.transformer_finetune.encoder_lr": None,  # the same rate from the encoder's recipe: by value
+                "model.transformer_finetune.encoders": {str(tiny_encoder): {"encoder_lr": lr}}}
+    assert planned_run_id(resolve(with_overrides(fine, by_entry)), splits, names) == \
+        planned_run_id(resolve(fine), splits, names)
     job = resolve(p)
     real = importlib.metadata.version
     monkeypatch.setattr(importlib.metadata, "version", lambda n: "9.9.9" if n == "torch" else real(n))

@@ -14,7 +14,9 @@ PKG = Path(__file__).resolve().parent
 # change a result (a params change shows up as one), so no stage depends on them and no run id hashes them.
 EXEMPT = ("", "params", "fields", "files", "errors", "cli", "paths", "cache")
 # Exempt modules a stage's results do depend on: train's settings are what params.resolve and member_params make of
-# params.yaml (recipes, `auto`, members' overrides), so an edit of the resolution must rerun train and miss its reuse.
+# params.yaml (recipes, `auto`, members' overrides), so an edit of the resolution reruns train (a DVC dep). Not in the
+# run id's code version: the run id holds what the resolution made (the TrainJob) by value, so an edit that changes
+# no run's settings (a new section, a message) keeps every trained model reusable.
 RUNS_ALSO = {"stages.train": ("params",)}
 
 
@@ -52,10 +54,10 @@ def exempt(name: str) -> bool:
     return name.split(".")[0] in EXEMPT
 
 
-def modules(start: str) -> set[str]:
+def modules(start: str, runs_also: bool = True) -> set[str]:
     """`start` and every module of ours it imports, directly or not; an exempt module is neither listed nor followed
-    (params, say, imports the registries only to validate)."""
-    seen, todo = set(), sorted(_with_parents(start) | set(RUNS_ALSO.get(start, ())))
+    (params, say, imports the registries only to validate), unless RUNS_ALSO names it for `start` (and `runs_also`)."""
+    seen, todo = set(), sorted(_with_parents(start) | set(RUNS_ALSO.get(start, ()) if runs_also else ()))
     while todo:
         name = todo.pop()
         if name in seen:
@@ -65,8 +67,8 @@ def modules(start: str) -> set[str]:
     return seen
 
 
-def files(start: str) -> list[Path]:
-    return sorted(module_file(m) for m in modules(start))
+def files(start: str, runs_also: bool = True) -> list[Path]:
+    return sorted(module_file(m) for m in modules(start, runs_also))
 
 
 def dvc_deps(start: str) -> list[str]:

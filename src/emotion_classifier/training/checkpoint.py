@@ -46,8 +46,10 @@ def _source(path: Path) -> str:
 
 def code_version(*starts: str) -> str:
     """A hash of the code that `starts` run (their modules and every module of ours they import, as dvc.yaml lists a
-    stage's code deps; the train stage's by default, params resolution included)."""
-    found = sorted({f for start in starts or (TRAINING_CODE,) for f in codedeps.files(start)})
+    stage's code deps; the train stage's by default). Not params.py, though train depends on it: what its resolution
+    makes of params.yaml is in the run id by value (run_identity), so a params edit that changes no setting of a run
+    (a new section, a message) leaves its run id and its cached model as they are."""
+    found = sorted({f for start in starts or (TRAINING_CODE,) for f in codedeps.files(start, runs_also=False)})
     return fingerprint(*[(f.relative_to(codedeps.PKG).as_posix(), _source(f)) for f in found])
 
 
