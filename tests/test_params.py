@@ -11,6 +11,7 @@ from emotion_classifier.params import (
     from_tree,
     load_params,
     member_params,
+    recipe_sources,
     resolve,
     to_tree,
     with_overrides,
@@ -88,9 +89,10 @@ def FINE(p: dict) -> dict:
     ("ensemble", lambda p: p["ensemble"].update(members=[{"model.name": "textcnn", "train.epoch": 3}]),
      "overrides 'train.epoch', which is not a key of params.yaml"),
     ("ensemble", lambda p: p["ensemble"].update(members=[]), "ensemble.members is empty"),
-    ("transformer_finetune", lambda p: p["model"].update(encoder="/some/encoder"),
+    ("transformer_finetune", lambda p: (p["model"].update(encoder="/some/encoder"), FINE(p).update(encoders={})),
      "'model.transformer_finetune.encoder_lr' is null (the encoder's recipe decides) and "
-     "'model.transformer_finetune.encoders' has no /some/encoder entry setting encoder_lr: set one of them"),
+     "'model.transformer_finetune.encoders' has no entry for /some/encoder (nor for all-MiniLM-L6-v2) setting "
+     "encoder_lr: set one of them"),
     ("transformer_finetune", lambda p: FINE(p)["encoders"]["all-mpnet-base-v2"].update(dropout=0.2),
      "'model.transformer_finetune.encoders.all-mpnet-base-v2.dropout' is not a key an encoder's recipe sets; "
      "allowed keys: encoder_lr, train"),
@@ -129,8 +131,9 @@ def test_each_encoder_brings_its_recipe_and_an_explicit_value_wins(params):
     assert job(**{"model.encoder": "all-mpnet-base-v2", "train.epochs": 2}).train.epochs == 2
     explicit = {"model.encoder": "all-mpnet-base-v2", "model.transformer_finetune.encoder_lr": 3e-4}
     assert job(**explicit).model.arch.encoder_lr == 3e-4
-    folder = {"model.encoder": "/some/encoder", "model.transformer_finetune.encoder_lr": 3e-4}  # no entry: set it
-    assert job(**folder).model.arch.encoder_lr == 3e-4
+    folder = with_overrides(from_tree(params), {"model.encoder": "/some/encoder"})  # no entry: the bundled one's
+    assert resolve(folder).model.arch.encoder_lr == minilm
+    assert recipe_sources(folder)["encoder_lr"] == "all-MiniLM-L6-v2 recipe"
 
 
 @pytest.mark.parametrize(

@@ -134,9 +134,14 @@ class ModelParams:
     def arch(self):
         return self.archs[self.name]
 
-    def encoder_recipe(self, name: str) -> Mapping[str, Any]:
-        """Architecture `name`'s recipe with this model's encoder: empty section keys it fills, and `train`."""
-        return self.encoder_recipes[name].get(self.encoder, MappingProxyType({}))
+    def encoder_recipe(self, name: str) -> tuple[str, Mapping[str, Any]]:
+        """Architecture `name`'s recipe for this model's encoder (the section keys it fills, and `train`) and whose
+        entry it is: the encoder's own, else (a local folder, say) the bundled encoder's, else none."""
+        recipes = self.encoder_recipes[name]
+        for encoder in (self.encoder, BUNDLED_ENCODER):
+            if encoder in recipes:
+                return encoder, recipes[encoder]
+        return self.encoder, MappingProxyType({})
 
 
 def _build_model(raw: Any, prefix: str) -> ModelParams:
@@ -367,7 +372,7 @@ def resolve(params: Params, teachers_dir: str | Path = TEACHERS_DIR) -> TrainJob
     if name == ENSEMBLE:
         raise ParamsError("params: model.name is ensemble, which is no single architecture: each of ensemble.members "
                           "trains with its own recipe (one architecture per member)")
-    by_encoder = params.model.encoder_recipe(name)
+    _, by_encoder = params.model.encoder_recipe(name)
     recipe = {**params.model.recipes[name], **by_encoder["train"]} if by_encoder else params.model.recipes[name]
     filled = {k: recipe.get(k) for k in TRAIN_KEYS if getattr(params.train, k) is None}
     for key, value in filled.items():
@@ -384,20 +389,21 @@ def resolve(params: Params, teachers_dir: str | Path = TEACHERS_DIR) -> TrainJob
 
 def _filled_arch(model: ModelParams, name: str):
     """`model.<name>` with its null keys from the encoder's recipe."""
-    arch, by_encoder = model.archs[name], model.encoder_recipe(name)
+    arch, (_, by_encoder) = model.archs[name], model.encoder_recipe(name)
     empty = [f.name for f in dataclasses.fields(arch) if getattr(arch, f.name) is None]
     for key in empty:
         if key not in by_encoder:
             raise ParamsError(f"params: 'model.{name}.{key}' is null (the encoder's recipe decides) and "
-                              f"'model.{name}.encoders' has no {model.encoder} entry setting {key}: set one of them")
+                              f"'model.{name}.encoders' has no entry for {model.encoder} (nor for {BUNDLED_ENCODER}) "
+                              f"setting {key}: set one of them")
     return dataclasses.replace(arch, **{k: by_encoder[k] for k in empty})
 
 
 def recipe_sources(params: Params) -> dict[str, str]:
     """Where each recipe setting comes from in these params: 'recipe' (the architecture's), '<encoder> recipe'
     or 'train.K' (an explicit value, which won). Keys of `train` and the section's keys the encoder's recipe fills."""
-    name, encoder = params.model.name, params.model.encoder
-    by_encoder = params.model.encoder_recipe(name)
+    name = params.model.name
+    encoder, by_encoder = params.model.encoder_recipe(name)
     own = by_encoder.get("train", {})
     sources = {k: (f"train.{k}" if getattr(params.train, k) is not None else
                    f"{encoder} recipe" if k in own else "recipe")
