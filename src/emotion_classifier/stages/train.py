@@ -53,10 +53,7 @@ def train_single(params: Params, splits: dict, names: list[str], root: Path) -> 
                         if writer else None)
     if not writer:
         return
-    config = read_config(model_dir)
-    record = {**config["train"], **cached_timing(config["train"]["run_id"])}  # timings: the run that trained it
-    if how != "trained":
-        replay_live(live_dir, record.get("history", []), config)
+    record = obtained_record(model_dir, how, live_dir)
     write_json(root / TRAIN_METRICS, summary(record))
     clear_members(root / MEMBERS_DIR, 0)  # a DVC out, without members for a single model
     print(f"{job.model.name} (seed {job.seed}): {how}; best epoch {record['best_epoch']}/{record['epochs_run']}, "
@@ -91,10 +88,7 @@ def train_ensemble(params: Params, splits: dict, names: list[str], root: Path) -
                             live_dir=live_dir if index == 0 else None, first=index == 0,
                             announce=f"{head}: {settings_line(as_written, member)}" if writer else None)
         if writer:
-            config = read_config(out)
-            records.append({**config["train"], **cached_timing(config["train"]["run_id"])})  # timings: cache only
-            if index == 0 and how != "trained":
-                replay_live(live_dir, records[0].get("history", []), config)
+            records.append(obtained_record(out, how, live_dir if index == 0 else None))
             print(f"{head}: {how}; dev macro F1 {records[-1]['dev_tuned_macro_f1']:.4f} (tuned) -> {out}/")
     if not writer:
         return
@@ -106,6 +100,16 @@ def train_ensemble(params: Params, splits: dict, names: list[str], root: Path) -
         **{k: records[0][k] for k in ("device", "precision", "cpu_kind", "gpu") if k in records[0]},
     })
     print(f"trained an ensemble of {n}: {' + '.join(r['model'] for r in records)} -> {MODEL_DIR}/, {TRAIN_METRICS}")
+
+
+def obtained_record(model_dir: Path, how: str, live_dir: Path | None) -> dict:
+    """The training record of the model in `model_dir`, with the timings of the run that trained it (the model
+    cache's record); its epochs replayed into `live_dir` (DVCLive) when it was copied, not trained here."""
+    config = read_config(model_dir)
+    record = {**config["train"], **cached_timing(config["train"]["run_id"])}
+    if live_dir is not None and how != "trained":
+        replay_live(live_dir, record.get("history", []), config)
+    return record
 
 
 def obtain_member(member: TrainJob, splits: dict, names: list[str], out: Path, checkpoints: Path,
