@@ -176,7 +176,7 @@ def test_ensemble_exports_to_onnx_member_by_member(ensemble_dir, tmp_path):
         export(d / "models", tmp_path / "hf")
 
 
-def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatch):
+def test_search_tables_every_ensemble_holding_the_first_or_every_one(ensemble_dir, monkeypatch):
     import shutil
 
     from emotion_classifier.experiments import ensemble_search
@@ -190,6 +190,9 @@ def test_search_tables_every_ensemble_holding_the_first(ensemble_dir, monkeypatc
     weights = [float(w) for w in lines[-1].split(" | ")[1].split(", ")]
     assert sum(weights) == pytest.approx(1.0, abs=0.02)
     assert len(ensemble_search.search(["a", "b"], p.data.prepared_dir, p.policy, temperature=True)) == 4
+    every = ensemble_search.search(["a", "b", "c"], p.data.prepared_dir, p.policy, every=True)
+    assert [line.split(" | ")[0] for line in every[2:]] == ["| a", "| b", "| c", "| a + b", "| a + c", "| b + c",
+                                                           "| a + b + c"]
     member = str(d / "models/members/1")  # a model directory stands for itself
     by_dir = ensemble_search.search([member, "a"], p.data.prepared_dir, p.policy)
     assert [line.split(" | ")[0] for line in by_dir[2:]] == [f"| {member}", f"| {member} + a"]

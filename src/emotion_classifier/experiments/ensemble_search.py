@@ -52,10 +52,10 @@ def experiment_model(name: str, dest: str | Path, repo: str | Path = ".") -> Pat
 
 
 def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, max_size: int = 5,
-           repo: str | Path = ".", temperature: bool = False) -> list[str]:
-    """Dev only: each combination of the experiments' models that holds the first, weights fitted on dev,
-    dev F1 with thresholds tuned on dev itself and cross-validated on dev. Markdown table lines.
-    `temperature`: each model's probabilities are first calibrated by a temperature fitted on dev."""
+           repo: str | Path = ".", temperature: bool = False, every: bool = False) -> list[str]:
+    """Dev only: each combination of the experiments' models that holds the first (`every`: each combination),
+    weights fitted on dev, dev F1 with thresholds tuned on dev itself and cross-validated on dev. Markdown table
+    lines. `temperature`: each model's probabilities are first calibrated by a temperature fitted on dev."""
     import itertools
     import tempfile
 
@@ -83,7 +83,7 @@ def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, m
     lines = ["| models | weights (fitted on dev) | dev macro F1 | dev micro F1 | CV macro F1 | CV micro F1 |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     combos = (c for size in range(1, min(max_size, len(experiments)) + 1)
-              for c in itertools.combinations(experiments, size) if experiments[0] in c)
+              for c in itertools.combinations(experiments, size) if every or experiments[0] in c)
     for combo in combos:
         weights = fit_weights([probs[n] for n in combo], y)
         p = average([probs[n] for n in combo], weights)
@@ -97,7 +97,7 @@ def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, m
 @one_line_errors
 def main(argv=None) -> None:
     """python -m emotion_classifier.experiments.ensemble_search EXP [EXP ...]: the dev-only table of ensembles of these
-    experiments' models (the first in each), to choose `ensemble.members` from."""
+    experiments' models (the first in each, or --every combination), to choose `ensemble.members` from."""
     import argparse
 
     from ..params import load_params
@@ -106,12 +106,13 @@ def main(argv=None) -> None:
                                  description=main.__doc__)
     ap.add_argument("experiments", nargs="+", help="experiment names (`dvc exp list`) or model directories")
     ap.add_argument("--max-size", type=int, default=5, help="most models in one ensemble")
+    ap.add_argument("--every", action="store_true", help="every combination, not only those holding the first")
     ap.add_argument("--temperature", action="store_true",
                     help="calibrate each model by a temperature fitted on dev before fitting the weights")
     args = ap.parse_args(argv)
     params = load_params()
     print("\n".join(search(args.experiments, params.data.prepared_dir, params.policy, args.max_size,
-                           temperature=args.temperature)))
+                           temperature=args.temperature, every=args.every)))
 
 
 if __name__ == "__main__":
