@@ -118,6 +118,13 @@ def test_every_architecture_and_the_ensemble_in_one_command(project, tiny_mpnet)
                              check=True).stdout
     assert "params.yaml" not in changed and "dvc.lock" not in changed  # --temp: the workspace stays as it was
 
+    # its refs gone (another session or machine): the row the report kept stands in, checked against this workspace
+    assert dvc(["exp", "remove", name["bilstm_lasttoken"]], project).returncode == 0
+    kept = compare_all(project, "--seeds", "0", "--set", "train.epochs=1", "--encoders", str(tiny_mpnet),
+                       "--report-only")
+    assert kept.returncode == 0 and "not (yet) here" not in kept.stdout, kept.stdout[-3000:] + kept.stderr[-3000:]
+    assert f"| {name['bilstm_lasttoken']} | bilstm_lasttoken |" in (project / "reports/experiments.md").read_text()
+
     params = (project / "params.yaml").read_text()  # finished under other params: not this run, so it runs again
     (project / "params.yaml").write_text(params.replace("tfidf_max_features: 500", "tfidf_max_features: 400"))
     try:

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from emotion_classifier.experiments.collect import collect
 from emotion_classifier.experiments.render import COLUMNS, _cells
 from emotion_classifier.experiments.report import main
@@ -78,6 +80,35 @@ def test_curves_and_per_label_come_from_each_experiments_commit(tmp_path):
     assert "| joy | 10 | **0.70** | **0.80** |" in table  # three labels: all among the five lowest
     for name in ("r_curves.png", "r_per_label.png"):
         assert (tmp_path / name).stat().st_size > 5000
+
+
+def test_a_named_experiment_dvc_no_longer_has_is_read_from_the_rows_kept_beside_the_report(tmp_path):
+    """The experiments' refs do not outlive a machine: the report keeps its rows, curves and per-label scores in
+    reports/experiments.json, and a later report naming them renders the same page from there."""
+    files = {("abc123", "dvclive/plots/metrics/dev_tuned_macro_f1.tsv"): "step\tdev_tuned_macro_f1\n0\t0.3\n1\t0.4\n",
+             ("def456", "plots/eval/per_label.csv"): "label,support,f1\njoy,10,0.8\ngrief,2,0.0\n"}
+    (tmp_path / "exp.json").write_text(json.dumps(EXP_SHOW))
+    (tmp_path / "params.yaml").write_text("model:\n  name: bilstm_maxpool\n")
+    out, args = tmp_path / "r.md", ["--params", str(tmp_path / "params.yaml"), "--chart", str(tmp_path / "r.png"),
+                                    "--reference", str(tmp_path / "none.yaml")]
+    main(["--json", str(tmp_path / "exp.json"), "--out", str(out), *args],
+         reader=lambda rev, path: files.get((rev, path)))
+    first = out.read_text()
+    kept = json.loads((tmp_path / "r.json").read_text())
+    assert [r["name"] for r in kept] == ["main", "ft"] and kept[0]["curves"]["dev_tuned_macro_f1"] == [0.3, 0.4]
+    assert kept[1]["per_label"] == [{"label": "joy", "support": 10, "f1": 0.8},
+                                    {"label": "grief", "support": 2, "f1": 0.0}]
+
+    (tmp_path / "gone.json").write_text(json.dumps(EXP_SHOW[:1]))  # another machine: only its workspace
+    main(["main", "ft", "--json", str(tmp_path / "gone.json"), "--out", str(out), *args], reader=lambda rev, path: None)
+    assert out.read_text() == first and "| joy | 10 |" in first
+    assert json.loads((tmp_path / "r.json").read_text()) == kept
+    (tmp_path / "r.json").write_text("[{\"name\": 1}]")
+    with pytest.raises(SystemExit, match="r.json: not a store of experiment rows"):
+        main(["ft", "--json", str(tmp_path / "gone.json"), "--out", str(out), *args], reader=lambda rev, path: None)
+    (tmp_path / "r.json").unlink()
+    with pytest.raises(SystemExit, match="no experiment named ft"):
+        main(["ft", "--json", str(tmp_path / "gone.json"), "--out", str(out), *args], reader=lambda rev, path: None)
 
 
 def test_command_leaves_out_other_architectures_params():

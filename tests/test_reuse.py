@@ -204,6 +204,49 @@ def test_a_finished_experiment_with_other_params_or_data_is_not_finished(tmp_pat
     assert compare_all.differs(row, sets, {"deps": {"data/raw/goemotions": "bbb.dir"}}).startswith("data (")
 
 
+def test_a_kept_row_is_finished_only_while_its_params_data_code_and_cpu_kind_are_this_workspaces(
+        tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from emotion_classifier.experiments import compare_all
+    from emotion_classifier.experiments.collect import write_store
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "model": {"name": "x"},
+                                                          "data": {"raw_dir": "data/raw/goemotions"}}))
+    code = {"src/emotion_classifier/training": "c.dir", "stages/train.py": "t1"}
+    row = {"name": "cmp-textcnn-s0", "rev": "e1" * 20, "base": "o" * 40, "curves": {}, "per_label": None,
+           "params": {"seed": 0, "model.name": "textcnn", "data.raw_dir": "data/raw/goemotions"},
+           "metrics": {"metrics/eval.json": {"test_macro_f1": 0.4}, "metrics/train.json": {"cpu_kind": "amx"}},
+           "deps": {"data/raw/goemotions": "aaa.dir", **code}}
+    write_store([row], tmp_path / "kept.json")
+    workspace = {"deps": {"data/raw/goemotions": "aaa.dir"}}
+    monkeypatch.setattr(compare_all, "experiments", lambda: ({}, workspace))  # no refs: another session
+    runs = [("cmp-textcnn-s0", ["model.name=textcnn", "seed=0"])]
+
+    def finished(ws_code=code, kind="amx", found=None):
+        monkeypatch.setattr(compare_all, "workspace_code", lambda: ws_code)
+        monkeypatch.setattr(compare_all, "machine_kind", lambda: kind)
+        if found is not None:
+            monkeypatch.setattr(compare_all, "experiments", lambda: (found, workspace))
+        done = compare_all.finished(runs, [], remove_stale=False, store=tmp_path / "kept.json")
+        return done, capsys.readouterr().out
+
+    assert finished() == ({"cmp-textcnn-s0"}, "")
+    for why, kwargs in (("code stages/train.py", {"ws_code": {**code, "stages/train.py": "t2"}}),
+                        ("ran on amx, this machine is avx2", {"kind": "avx2"})):
+        done, log = finished(**kwargs)
+        assert not done and f"cmp-textcnn-s0 kept in {tmp_path / 'kept.json'} is another run ({why})" in log, log
+    runs = [("cmp-textcnn-s0", ["model.name=textcnn", "seed=1"])]  # the name kept, other params
+    done, log = finished()
+    assert not done and "is another run (params seed 0 -> 1)" in log, log
+    runs = [("cmp-textcnn-s0", ["model.name=textcnn", "seed=0"])]
+    # an experiment of this commit whose code is not the workspace's (an edit since) is not finished either; a
+    # stale one still listed by dvc hides the kept row (the report would read the experiment first)
+    done, log = finished(ws_code={**code, "stages/train.py": "t2"}, found={"cmp-textcnn-s0": row})
+    assert not done and "finished with other settings (code stages/train.py); left out of the report" in log
+
+
 # ---------------------------------------------------------------- emotion-report: one commit, like with like
 
 

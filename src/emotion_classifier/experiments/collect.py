@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from ..paths import EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL, TRAIN_METRICS
 
@@ -19,9 +20,11 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def collect(exp_show: list, wanted: list[str] | None = None, base: str | None = None) -> list[dict]:
+def collect(exp_show: list, wanted: list[str] | None = None, base: str | None = None,
+            stored: list[dict] = ()) -> list[dict]:
     """Rows {name, rev, base, params (flat), metrics {file: dict}, deps {path: hash}} for experiments (and commits)
-    in the JSON; with `base`, only that commit's (a rev or its prefix) and its experiments."""
+    in the JSON; with `base`, only that commit's (a rev or its prefix) and its experiments. A wanted name that is not
+    there is taken from `stored` (rows an earlier report kept, `read_store`)."""
     rows = []
 
     def visit(entry, baseline):
@@ -48,6 +51,7 @@ def collect(exp_show: list, wanted: list[str] | None = None, base: str | None = 
         def rank(r):  # position of the first request it matches: the order asked for
             return next((i for i, w in enumerate(wanted) if matches(r, w)), None)
 
+        rows += [r for r in stored if r["name"] in wanted and not any(matches(x, r["name"]) for x in rows)]
         rows = sorted((r for r in rows if rank(r) is not None), key=rank)
         missing = [w for w in wanted if not any(matches(r, w) for r in rows)]
         if missing:
@@ -58,12 +62,19 @@ def collect(exp_show: list, wanted: list[str] | None = None, base: str | None = 
     return rows
 
 
+CODE = ("src/", "stages/")  # the deps that are code: equal hashes, the same stages ran
+
+
+def code_deps(r: dict) -> dict[str, str]:
+    return {p: h for p, h in r.get("deps", {}).items() if p.startswith(CODE)}
+
+
 def provenance(r: dict) -> dict:
     """What must agree for rows to be compared: the code (every code dep's hash), the data (data.raw_dir's hash),
     the CPU kind (or GPU) and the training precision."""
     import hashlib
 
-    code = sorted((p, h) for p, h in r.get("deps", {}).items() if p.startswith(("src/", "stages/")))
+    code = sorted(code_deps(r).items())
     train = r["metrics"].get(TRAIN_METRICS, {})
     return {"code": hashlib.sha256(json.dumps(code).encode()).hexdigest()[:12] if code else None,
             "data": r.get("deps", {}).get(str(r["params"].get("data.raw_dir"))),
@@ -98,6 +109,8 @@ def attach_artifacts(rows: list[dict], read: Callable[[str, str], str | None]) -
     import pandas as pd
 
     for r in rows:
+        if "curves" in r:  # a stored row: read with its artifacts
+            continue
         r["curves"] = {}
         for k in CURVES:
             tsv = read(r["rev"], f"{LIVE_DIR}/plots/metrics/{k}.tsv")
@@ -105,6 +118,37 @@ def attach_artifacts(rows: list[dict], read: Callable[[str, str], str | None]) -
                 r["curves"][k] = pd.read_csv(io.StringIO(tsv), sep="\t")[k].tolist()
         csv = read(r["rev"], PER_LABEL)
         r["per_label"] = pd.read_csv(io.StringIO(csv)) if csv else None
+
+
+STORED = ("name", "rev", "base", "params", "metrics", "deps", "curves")
+
+
+def write_store(rows: list[dict], path) -> None:
+    """The rows a report rendered, with their curves and per-label scores, as JSON kept in git beside the report:
+    the experiments' refs and commits may not outlive the machine, and a later comparison reuses the rows whose
+    code, params, data and CPU kind still match (`emotion-compare-all`)."""
+    from ..files import write_json
+
+    write_json(path, [{**{k: r.get(k) for k in STORED},
+                       "per_label": None if r.get("per_label") is None else r["per_label"].to_dict(orient="records")}
+                      for r in rows])
+
+
+def read_store(path) -> list[dict]:
+    """`write_store`'s rows, per-label scores as a DataFrame again; none when the file is absent."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+        for r in rows:
+            r["per_label"] = None if r["per_label"] is None else pd.DataFrame.from_records(r["per_label"])
+            r["curves"] = r["curves"] or {}
+    except (ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{path}: not a store of experiment rows ({e}); delete it to run every experiment") from None
+    return rows
 
 
 FORMERLY = {INFERENCE_METRICS: EVAL_METRICS}  # where older experiments kept these keys

@@ -9,10 +9,12 @@ base-size all-mpnet-base-v2: `--encoders ""` skips it), times seeds, as named DV
 
 One experiment at a time (`dvc exp run --temp`: outside the workspace, which stays as it is; its log streams here),
 named `<prefix>-<architecture>[-<encoder>]-s<seed>` (with `--set`, `<prefix>-<tag>-...`: a quick look never stands
-in for the full run). Resumable: an experiment of that name whose base commit is this one and whose recorded
-params and data equal what this invocation runs is finished and skipped; one that differs (params.yaml or the data
-changed since) is removed and runs again, and the log says why. The ensembles run last: their members are the
-architectures' own runs, copied from the model cache.
+in for the full run). Resumable, keyed on content: an experiment of that name whose recorded params, data and code
+(every code dep's hash) equal what this invocation runs is finished and skipped, whether `dvc exp show` has it at
+this commit or the report's kept rows do (reports/experiments.json, from an earlier commit or session: then it must
+also have run on this CPU kind, or the report could not put it beside the new rows). One that differs is removed
+(kept: left) and runs again, and the log says why. The ensembles run last: their members are the architectures'
+own runs, copied from the model cache.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from pathlib import Path
 
 import yaml
 
-from ..paths import EVAL_METRICS
-from .collect import collect, flatten
+from ..paths import EVAL_METRICS, TRAIN_METRICS
+from .collect import CODE, code_deps, collect, flatten, read_store
 
 ENSEMBLE = "ensemble"
 
@@ -97,22 +99,60 @@ def differs(row: dict, sets: list[str], workspace: dict) -> str | None:
     return None
 
 
-def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: bool) -> set[str]:
-    """The names in `runs` finished at this commit with exactly these params and data. One that differs says so;
-    with `remove_stale` it is removed (it runs again under its name)."""
+def workspace_code() -> dict[str, str]:
+    """Each code dep of dvc.yaml's stages with the hash DVC gives it in this workspace now (what a run records)."""
+    from dvc.repo import Repo
+
+    with Repo() as repo:
+        return {str(dep.def_path): dep.get_hash().value for stage in repo.index.stages for dep in stage.deps
+                if str(dep.def_path).startswith(CODE)}
+
+
+def machine_kind() -> str:
+    """What a run here records as its hardware: the GPU's name, else the CPU kind (as train.json's gpu/cpu_kind)."""
+    import torch
+
+    from ..hardware import cpu_kind
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_kind()
+
+
+def code_differs(row: dict, code: dict[str, str]) -> str | None:
+    mine = code_deps(row)
+    changed = sorted(p for p in set(mine) | set(code) if mine.get(p) != code.get(p))
+    return f"code {', '.join(changed[:3])}{' and more' if len(changed) > 3 else ''}" if changed else None
+
+
+def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: bool, store: Path) -> set[str]:
+    """The names in `runs` finished with exactly these params, data and code: at this commit (`dvc exp show`), or
+    kept in `store` by an earlier report and run on this CPU kind. One that differs says so; with `remove_stale`, an
+    experiment is removed (it runs again under its name)."""
     found, workspace = experiments()
+    kept = {r["name"]: r for r in read_store(store)}
+    code, kind = workspace_code(), (machine_kind() if kept else None)
     done = set()
     for name, sets in runs:
-        if name not in found or not found[name]["metrics"].get(EVAL_METRICS):  # absent, queued or failed
-            continue
-        why = differs(found[name], sets + extra, workspace)
-        if why is None:
-            done.add(name)
-            continue
-        print(f"emotion-compare-all: {name} finished with other settings ({why})"
-              + ("; removed, it runs again" if remove_stale else "; left out of the report"), flush=True)
-        if remove_stale and dvc("exp", "remove", name).returncode != 0:
-            raise SystemExit(f"emotion-compare-all: `dvc exp remove {name}` failed; remove it by hand")
+        head = found.get(name)  # a queued or failed one has no eval metrics: it runs again
+        if head is not None and head["metrics"].get(EVAL_METRICS):
+            why = differs(head, sets + extra, workspace) or code_differs(head, code)
+            if why is None:
+                done.add(name)
+                continue
+            print(f"emotion-compare-all: {name} finished with other settings ({why})"
+                  + ("; removed, it runs again" if remove_stale else "; left out of the report"), flush=True)
+            if remove_stale:
+                if dvc("exp", "remove", name).returncode != 0:
+                    raise SystemExit(f"emotion-compare-all: `dvc exp remove {name}` failed; remove it by hand")
+                head = None
+        if name in kept and head is None:  # the report reads `dvc exp show` first: only a name it lacks is kept's
+            train = kept[name]["metrics"].get(TRAIN_METRICS, {})
+            ran_on = train.get("gpu") or train.get("cpu_kind")
+            why = (differs(kept[name], sets + extra, workspace) or code_differs(kept[name], code)
+                   or (f"ran on {ran_on}, this machine is {kind}" if ran_on != kind else None))
+            if why is None:
+                done.add(name)
+            else:
+                print(f"emotion-compare-all: {name} kept in {store} is another run ({why}); it runs again", flush=True)
     return done
 
 
@@ -120,9 +160,9 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def run_all(runs: list[tuple[str, list[str]]], extra: list[str], push: str | None) -> list[str]:
+def run_all(runs: list[tuple[str, list[str]]], extra: list[str], push: str | None, store: Path) -> list[str]:
     """Run what has not finished, one at a time, with progress; returns the names that failed."""
-    done = finished(runs, extra, remove_stale=True)
+    done = finished(runs, extra, remove_stale=True, store=store)
     todo = [(name, sets) for name, sets in runs if name not in done]
     print(f"emotion-compare-all: {len(runs)} experiments, {len(runs) - len(todo)} finished already, "
           f"{len(todo)} to run", flush=True)
@@ -199,8 +239,9 @@ def main(argv=None) -> None:
     encoders = ([e for e in ENCODERS if e != default] if args.encoders is None
                 else [e.strip() for e in args.encoders.split(",") if e.strip()])
     runs = plan(archs, seeds, args.prefix, args.set, encoder_rows(archs, encoders))
-    failed = [] if args.report_only else run_all(my_share(runs, args.share), args.set, args.push)
-    have = finished(runs, args.set, remove_stale=False)
+    store = Path(args.out).with_suffix(".json")  # the report's kept rows (emotion-report --store)
+    failed = [] if args.report_only else run_all(my_share(runs, args.share), args.set, args.push, store)
+    have = finished(runs, args.set, remove_stale=False, store=store)
     present = [name for name, _ in runs if name in have]
     missing = [name for name, _ in runs if name not in have]
     if missing:

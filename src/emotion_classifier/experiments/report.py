@@ -14,6 +14,10 @@ scores are read from each experiment's commit (`git show REV:dvclive/...`, `...:
 
 Only experiments of one base commit are read, and rows whose code, data, CPU kind or precision differ are refused
 (`--allow-mixed` puts them side by side anyway): a report compares like with like.
+
+The rendered rows, with their curves and per-label scores, are kept beside the report (reports/experiments.json,
+`--store`): a named experiment that `dvc exp show` no longer has (another session, another machine) is read from
+there, and `emotion-compare-all` reuses a kept row while its code, params, data and CPU kind are this workspace's.
 """
 
 from __future__ import annotations
@@ -29,7 +33,17 @@ import yaml
 
 from ..files import atomic_path
 from .charts import chart, curves_chart, per_label_chart
-from .collect import attach_artifacts, best_of_groups, check_like_with_like, collect, flatten, git_reader, seed_groups
+from .collect import (
+    attach_artifacts,
+    best_of_groups,
+    check_like_with_like,
+    collect,
+    flatten,
+    git_reader,
+    read_store,
+    seed_groups,
+    write_store,
+)
 from .render import render
 
 
@@ -43,6 +57,8 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     ap.add_argument("--params", default="params.yaml", help="defaults the rows are compared with")
     ap.add_argument("--reference", default="reference/results.yaml", help="targets per architecture")
     ap.add_argument("--rev", help="the base commit whose experiments are read (default: HEAD)")
+    ap.add_argument("--store", help="the rows kept beside the report, read for named experiments that `dvc exp "
+                                    "show` lacks, then rewritten (default: --out with .json)")
     ap.add_argument("--allow-mixed", action="store_true",
                     help="compare rows whose code, data, CPU kind or precision differ (refused by default)")
     args = ap.parse_args(argv)
@@ -56,7 +72,8 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
         exp = json.loads(r.stdout)
     base = next((e["rev"] for e in exp if e.get("rev") != "workspace" and str(e.get("rev")).startswith(args.rev or "")),
                 args.rev)  # HEAD's full sha (dvc exp show lists it first), or --rev's
-    rows = collect(exp, args.experiments, base)
+    store = Path(args.store or Path(args.out).with_suffix(".json"))
+    rows = collect(exp, args.experiments, base, stored=read_store(store) if args.experiments else ())
     search = collect(exp, args.search, base) if args.search else []
     rows = [r for r in rows if r not in search]
     if not rows:
@@ -73,12 +90,14 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:
         tmp.write_text(render(rows, defaults, targets, search))
+    write_store(rows, store)
     chart(groups, args.chart, targets)
     stem = Path(args.chart).with_suffix("")
     best = best_of_groups(groups)  # one line or bar per group: its best seed on dev
     curves_chart(best, f"{stem}_curves.png")
     per_label_chart(best, f"{stem}_per_label.png")
-    print(f"{len(rows)} experiments -> {args.out}, {args.chart}, {stem}_curves.png, {stem}_per_label.png")
+    print(f"{len(rows)} experiments -> {args.out} (rows kept in {store}), {args.chart}, {stem}_curves.png, "
+          f"{stem}_per_label.png")
 
 
 if __name__ == "__main__":
