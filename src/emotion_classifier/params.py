@@ -48,6 +48,10 @@ class DataParams:
 @dataclass(frozen=True)
 class PrepareParams:
     subset_seed: int = param(integer(0), 0)
+    # minority-label augmentation of train (emotion_classifier.augment): each label with fewer examples gets
+    # label-union concatenations up to this many; 0 = off
+    augment_to: int = param(integer(0), 0)
+    augment_seed: int = param(integer(0), 0)
 
 
 @dataclass(frozen=True)
