@@ -179,6 +179,7 @@ def test_ensemble_exports_to_onnx_member_by_member(ensemble_dir, tmp_path):
 def test_search_tables_every_ensemble_holding_the_first_or_every_one(ensemble_dir, monkeypatch):
     import shutil
 
+    from emotion_classifier.errors import UserError
     from emotion_classifier.experiments import ensemble_search
 
     d, p = ensemble_dir
@@ -197,6 +198,13 @@ def test_search_tables_every_ensemble_holding_the_first_or_every_one(ensemble_di
     by_dir = ensemble_search.search([member, "a"], p.data.prepared_dir, p.policy)
     assert [line.split(" | ")[0] for line in by_dir[2:]] == [f"| {member}", f"| {member} + a"]
     assert by_dir[3].split(" | ")[2:] == lines[3].split(" | ")[2:]  # the model of experiment "b": a + b's scores
+    by_label = ensemble_search.search(["a", "b"], p.data.prepared_dir, p.policy, labels=["anger", "joy"])
+    assert by_label[0].endswith("| CV micro F1 | CV anger | CV joy |")
+    assert {len(line.split("|")) for line in by_label} == {len(by_label[0].split("|"))}
+    assert all(line.startswith(old) for line, old in zip(by_label[2:], lines[2:4], strict=True))  # columns added
+    assert all(0 <= float(f) <= 1 for line in by_label[2:] for f in line.strip(" |").split(" | ")[-2:])
+    with pytest.raises(UserError, match="--labels: no label grief"):
+        ensemble_search.search(["a"], p.data.prepared_dir, p.policy, labels=["grief"])
 
 
 def test_fit_temperature_recovers_an_overconfident_models_calibration():
@@ -226,11 +234,13 @@ def test_a_shorter_member_list_drops_the_rest(ensemble_dir, tmp_path):
 def test_cross_validated_f1_does_not_flatter_noise():
     from emotion_classifier import metrics as M
     from emotion_classifier import thresholds as T
-    from emotion_classifier.ensemble import cross_validated_f1
+    from emotion_classifier.ensemble import cross_validated_f1, held_out_predictions
 
     rng = np.random.default_rng(0)
     y = rng.random((500, 4)) < 0.3
     assert cross_validated_f1(y, np.where(y, 0.7, 0.2)) == pytest.approx((1.0, 1.0))  # separable: perfect
+    held_out = list(held_out_predictions(y, np.where(y, 0.7, 0.2)))
+    assert len(held_out) == 4 and all((pred == y).all() and len(parts) == 5 for parts, pred in held_out)
     y = rng.random((500, 4)) < 0.05  # rare labels, uninformative scores: thresholds tuned on the scored
     noise = rng.random(y.shape)      # examples themselves catch lucky positives (0.109 here, 0.060 held out)
     in_sample = M.macro_f1(y, T.apply(noise, T.tune(y, noise)["strategies"]["per_label"]))

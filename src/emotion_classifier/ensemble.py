@@ -56,20 +56,30 @@ def logit(probs: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def held_out_predictions(y: np.ndarray, probs: np.ndarray, metric: str = "micro_f1", min_positives: int = 5,
+                         folds: int = 5, repeats: int = 4):
+    """Per repeat, the folds of dev and dev's predictions, each fold's made with per-label thresholds tuned on the
+    other folds."""
+    from . import thresholds as T
+
+    for repeat in range(repeats):
+        parts = np.array_split(np.random.default_rng(repeat).permutation(len(y)), folds)
+        pred = np.zeros(y.shape, dtype=np.int8)
+        for k in range(folds):
+            fit_on = np.concatenate([parts[j] for j in range(folds) if j != k])
+            tuned = T.tune(y[fit_on], probs[fit_on], metric, min_positives)["strategies"]["per_label"]
+            pred[parts[k]] = T.apply(probs[parts[k]], tuned)
+        yield parts, pred
+
+
 def cross_validated_f1(y: np.ndarray, probs: np.ndarray, metric: str = "micro_f1", min_positives: int = 5,
                        folds: int = 5, repeats: int = 4) -> tuple[float, float]:
     """Macro and micro F1 with per-label thresholds tuned on the other folds of dev, averaged over folds
     and repeats: dev's own tuned F1 flatters every model (the thresholds fit its noise), this does not."""
     from . import metrics as M
-    from . import thresholds as T
 
     macro, micro = [], []
-    for repeat in range(repeats):
-        parts = np.array_split(np.random.default_rng(repeat).permutation(len(y)), folds)
-        for k in range(folds):
-            fit_on = np.concatenate([parts[j] for j in range(folds) if j != k])
-            tuned = T.tune(y[fit_on], probs[fit_on], metric, min_positives)["strategies"]["per_label"]
-            pred = T.apply(probs[parts[k]], tuned)
-            macro.append(M.macro_f1(y[parts[k]], pred))
-            micro.append(M.micro_f1(y[parts[k]], pred))
+    for parts, pred in held_out_predictions(y, probs, metric, min_positives, folds, repeats):
+        macro += [M.macro_f1(y[part], pred[part]) for part in parts]
+        micro += [M.micro_f1(y[part], pred[part]) for part in parts]
     return float(np.mean(macro)), float(np.mean(micro))

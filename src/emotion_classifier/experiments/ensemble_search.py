@@ -6,8 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .. import thresholds as T
-from ..ensemble import average, cross_entropy, cross_validated_f1, fit_temperature, fit_weights, tempered
+from ..ensemble import (
+    average,
+    cross_entropy,
+    cross_validated_f1,
+    fit_temperature,
+    fit_weights,
+    held_out_predictions,
+    tempered,
+)
 from ..errors import UserError, one_line_errors
 
 
@@ -51,11 +61,23 @@ def experiment_model(name: str, dest: str | Path, repo: str | Path = ".") -> Pat
     return dest
 
 
+def held_out_label_f1(y, probs, policy: T.Policy, columns: list[int]) -> list[float]:
+    """Each label's F1 over the whole of dev with every fold's predictions made by thresholds tuned on the other
+    folds, averaged over repeats: a rare label has too few positives in one fold for a per-fold F1."""
+    from .. import metrics as M
+
+    scores = [M.f1_per_label(y, pred)[columns] for _, pred in held_out_predictions(y, probs, policy.metric,
+                                                                                      policy.min_positives)]
+    return list(np.mean(scores, axis=0))
+
+
 def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, max_size: int = 5,
-           repo: str | Path = ".", temperature: bool = False, every: bool = False) -> list[str]:
+           repo: str | Path = ".", temperature: bool = False, every: bool = False,
+           labels: list[str] = ()) -> list[str]:
     """Dev only: each combination of the experiments' models that holds the first (`every`: each combination),
-    weights fitted on dev, dev F1 with thresholds tuned on dev itself and cross-validated on dev. Markdown table
-    lines. `temperature`: each model's probabilities are first calibrated by a temperature fitted on dev."""
+    weights fitted on dev, dev F1 with thresholds tuned on dev itself and cross-validated on dev (and each of
+    `labels`' held-out F1). Markdown table lines. `temperature`: each model's probabilities are first calibrated by
+    a temperature fitted on dev."""
     import itertools
     import tempfile
 
@@ -64,7 +86,11 @@ def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, m
     from ..inference import EmotionClassifier
     from ..model_dir.model import load
 
-    splits, _ = data.load_prepared(prepared_dir)
+    splits, names = data.load_prepared(prepared_dir)
+    unknown = [label for label in labels if label not in names]
+    if unknown:
+        raise UserError(f"--labels: no label {', '.join(unknown)}; the labels are {', '.join(names)}")
+    columns = [names.index(label) for label in labels]
     y, texts = data.label_matrix(splits["dev"]), splits["dev"]["text"]
     metric, min_positives = policy.metric, policy.min_positives
     probs = {}
@@ -80,8 +106,9 @@ def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, m
             f"{n} {t:.3f} ({cross_entropy(probs[n], y):.4f} -> {cross_entropy(calibrated[n], y):.4f})"
             for n, t in temperatures.items()))
         probs = calibrated
-    lines = ["| models | weights (fitted on dev) | dev macro F1 | dev micro F1 | CV macro F1 | CV micro F1 |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| models | weights (fitted on dev) | dev macro F1 | dev micro F1 | CV macro F1 | CV micro F1 |"
+             + "".join(f" CV {label} |" for label in labels),
+             "| --- | --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(labels)]
     combos = (c for size in range(1, min(max_size, len(experiments)) + 1)
               for c in itertools.combinations(experiments, size) if every or experiments[0] in c)
     for combo in combos:
@@ -90,7 +117,8 @@ def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, m
         pred = T.apply(p, T.tune(y, p, metric, min_positives)["strategies"]["per_label"])
         cv_macro, cv_micro = cross_validated_f1(y, p, metric, min_positives)
         lines.append(f"| {' + '.join(combo)} | {', '.join(f'{w:.2f}' for w in weights)} | "
-                     f"{M.macro_f1(y, pred):.4f} | {M.micro_f1(y, pred):.4f} | {cv_macro:.4f} | {cv_micro:.4f} |")
+                     f"{M.macro_f1(y, pred):.4f} | {M.micro_f1(y, pred):.4f} | {cv_macro:.4f} | {cv_micro:.4f} |"
+                     + "".join(f" {f:.4f} |" for f in held_out_label_f1(y, p, policy, columns)))
     return lines
 
 
@@ -107,12 +135,14 @@ def main(argv=None) -> None:
     ap.add_argument("experiments", nargs="+", help="experiment names (`dvc exp list`) or model directories")
     ap.add_argument("--max-size", type=int, default=5, help="most models in one ensemble")
     ap.add_argument("--every", action="store_true", help="every combination, not only those holding the first")
+    ap.add_argument("--labels", default="", help="comma-separated labels whose held-out F1 gets a column each")
     ap.add_argument("--temperature", action="store_true",
                     help="calibrate each model by a temperature fitted on dev before fitting the weights")
     args = ap.parse_args(argv)
     params = load_params()
     print("\n".join(search(args.experiments, params.data.prepared_dir, params.policy, args.max_size,
-                           temperature=args.temperature, every=args.every)))
+                           temperature=args.temperature, every=args.every,
+                           labels=[label for label in args.labels.split(",") if label])))
 
 
 if __name__ == "__main__":
