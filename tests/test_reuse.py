@@ -204,12 +204,13 @@ def test_a_finished_experiment_with_other_params_or_data_is_not_finished(tmp_pat
     assert compare_all.differs(row, sets, {"deps": {"data/raw/goemotions": "bbb.dir"}}).startswith("data (")
 
 
-def test_a_kept_row_is_finished_only_while_its_params_data_code_and_cpu_kind_are_this_workspaces(
+def test_a_kept_row_is_finished_only_while_its_params_data_code_libraries_and_cpu_kind_are_this_workspaces(
         tmp_path, monkeypatch, capsys):
     import yaml
 
     from emotion_classifier.experiments import compare_all
-    from emotion_classifier.experiments.collect import write_store
+    from emotion_classifier.experiments.collect import read_store, write_store
+    from emotion_classifier.training.checkpoint import library_versions
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "model": {"name": "x"},
@@ -237,6 +238,13 @@ def test_a_kept_row_is_finished_only_while_its_params_data_code_and_cpu_kind_are
                         ("ran on amx, this machine is avx2", {"kind": "avx2"})):
         done, log = finished(**kwargs)
         assert not done and f"cmp-textcnn-s0 kept in {tmp_path / 'kept.json'} is another run ({why})" in log, log
+    # the store recorded this environment's versions; a row made with another transformers is another run
+    here = library_versions()
+    assert read_store(tmp_path / "kept.json")[0]["libraries"] == here
+    write_store([{**row, "libraries": {**here, "transformers": "4.0.0"}}], tmp_path / "kept.json")
+    done, log = finished()
+    assert not done and f"is another run (libraries transformers 4.0.0 -> {here['transformers']})" in log, log
+    write_store([row], tmp_path / "kept.json")
     runs = [("cmp-textcnn-s0", ["model.name=textcnn", "seed=1"])]  # the name kept, other params
     done, log = finished()
     assert not done and "is another run (params seed 0 -> 1)" in log, log

@@ -120,16 +120,20 @@ def attach_artifacts(rows: list[dict], read: Callable[[str, str], str | None]) -
         r["per_label"] = pd.read_csv(io.StringIO(csv)) if csv else None
 
 
-STORED = ("name", "rev", "base", "params", "metrics", "deps", "curves")
+STORED = ("name", "rev", "base", "params", "metrics", "deps", "curves", "libraries")
 
 
 def write_store(rows: list[dict], path) -> None:
     """The rows a report rendered, with their curves and per-label scores, as JSON kept in git beside the report:
     the experiments' refs and commits may not outlive the machine, and a later comparison reuses the rows whose
-    code, params, data and CPU kind still match (`emotion-compare-all`)."""
+    code, params, data, library versions and CPU kind still match (`emotion-compare-all`). A row of `dvc exp show`
+    gets the versions of this environment: the one `emotion-compare-all` ran it in just before (its run id and the
+    model cache hold them too, but `dvc exp show` does not)."""
     from ..files import write_json
+    from ..training.checkpoint import library_versions
 
-    write_json(path, [{**{k: r.get(k) for k in STORED},
+    here = library_versions()
+    write_json(path, [{**{k: r.get(k) for k in STORED}, "libraries": r.get("libraries") or here,
                        "per_label": None if r.get("per_label") is None else r["per_label"].to_dict(orient="records")}
                       for r in rows])
 

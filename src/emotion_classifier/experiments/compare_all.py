@@ -12,9 +12,9 @@ named `<prefix>-<architecture>[-<encoder>]-s<seed>` (with `--set`, `<prefix>-<ta
 in for the full run). Resumable, keyed on content: an experiment of that name whose recorded params, data and code
 (every code dep's hash) equal what this invocation runs is finished and skipped, whether `dvc exp show` has it at
 this commit or the report's kept rows do (reports/experiments.json, from an earlier commit or session: then it must
-also have run on this CPU kind, or the report could not put it beside the new rows). One that differs is removed
-(kept: left) and runs again, and the log says why. The ensembles run last: their members are the architectures'
-own runs, copied from the model cache.
+also have run with these library versions and on this CPU kind, or the report could not put it beside the new rows).
+One that differs is removed (kept: left) and runs again, and the log says why. The ensembles run last: their
+members are the architectures' own runs, copied from the model cache.
 """
 
 from __future__ import annotations
@@ -117,6 +117,14 @@ def machine_kind() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_kind()
 
 
+def libraries_differ(row: dict) -> str | None:
+    from ..training.checkpoint import library_versions
+
+    theirs, mine = row.get("libraries") or {}, library_versions()
+    changed = [f"{k} {theirs.get(k)} -> {v}" for k, v in mine.items() if theirs.get(k) != v]
+    return f"libraries {', '.join(changed)}" if changed else None
+
+
 def code_differs(row: dict, code: dict[str, str]) -> str | None:
     mine = code_deps(row)
     changed = sorted(p for p in set(mine) | set(code) if mine.get(p) != code.get(p))
@@ -148,6 +156,7 @@ def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: 
             train = kept[name]["metrics"].get(TRAIN_METRICS, {})
             ran_on = train.get("gpu") or train.get("cpu_kind")
             why = (differs(kept[name], sets + extra, workspace) or code_differs(kept[name], code)
+                   or libraries_differ(kept[name])
                    or (f"ran on {ran_on}, this machine is {kind}" if ran_on != kind else None))
             if why is None:
                 done.add(name)
