@@ -408,12 +408,17 @@ def recipe_sources(params: Params) -> dict[str, str]:
     or 'train.K' (an explicit value, which won). Keys of `train` and the section's keys the encoder's recipe fills."""
     name = params.model.name
     encoder, by_encoder = params.model.encoder_recipe(name)
-    own = by_encoder.get("train", {})
-    sources = {k: (f"train.{k}" if getattr(params.train, k) is not None else
-                   f"{encoder} recipe" if k in own else "recipe")
-               for k in [*params.model.recipes[name], *[k for k in own if k not in params.model.recipes[name]]]}
+    encoder_train = by_encoder.get("train", {})
+
+    def source(key: str) -> str:
+        if getattr(params.train, key) is not None:
+            return f"train.{key}"
+        return f"{encoder} recipe" if key in encoder_train else "recipe"
+
+    train_keys = dict.fromkeys([*params.model.recipes[name], *encoder_train])  # in order, each once
     arch = params.model.archs[name]
-    return {**sources, **{k: f"{encoder} recipe" for k in by_encoder if k != "train" and getattr(arch, k) is None}}
+    filled = {k: f"{encoder} recipe" for k in by_encoder if k != "train" and getattr(arch, k) is None}
+    return {**{k: source(k) for k in train_keys}, **filled}
 
 
 MEMBER_KEYS = ("seed", "model.", "train.", "loss.")  # what may differ between members: never the data or the scoring
