@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import multi_hot
+
 NEUTRAL = "neutral"
 MAX_WORDS = 40  # a pair this short fits 64 word pieces with room to spare (GoEmotions: ~1.3 pieces a word)
 
@@ -22,34 +24,29 @@ def concatenations(train: pd.DataFrame, names: list[str], to: int, seed: int,
                    max_words: int = MAX_WORDS) -> pd.DataFrame:
     """New rows (id, text, label_ids, labels) for every label with fewer than `to` examples in `train`; none when
     `to` is 0. Counts are taken before any is added, so a partner's label may pass `to` by a few."""
-    counts = np.stack(train["labels"].to_numpy()).sum(axis=0)
+    has = np.stack(train["labels"].to_numpy()).astype(bool)
+    counts = has.sum(axis=0)
     rare = [i for i in np.argsort(counts, kind="stable") if 0 < counts[i] < to]
     if not rare:
         return train.iloc[:0]
     rng = np.random.default_rng(seed)
     words = train["text"].str.split().str.len().to_numpy()
-    has = np.stack(train["labels"].to_numpy()).astype(bool)
     partners = np.flatnonzero(~has[:, names.index(NEUTRAL)] if NEUTRAL in names else np.ones(len(train), bool))
     shortest = words[partners].min() if len(partners) else max_words
-    rows = []
+    pairs = []
     for label in rare:
         sources = np.flatnonzero(has[:, label] & (words <= max_words - shortest))
         if not len(sources):
             continue
         for source in rng.choice(sources, size=to - counts[label]):
             fits = partners[(words[partners] <= max_words - words[source]) & (partners != source)]
-            partner = rng.choice(fits)
-            rows.append(_joined(train.iloc[source], train.iloc[partner], len(rows), len(names)))
-    return pd.DataFrame(rows, columns=train.columns)
-
-
-def _joined(first: pd.Series, second: pd.Series, n: int, n_labels: int) -> dict:
-    label_ids = np.union1d(first["label_ids"], second["label_ids"]).astype(first["label_ids"].dtype)
-    labels = np.zeros(n_labels, dtype=np.int8)
-    labels[label_ids] = 1
+            pairs.append((source, rng.choice(fits)))
+    first, second = (train.iloc[[pair[i] for pair in pairs]].reset_index(drop=True) for i in (0, 1))
+    label_ids = [np.union1d(a, b).astype(a.dtype) for a, b in zip(first["label_ids"], second["label_ids"])]
     # the id names both sources, so a row is traceable and content_hash sees what was joined
-    return {"id": f"aug{n}:{first['id']}+{second['id']}", "text": f"{first['text']} {second['text']}",
-            "label_ids": label_ids, "labels": labels}
+    return pd.DataFrame({"id": [f"aug{n}:{a}+{b}" for n, (a, b) in enumerate(zip(first["id"], second["id"]))],
+                         "text": first["text"] + " " + second["text"], "label_ids": label_ids,
+                         "labels": list(multi_hot(label_ids, len(names)).astype(np.int8))})
 
 
 def augment_train(prepared_dir: str | Path, names: list[str], to: int, seed: int) -> int:

@@ -72,14 +72,19 @@ def held_out_predictions(y: np.ndarray, probs: np.ndarray, metric: str = "micro_
         yield parts, pred
 
 
+def held_out_f1(y: np.ndarray, held_out) -> tuple[float, float]:
+    """Macro and micro F1 of `held_out_predictions`, averaged over folds and repeats."""
+    from . import metrics as M
+
+    macro, micro = [], []
+    for parts, pred in held_out:
+        macro += [M.macro_f1(y[part], pred[part]) for part in parts]
+        micro += [M.micro_f1(y[part], pred[part]) for part in parts]
+    return float(np.mean(macro)), float(np.mean(micro))
+
+
 def cross_validated_f1(y: np.ndarray, probs: np.ndarray, metric: str = "micro_f1", min_positives: int = 5,
                        folds: int = 5, repeats: int = 4) -> tuple[float, float]:
     """Macro and micro F1 with per-label thresholds tuned on the other folds of dev, averaged over folds
     and repeats: dev's own tuned F1 flatters every model (the thresholds fit its noise), this does not."""
-    from . import metrics as M
-
-    macro, micro = [], []
-    for parts, pred in held_out_predictions(y, probs, metric, min_positives, folds, repeats):
-        macro += [M.macro_f1(y[part], pred[part]) for part in parts]
-        micro += [M.micro_f1(y[part], pred[part]) for part in parts]
-    return float(np.mean(macro)), float(np.mean(micro))
+    return held_out_f1(y, held_out_predictions(y, probs, metric, min_positives, folds, repeats))

@@ -120,7 +120,7 @@ def attach_artifacts(rows: list[dict], read: Callable[[str, str], str | None]) -
         r["per_label"] = pd.read_csv(io.StringIO(csv)) if csv else None
 
 
-STORED = ("name", "rev", "base", "params", "metrics", "deps", "curves", "libraries")
+STORED = ("name", "rev", "base", "params", "metrics", "deps", "curves")  # and libraries, per_label
 
 
 def write_store(rows: list[dict], path) -> None:

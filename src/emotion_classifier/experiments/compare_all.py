@@ -117,10 +117,8 @@ def machine_kind() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_kind()
 
 
-def libraries_differ(row: dict) -> str | None:
-    from ..training.checkpoint import library_versions
-
-    theirs, mine = row.get("libraries") or {}, library_versions()
+def libraries_differ(row: dict, mine: dict[str, str]) -> str | None:
+    theirs = row.get("libraries") or {}
     changed = [f"{k} {theirs.get(k)} -> {v}" for k, v in mine.items() if theirs.get(k) != v]
     return f"libraries {', '.join(changed)}" if changed else None
 
@@ -137,7 +135,9 @@ def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: 
     experiment is removed (it runs again under its name)."""
     found, workspace = experiments()
     kept = {r["name"]: r for r in read_store(store)}
-    code, kind = workspace_code(), (machine_kind() if kept else None)
+    from ..training.checkpoint import library_versions
+
+    code, kind, libraries = workspace_code(), (machine_kind() if kept else None), library_versions()
     done = set()
     for name, sets in runs:
         head = found.get(name)  # a queued or failed one has no eval metrics: it runs again
@@ -156,7 +156,7 @@ def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: 
             train = kept[name]["metrics"].get(TRAIN_METRICS, {})
             ran_on = train.get("gpu") or train.get("cpu_kind")
             why = (differs(kept[name], sets + extra, workspace) or code_differs(kept[name], code)
-                   or libraries_differ(kept[name])
+                   or libraries_differ(kept[name], libraries)
                    or (f"ran on {ran_on}, this machine is {kind}" if ran_on != kind else None))
             if why is None:
                 done.add(name)

@@ -12,9 +12,9 @@ from .. import thresholds as T
 from ..ensemble import (
     average,
     cross_entropy,
-    cross_validated_f1,
     fit_temperature,
     fit_weights,
+    held_out_f1,
     held_out_predictions,
     tempered,
 )
@@ -61,14 +61,13 @@ def experiment_model(name: str, dest: str | Path, repo: str | Path = ".") -> Pat
     return dest
 
 
-def held_out_label_f1(y, probs, policy: T.Policy, columns: list[int]) -> list[float]:
+def held_out_label_f1(y, held_out, columns: list[int]) -> list[float]:
     """Each label's F1 over the whole of dev with every fold's predictions made by thresholds tuned on the other
-    folds, averaged over repeats: a rare label has too few positives in one fold for a per-fold F1."""
+    folds (`held_out_predictions`), averaged over repeats: a rare label has too few positives in one fold for a
+    per-fold F1."""
     from .. import metrics as M
 
-    scores = [M.f1_per_label(y, pred)[columns] for _, pred in held_out_predictions(y, probs, policy.metric,
-                                                                                      policy.min_positives)]
-    return list(np.mean(scores, axis=0))
+    return list(np.mean([M.f1_per_label(y, pred)[columns] for _, pred in held_out], axis=0))
 
 
 def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, max_size: int = 5,
@@ -115,10 +114,11 @@ def search(experiments: list[str], prepared_dir: str | Path, policy: T.Policy, m
         weights = fit_weights([probs[n] for n in combo], y)
         p = average([probs[n] for n in combo], weights)
         pred = T.apply(p, T.tune(y, p, metric, min_positives)["strategies"]["per_label"])
-        cv_macro, cv_micro = cross_validated_f1(y, p, metric, min_positives)
+        held_out = list(held_out_predictions(y, p, metric, min_positives))  # tuned once for every CV column
+        cv_macro, cv_micro = held_out_f1(y, held_out)
         lines.append(f"| {' + '.join(combo)} | {', '.join(f'{w:.2f}' for w in weights)} | "
                      f"{M.macro_f1(y, pred):.4f} | {M.micro_f1(y, pred):.4f} | {cv_macro:.4f} | {cv_micro:.4f} |"
-                     + "".join(f" {f:.4f} |" for f in held_out_label_f1(y, p, policy, columns)))
+                     + "".join(f" {f:.4f} |" for f in held_out_label_f1(y, held_out, columns)))
     return lines
 
 
