@@ -62,3 +62,6 @@ def test_the_prepare_stage_augments_train_only(tiny_raw, tmp_path):
     n = len(base["train"])
     pd.testing.assert_frame_equal(splits["train"].iloc[:n], base["train"])
     assert len(splits["train"]) == n + len(concatenations(base["train"], names, 60, seed=0)) > n
+    first = (tmp_path / "prepared/train.parquet").read_bytes()
+    stage.run(params, tmp_path)  # a repeat writes the same bytes: DVC's cached output does not change
+    assert (tmp_path / "prepared/train.parquet").read_bytes() == first
