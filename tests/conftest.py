@@ -195,6 +195,17 @@ def train_and_tune(d: Path, params: dict) -> Path:
     return d / "models"
 
 
+@pytest.fixture(scope="session")
+def tuned_model(tmp_path_factory, tiny_encoder, tiny_prepared) -> Path:
+    """A tiny fine-tuned model (pooler head: it exports to Hugging Face) with thresholds tuned on dev, those for
+    its onnxruntime int8 graph too. Trained once for every test that only reads it: copy it before changing it."""
+    from emotion_classifier.params import with_overrides
+
+    p = with_overrides(tiny_params(tiny_encoder, "transformer_finetune", epochs=2), {
+        "data.prepared_dir": str(tiny_prepared), "model.transformer_finetune.pooling": "pooler",
+        "tune_thresholds.onnx_int8": True})
+    return train_and_tune(tmp_path_factory.mktemp("tuned_model"), p)
+
 
 def run_stage(stage: str, params, root: Path) -> None:
     """A stage's body as `dvc repro` runs it (emotion_classifier.stages.<stage>.run), its outputs in `root`."""

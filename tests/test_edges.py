@@ -1,6 +1,7 @@
 """Issue 30's probes: a damaged model directory or odd input gets one clear line, the input is never overwritten,
 a huge line is cut before the tokenizer, blank texts follow one rule."""
 
+import csv
 import json
 import os
 import shutil
@@ -12,25 +13,22 @@ import pytest
 
 from emotion_classifier.data import DataError, read_label_names, read_split
 from emotion_classifier.encoder import bounded
-from emotion_classifier.params import with_overrides
 from emotion_classifier.predict import main as predict_main
 
-from .conftest import tiny_params, train_and_tune
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
-    d = tmp_path_factory.mktemp("edges")
-    p = with_overrides(tiny_params(tiny_encoder, "transformer_finetune", epochs=1),
-                       {"data.prepared_dir": str(tiny_prepared)})
-    return train_and_tune(d, p)
+@pytest.fixture
+def model_dir(tuned_model):
+    return tuned_model  # conftest's: trained once for the session; copied before it is damaged
 
 
 def predict(args, capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as e:
+    """(exit code, stderr) of emotion-predict `args`."""
+    try:
         predict_main(args)
-    err = capsys.readouterr().err.strip()
-    return e.value.code, err
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err.strip()
 
 
 def _json_edit(path, change):
@@ -100,15 +98,75 @@ def test_batch_size_must_be_positive(model_dir, capsys, size):
     assert code == 2 and "--batch-size" in err and "is not a whole number >= 1" in err
 
 
-def test_blank_texts_are_skipped_in_every_format(model_dir, tmp_path, capsys):
-    files = {"in.txt": "happy\n\n   \nangry\n", "in.jsonl": '{"text": "happy"}\n\n{"text": "angry"}\n',
-             "in.csv": 'text\nhappy\n""\nangry\n'}
+def test_blank_texts_keep_their_row_in_every_format(model_dir, tmp_path, capsys):
+    """Issue 49 (10): output row i is input row i; a blank text is kept, unscored, in .txt, .jsonl and .csv alike
+    (a .jsonl {"text": ""} was scored while a blank line was dropped)."""
+    files = {"in.txt": "happy\n\n   \nangry\n", "in.jsonl": '{"text": "happy"}\n\n{"text": ""}\n{"text": "angry"}\n',
+             "in.csv": 'text\nhappy\n""\n   \nangry\n'}
     for name, content in files.items():
         (tmp_path / name).write_text(content)
-        predict_main(["--model-dir", str(model_dir), "--input", str(tmp_path / name), "--output",
-                      str(tmp_path / f"{name}.out.jsonl")])
-        out = [json.loads(x)["text"] for x in (tmp_path / f"{name}.out.jsonl").read_text().splitlines()]
-        assert out == ["happy", "angry"], (name, out)
+        for out_name in (f"{name}.out.jsonl", f"{name}.out.csv"):
+            predict_main(["--model-dir", str(model_dir), "--input", str(tmp_path / name), "--output",
+                          str(tmp_path / out_name), "--all-scores"])
+        recs = [json.loads(x) for x in (tmp_path / f"{name}.out.jsonl").read_text().splitlines()]
+        assert [r["text"].strip() for r in recs] == ["happy", "", "", "angry"], (name, recs)
+        assert [r["labels"] == [] and r["scores"] is None for r in recs] == [False, True, True, False]
+        rows = list(csv.reader((tmp_path / f"{name}.out.csv").open()))[1:]
+        assert [r[0].strip() for r in rows] == ["happy", "", "", "angry"] and rows[1][1:] == ["", "", "", ""]
+        assert "4 rows (2 blank, kept unscored)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, content", [
+    ("in.tsv", "id\ttext\n1\tso happy\n2\tmad, angry\n"),
+    ("in.ndjson", '{"text": "so happy"}\n{"text": "mad, angry"}\n'),
+    ("in.json", '["so happy", {"text": "mad, angry"}]'),
+    ("in.TXT", "so happy\nmad, angry\n"),
+])
+def test_every_format_a_user_hands_it_is_read_as_what_it_is(model_dir, tmp_path, capsys, name, content):
+    """Issue 49 (9): .tsv, .ndjson and .json were read as plain text, one line a text."""
+    (tmp_path / name).write_text(content)
+    code, err = predict(["--model-dir", str(model_dir), "--input", str(tmp_path / name), "--output",
+                         str(tmp_path / "o.jsonl")], capsys)
+    assert code == 0, err
+    assert [json.loads(x)["text"] for x in (tmp_path / "o.jsonl").read_text().splitlines()] == ["so happy",
+                                                                                               "mad, angry"]
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("in.xml", "<t>so happy</t>\n", "in.xml: cannot tell the format from the suffix '.xml'"),
+    ("in", "so happy\n", "in: cannot tell the format from the suffix '(none)'"),
+    ("in.json", '{"text": "hi"}', "in.json: expected a JSON array of texts"),
+    ("in.json", '["ok", 3]', "in.json: item 1: expected an object with a \"text\" field"),
+    ("in.json", '["ok",\n oops]', "in.json:2: not valid JSON"),
+    ("in.tsv", "so happy\t1\n", "in.tsv:1: no `text` column in the header"),
+    ("in.txt", "so happy\rso sad\rfine\r", "in.txt:1: a carriage return inside the line"),
+    ("in.csv", 'id,"te"xt\n1,hi\n', "in.csv:1: the record starting here is not valid CSV"),
+])
+def test_inputs_it_cannot_read_get_one_line_naming_file_and_line(model_dir, tmp_path, capsys, name, content, says):
+    """Issue 49 (9, 11): an unknown suffix, a CR-only file (was one text), a CSV header that is not CSV (was an
+    UnboundLocalError)."""
+    (tmp_path / name).write_text(content, newline="")
+    code, err = predict(["--model-dir", str(model_dir), "--input", str(tmp_path / name)], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], err
+
+
+def test_output_to_a_fifo_or_a_device_is_written_in_place(model_dir, tmp_path, capsys):
+    """Issue 49 (12): --output /dev/null (as root) or a FIFO was replaced by a regular file."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    code, err = predict(["--model-dir", str(model_dir), "--text", "so happy", "--output", str(fifo)], capsys)
+    reader.join(30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and json.loads(got[0])["text"] == "so happy"
+    assert predict(["--model-dir", str(model_dir), "--text", "so happy", "--output", "/dev/null"], capsys)[0] == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
 def test_a_huge_line_is_cut_to_what_its_tokens_come_from(tiny_encoder):

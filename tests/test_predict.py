@@ -7,20 +7,12 @@ import numpy as np
 import pytest
 
 from emotion_classifier import EmotionClassifier
-from emotion_classifier.params import with_overrides
 from emotion_classifier.predict import main as predict_main
 
-from .conftest import tiny_params, train_and_tune
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny_encoder, tiny_prepared):
-    d = tmp_path_factory.mktemp("predict")
-    p = with_overrides(tiny_params(tiny_encoder, "transformer_finetune", epochs=2), {
-        "data.prepared_dir": str(tiny_prepared),
-        "model.transformer_finetune.pooling": "pooler",  # the export needs it, whatever params.yaml says
-        "tune_thresholds.onnx_int8": True})  # thresholds for the int8 model too
-    return train_and_tune(d, p)
+@pytest.fixture
+def model_dir(tuned_model):
+    return tuned_model  # conftest's: trained once for the session
 
 
 def test_python_api(model_dir):
@@ -76,7 +68,9 @@ def test_invalid_utf8_line(model_dir, tmp_path, capsys):
     assert f"{src}:3: invalid UTF-8" in capsys.readouterr().err
     predict_main(["--model-dir", str(model_dir), "--input", str(src), "--skip-invalid", "--json"])
     cap = capsys.readouterr()
-    assert len(cap.out.splitlines()) == 3 and f"{src}:3: invalid UTF-8, line skipped" in cap.err
+    recs = [json.loads(line) for line in cap.out.splitlines()]
+    assert [r["text"] for r in recs] == ["happy", "fine", "", "angry"]  # row 3 kept, empty: rows stay in step
+    assert recs[2]["labels"] == [] and f"{src}:3: invalid UTF-8, line skipped" in cap.err
 
 
 def test_missing_or_incompatible_model_dir(model_dir, tmp_path, capsys):
