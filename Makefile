@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,onnx]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,onnx,serve]'
 	$(PY) tools/offline_plots.py --install \
 	  || echo "warning: no offline plots template (npm missing?): dvc plots show needs internet until this works"
 	touch $(STAMP)

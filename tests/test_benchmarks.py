@@ -124,3 +124,13 @@ def test_a_busy_cpu_marks_a_benchmark_contended_or_stops_it(tiny_encoder, tiny_r
         busy.wait()
     assert state["contended"] is True and "CONTENDED" in capsys.readouterr().out
     assert any("while True" in p for p in state["before"]["processes"])  # names the competitor
+
+
+def test_serve_benchmark_loads_three_servers_side_by_side(tiny_encoder, tiny_raw):
+    out = load("serve").main(["--encoder", str(tiny_encoder), "--data", str(tiny_raw), "--clients", "1,4",
+                              "--seconds", "0.5", "--soak", "0.5"])
+    assert len(out["results"]) == 3 and all(set(rows) == {1, 4} for rows in out["results"].values())
+    for rows in out["results"].values():
+        assert all(r["errors"] == 0 and r["requests"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"] for r in rows.values())
+    assert set(out["ratios"]) == {"(a)/(c) req/s at 4", "(a)/(b) req/s at 4"} and all(out["ratios"].values())
+    assert out["soak"]["errors"] == 0 and out["soak"]["rss_mb_end"] > 0
