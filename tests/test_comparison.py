@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from emotion_classifier.architectures import REGISTRY
+from emotion_classifier.errors import UserError
 from emotion_classifier.experiments.collect import collect
 from emotion_classifier.experiments.compare_all import encoder_rows, my_share, plan
 
@@ -26,14 +27,14 @@ def test_plan_runs_the_ensembles_last_and_shares_split_it():
     assert runs[0][1] == ["model.name=textcnn", "seed=0"]
     halves = my_share(runs, "1/2") + my_share(runs, "2/2")
     assert sorted(halves) == sorted(runs) and len(my_share(runs, "1/2")) == 3
-    with pytest.raises(SystemExit, match="expected k/n"):
+    with pytest.raises(UserError, match="expected k/n"):
         my_share(runs, "3/2")
     with_mpnet = plan(["ensemble", "textcnn", "transformer_finetune"], [0], "cmp", [],
                       encoder_rows(["ensemble", "textcnn", "transformer_finetune"], ["all-mpnet-base-v2"]))
     assert [n for n, _ in with_mpnet] == ["cmp-textcnn-s0", "cmp-transformer_finetune-s0",
                                           "cmp-transformer_finetune-mpnet-s0", "cmp-ensemble-s0"]
     assert with_mpnet[2][1] == ["model.name=transformer_finetune", "model.encoder=all-mpnet-base-v2", "seed=0"]
-    with pytest.raises(SystemExit, match="unknown encoder bert-large; choose from all-MiniLM-L6-v2"):
+    with pytest.raises(UserError, match="unknown encoder bert-large; choose from all-MiniLM-L6-v2"):
         encoder_rows(["transformer_finetune"], ["bert-large"])
 
 

@@ -204,6 +204,40 @@ def test_a_finished_experiment_with_other_params_or_data_is_not_finished(tmp_pat
     assert compare_all.differs(row, sets, {"deps": {"data/raw/goemotions": "bbb.dir"}}).startswith("data (")
 
 
+def test_params_are_read_as_dvc_reads_them_yaml_1_2_and_hydra_overrides(tmp_path, monkeypatch):
+    """Issue 49 (5): PyYAML (YAML 1.1) read `lr: 3e-4` and `-S train.lr=1e-3` as strings where DVC records numbers,
+    so every finished experiment looked changed and ran again."""
+    from emotion_classifier.experiments import compare_all
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("seed: 0\ntrain:\n  lr: 3e-4\n  epochs: null\nmodel:\n  name: x\n"
+                                          "data:\n  raw_dir: data/raw/goemotions\nensemble:\n  members: []\n")
+    assert compare_all.expected_params([])["train.lr"] == 0.0003
+    row = {"params": {"seed": 0, "model.name": "textcnn", "train.lr": 0.001, "train.epochs": None,
+                      "data.raw_dir": "data/raw/goemotions", "ensemble.members": []}, "deps": {}}  # as dvc shows it
+    assert compare_all.differs(row, ["model.name=textcnn", "train.lr=1e-3", "seed=0"], {"deps": {}}) is None
+    members = compare_all.expected_params(["model.name=ensemble", "ensemble.members=[{model.name: textcnn}]"])
+    assert members["ensemble.members"] == [{"model.name": "textcnn"}]
+
+
+def test_the_experiment_commands_give_one_line_for_a_bad_param(tmp_path, monkeypatch, capsys):
+    """Issue 49 (18): a bad param was a traceback; library code exited the process with SystemExit("...")."""
+    from emotion_classifier import cache
+    from emotion_classifier.errors import UserError
+    from emotion_classifier.experiments import compare_all, report
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("seed: 0\ntrain:\n  epochs: banana\n")
+    for main, args in ((compare_all.main, ["--report-only"]), (report.main, ["--json", "none.json"]),
+                       (cache.main, ["prune", "--older-than", "soon"])):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        err = capsys.readouterr().err
+        assert e.value.code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    with pytest.raises(UserError, match="expected k/n"):  # library code raises; only the command exits
+        compare_all.my_share([], "0/2")
+
+
 def test_a_kept_row_is_finished_only_while_its_params_data_code_libraries_and_cpu_kind_are_this_workspaces(
         tmp_path, monkeypatch, capsys):
     import yaml
@@ -295,9 +329,10 @@ def test_the_report_reads_one_base_commit_and_names_it(tmp_path):
     assert "| cmp-s1 |" not in md and "CPU kind avx2" in md
 
 
-def test_the_report_refuses_runs_of_different_cpu_kinds(tmp_path):
-    with pytest.raises(SystemExit, match="and cmp-s1 differ in cpu_kind \\(amx vs avx2\\): they are not comparable"):
+def test_the_report_refuses_runs_of_different_cpu_kinds(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         _report(tmp_path, _exp_show(("amx", "avx2")))
+    assert "and cmp-s1 differ in cpu_kind (amx vs avx2): they are not comparable" in capsys.readouterr().err
     assert "CPU kind amx, avx2" in _report(tmp_path, _exp_show(("amx", "avx2")), "--allow-mixed")
 
 
@@ -381,7 +416,8 @@ def test_the_cache_lists_prunes_by_age_and_size_and_clears_killed_writes(tmp_pat
     assert not (tmp_path / "models/run0").exists() and not killed.exists() and (tmp_path / "models/run1").exists()
     cache.main(["prune", "--max-size", "1.5KB"])  # least recently used first: run1 goes, run2 (newest) stays
     assert [e.path.name for e in cache.entries() if e.kind == "model"] == ["run2"]
-    with pytest.raises(SystemExit, match="'5 parsecs' is not a size"):
+    with pytest.raises(SystemExit):
         cache.main(["prune", "--max-size", "5 parsecs"])
+    assert "'5 parsecs' is not a size" in capsys.readouterr().err
     cache.main(["prune", "--max-size", "0"])
     assert cache.entries() == []

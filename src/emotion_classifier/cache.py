@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError, one_line_errors
+
 MAX_ENV = "EMOTION_CLASSIFIER_CACHE_MAX"
 DEFAULT_MAX = "20GB"
 STALE_TMP_S = 3600  # a temp entry older than this (or whose writer is gone) is a killed write's leftover
@@ -197,6 +199,7 @@ def human_age(seconds: float) -> str:
     return f"{max(0.0, seconds):.0f}s"
 
 
+@one_line_errors
 def main(argv=None) -> None:
     import argparse
 
@@ -220,7 +223,7 @@ def main(argv=None) -> None:
         max_size = parse_size(args.max_size) if args.max_size is not None else None
         older = parse_age(args.older_than) if args.older_than is not None else None
     except ValueError as e:
-        raise SystemExit(f"emotion-cache prune: {e}") from None
+        raise UserError(f"emotion-cache prune: {e}") from None
     if max_size is None and older is None:
         max_size = parse_size(os.environ.get(MAX_ENV) or DEFAULT_MAX)
     gone = prune(max_size, older, now=now)

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import UserError
 from ..paths import EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL, TRAIN_METRICS
 
 
@@ -56,7 +57,7 @@ def collect(exp_show: list, wanted: list[str] | None = None, base: str | None = 
         missing = [w for w in wanted if not any(matches(r, w) for r in rows)]
         if missing:
             where = f" of commit {base[:7]}" if base else ""
-            raise SystemExit(f"emotion-report: no experiment named {', '.join(missing)}{where} in `dvc exp show`")
+            raise UserError(f"emotion-report: no experiment named {', '.join(missing)}{where} in `dvc exp show`")
     else:
         rows = [r for r in rows if r["name"] not in ("workspace",) and r["rev"] != "workspace"]
     return rows
@@ -90,7 +91,7 @@ def check_like_with_like(rows: list[dict], keys=("code", "data", "cpu_kind", "pr
                 continue
             if key in seen and seen[key][1] != value:
                 other = seen[key]
-                raise SystemExit(f"emotion-report: {other[0]} and {r['name']} differ in {key} ({other[1]} vs {value}): "
+                raise UserError(f"emotion-report: {other[0]} and {r['name']} differ in {key} ({other[1]} vs {value}): "
                                  "they are not comparable; report them apart (name the experiments), or pass "
                                  "--allow-mixed to compare them anyway")
             seen.setdefault(key, (r["name"], value))
@@ -151,7 +152,7 @@ def read_store(path) -> list[dict]:
             r["per_label"] = None if r["per_label"] is None else pd.DataFrame.from_records(r["per_label"])
             r["curves"] = r["curves"] or {}
     except (ValueError, KeyError, TypeError) as e:
-        raise SystemExit(f"{path}: not a store of experiment rows ({e}); delete it to run every experiment") from None
+        raise UserError(f"{path}: not a store of experiment rows ({e}); delete it to run every experiment") from None
     return rows
 
 

@@ -27,8 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
+from ..errors import UserError, one_line_errors
 from ..paths import EVAL_METRICS, TRAIN_METRICS
 from .collect import CODE, code_deps, collect, flatten, read_store
 
@@ -55,7 +54,7 @@ def my_share(runs: list, share: str | None) -> list:
         k, n = (int(x) for x in share.split("/"))
         assert 1 <= k <= n
     except (ValueError, AssertionError):
-        raise SystemExit(f"emotion-compare-all: --share {share!r}: expected k/n with 1 <= k <= n, e.g. 1/2") from None
+        raise UserError(f"emotion-compare-all: --share {share!r}: expected k/n with 1 <= k <= n, e.g. 1/2") from None
     return runs[k - 1::n]
 
 
@@ -67,7 +66,7 @@ def experiments() -> tuple[dict[str, dict], dict]:
     """This commit's experiments by name (`dvc exp show`: HEAD only), and the workspace's row."""
     r = dvc("exp", "show", "--json")
     if r.returncode != 0:
-        raise SystemExit(f"emotion-compare-all: `dvc exp show --json` failed:\n{r.stderr.strip()}")
+        raise UserError(f"emotion-compare-all: `dvc exp show --json` failed:\n{r.stderr.strip()}")
     exp = json.loads(r.stdout)
     base = next((e.get("rev") for e in exp if e.get("rev") != "workspace"), None)
     rows = collect(exp, base=base) if base else []
@@ -77,12 +76,21 @@ def experiments() -> tuple[dict[str, dict], dict]:
 
 
 def expected_params(sets: list[str], params_file: str = "params.yaml") -> dict:
-    """params.yaml flattened, with the `-S key=value` overrides as `dvc exp run` applies them."""
-    params = flatten(yaml.safe_load(Path(params_file).read_text()) or {})
-    for item in sets:
-        key, _, value = item.partition("=")
-        params[key] = yaml.safe_load(value)
-    return params
+    """params.yaml flattened, with the `-S key=value` overrides, read as `dvc exp run` and `dvc exp show` read them:
+    the overrides applied by DVC's own code (Hydra's grammar: `1e-3` is a number) to a copy, the file parsed by
+    DVC's YAML 1.2 reader (PyYAML's 1.1 reads `3e-4` as a string, and every finished run looked changed)."""
+    import shutil
+    import tempfile
+
+    from dvc.utils.hydra import apply_overrides
+    from dvc.utils.serialize import load_yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "params.yaml"
+        shutil.copyfile(params_file, copy)
+        if sets:
+            apply_overrides(copy, list(sets))
+        return flatten(load_yaml(copy) or {})
 
 
 def differs(row: dict, sets: list[str], workspace: dict) -> str | None:
@@ -150,7 +158,7 @@ def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: 
                   + ("; removed, it runs again" if remove_stale else "; left out of the report"), flush=True)
             if remove_stale:
                 if dvc("exp", "remove", name).returncode != 0:
-                    raise SystemExit(f"emotion-compare-all: `dvc exp remove {name}` failed; remove it by hand")
+                    raise UserError(f"emotion-compare-all: `dvc exp remove {name}` failed; remove it by hand")
                 head = None
         if name in kept and head is None:  # the report reads `dvc exp show` first: only a name it lacks is kept's
             train = kept[name]["metrics"].get(TRAIN_METRICS, {})
@@ -203,13 +211,14 @@ def encoder_rows(architectures: list[str], encoders: list[str]) -> list[tuple[st
 
     unknown = [e for e in encoders if e not in ENCODERS and not Path(e).is_dir()]
     if unknown:
-        raise SystemExit(f"emotion-compare-all: unknown encoder {', '.join(unknown)}; choose from "
+        raise UserError(f"emotion-compare-all: unknown encoder {', '.join(unknown)}; choose from "
                          f"{', '.join(ENCODERS)} or give an encoder folder")
     short = {e: ENCODERS[e].short if e in ENCODERS else re.sub(r"[^\w.]+", "_", Path(e).name) for e in encoders}
     return [(a, e, short[e]) for a in architectures if a in REGISTRY and REGISTRY[a].keeps_encoder
             for e in encoders]
 
 
+@one_line_errors
 def main(argv=None) -> None:
     from ..architectures import REGISTRY
     from ..encoder import ENCODERS
@@ -235,15 +244,15 @@ def main(argv=None) -> None:
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
-        raise SystemExit(f"emotion-compare-all: --seeds {args.seeds!r}: expected integers such as 0,1,2") from None
+        raise UserError(f"emotion-compare-all: --seeds {args.seeds!r}: expected integers such as 0,1,2") from None
     archs = [a.strip() for a in args.architectures.split(",") if a.strip()]
     unknown = [a for a in archs if a not in REGISTRY and a != ENSEMBLE]
     if unknown:
-        raise SystemExit(f"emotion-compare-all: unknown architecture {', '.join(unknown)}; choose from "
+        raise UserError(f"emotion-compare-all: unknown architecture {', '.join(unknown)}; choose from "
                          f"{', '.join([*REGISTRY, ENSEMBLE])}")
     bad = [s for s in args.set if "=" not in s]
     if bad:
-        raise SystemExit(f"emotion-compare-all: --set {bad[0]!r}: expected KEY=VALUE, e.g. train.epochs=1")
+        raise UserError(f"emotion-compare-all: --set {bad[0]!r}: expected KEY=VALUE, e.g. train.epochs=1")
     default = load_params().model.encoder
     encoders = ([e for e in ENCODERS if e != default] if args.encoders is None
                 else [e.strip() for e in args.encoders.split(",") if e.strip()])
@@ -260,7 +269,7 @@ def main(argv=None) -> None:
     if present:
         report.main([*present, "--out", args.out, "--chart", args.chart])
     if failed:
-        raise SystemExit(f"emotion-compare-all: {len(failed)} failed: {', '.join(failed)}")
+        raise UserError(f"emotion-compare-all: {len(failed)} failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

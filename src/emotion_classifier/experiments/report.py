@@ -30,7 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from dvc.utils.serialize import load_yaml
 
+from ..errors import UserError, one_line_errors
 from ..files import atomic_path
 from .charts import chart, curves_chart, per_label_chart
 from .collect import (
@@ -47,6 +49,7 @@ from .collect import (
 from .render import render
 
 
+@one_line_errors
 def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="emotion-report", description=__doc__.split("\n")[0])
     ap.add_argument("experiments", nargs="*", help="experiment names or revs (default: all of this commit)")
@@ -63,12 +66,15 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
                     help="compare rows whose code, data, CPU kind or precision differ (refused by default)")
     args = ap.parse_args(argv)
     if args.json:
-        exp = json.loads(Path(args.json).read_text())
+        try:
+            exp = json.loads(Path(args.json).read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"{args.json}: not a readable `dvc exp show --json` output ({e})") from None
     else:
         r = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json",
                             *(["--rev", args.rev] if args.rev else [])], capture_output=True, text=True, check=False)
         if r.returncode != 0:
-            raise SystemExit(f"emotion-report: `dvc exp show --json` failed:\n{r.stderr}")
+            raise UserError(f"emotion-report: `dvc exp show --json` failed:\n{r.stderr}")
         exp = json.loads(r.stdout)
     base = next((e["rev"] for e in exp if e.get("rev") != "workspace" and str(e.get("rev")).startswith(args.rev or "")),
                 args.rev)  # HEAD's full sha (dvc exp show lists it first), or --rev's
@@ -77,8 +83,10 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     search = collect(exp, args.search, base) if args.search else []
     rows = [r for r in rows if r not in search]
     if not rows:
-        raise SystemExit("emotion-report: no experiments found; run some with `dvc exp run -S model.name=...`")
-    defaults = flatten(yaml.safe_load(Path(args.params).read_text()))
+        raise UserError("emotion-report: no experiments found; run some with `dvc exp run -S model.name=...`")
+    if not Path(args.params).is_file():
+        raise UserError(f"{args.params}: no such params file (--params)")
+    defaults = flatten(load_yaml(args.params) or {})  # DVC's YAML 1.2 reader, as `dvc exp show` read the rows
     groups = seed_groups(rows, defaults)
     if not args.allow_mixed:
         check_like_with_like(rows + search, ("code", "data", "cpu_kind"))
