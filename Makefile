@@ -59,7 +59,7 @@ plots: $(STAMP)
 
 # Every architecture and the ensemble x SEEDS as DVC experiments, then reports/experiments.md. Resumable, also in a
 # later session: the report keeps its rows in reports/experiments.json, reused while code, params and data match.
-# SET="train.epochs=1 data.max_examples=300" for a quick look; SHARE=k/n runs one machine's share, PUSH=origin
+# SET="train.epochs=1 data.max_examples=300" for a quick look (its report in reports/quick-TAG/); SHARE=k/n runs one machine's share, PUSH=origin
 # pushes each finished experiment; REPORT_ONLY=1 runs nothing, only the report (after `dvc exp pull origin`).
 # The fine-tune and feature-extract rows run once more on all-mpnet-base-v2 (after `make mpnet`; ~20 min an epoch on
 # a 2-core AMX Xeon): ENCODERS= (empty) skips them on a slow machine.

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,6 +219,31 @@ def test_params_are_read_as_dvc_reads_them_yaml_1_2_and_hydra_overrides(tmp_path
     assert compare_all.differs(row, ["model.name=textcnn", "train.lr=1e-3", "seed=0"], {"deps": {}}) is None
     members = compare_all.expected_params(["model.name=ensemble", "ensemble.members=[{model.name: textcnn}]"])
     assert members["ensemble.members"] == [{"model.name": "textcnn"}]
+
+
+def test_the_report_store_merges_rows_and_a_quick_look_writes_its_own_report(tmp_path):
+    """Issue 49 (4): `make compare SEEDS=0` then `SEEDS=1` left only seed 1's rows; a quick look (SET=...)
+    overwrote the committed full report."""
+    from emotion_classifier.experiments.collect import read_store, write_store
+    from emotion_classifier.experiments.compare_all import kept_seeds, plan, report_paths
+
+    store = tmp_path / "experiments.json"
+
+    def row(name, f1):
+        return {"name": name, "rev": "r", "params": {}, "metrics": {"m": {"f1": f1}}, "deps": {}, "curves": {}}
+    write_store([row("cmp-textcnn-s0", 0.1), row("cmp-ensemble-s0", 0.2)], store)
+    write_store([row("cmp-textcnn-s1", 0.3)], store)  # seed 1 alone: seed 0's rows stay
+    write_store([row("cmp-textcnn-s0", 0.4)], store)  # the same name again: the new row replaces the old
+    kept = {r["name"]: r["metrics"]["m"]["f1"] for r in read_store(store)}
+    assert kept == {"cmp-textcnn-s0": 0.4, "cmp-ensemble-s0": 0.2, "cmp-textcnn-s1": 0.3}
+    assert kept_seeds(store, {n for n, _ in plan(["textcnn"], [1], "cmp")}) == {0, 1}
+    assert kept_seeds(store, {n for n, _ in plan(["bilstm_maxpool"], [1], "cmp")}) == set()
+
+    assert report_paths(None, None, []) == (Path("reports/experiments.md"), "reports/experiments.png")
+    quick, chart = report_paths(None, None, ["train.epochs=1"])
+    assert quick.parent.name.startswith("quick-") and quick.parent.name[6:] in plan(["textcnn"], [0], "cmp",
+                                                                                     ["train.epochs=1"])[0][0]
+    assert chart == str(quick.with_suffix(".png")) and report_paths("a.md", None, ["x=1"])[0] == Path("a.md")
 
 
 def test_the_experiment_commands_give_one_line_for_a_bad_param(tmp_path, monkeypatch, capsys):

@@ -134,9 +134,23 @@ def write_store(rows: list[dict], path) -> None:
     from ..training.checkpoint import library_versions
 
     here = library_versions()
-    write_json(path, [{**{k: r.get(k) for k in STORED}, "libraries": r.get("libraries") or here,
-                       "per_label": None if r.get("per_label") is None else r["per_label"].to_dict(orient="records")}
-                      for r in rows])
+    new = [{**{k: r.get(k) for k in STORED}, "libraries": r.get("libraries") or here,
+            "per_label": None if r.get("per_label") is None else r["per_label"].to_dict(orient="records")}
+           for r in rows]
+    # merged by name: a row this report did not render stays (another seed's, another share's); a rendered one
+    # replaces its earlier self
+    names = {r["name"] for r in new}
+    old = [r for r in _read_raw(path) if r.get("name") not in names]
+    write_json(path, old + new)
+
+
+def _read_raw(path) -> list[dict]:
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text()) if path.exists() else []
+    except ValueError as e:
+        raise UserError(f"{path}: not a store of experiment rows ({e}); delete it to run every experiment") from None
+    return rows if isinstance(rows, list) else []
 
 
 def read_store(path) -> list[dict]:

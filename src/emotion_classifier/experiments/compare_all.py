@@ -39,11 +39,35 @@ def plan(architectures: list[str], seeds: list[int], prefix: str, extra: list[st
     """(experiment name, `-S` overrides) for each architecture x seed, then each (architecture, encoder, its short
     name) of `encoder_rows` x seed, the ensembles last. Extra overrides (`--set`) put a tag of theirs in the name."""
     if extra:
-        prefix = f"{prefix}-{hashlib.sha256(json.dumps(sorted(extra)).encode()).hexdigest()[:6]}"
+        prefix = f"{prefix}-{quick_tag(extra)}"
     rows = [(f"{arch}", [f"model.name={arch}"]) for arch in architectures if arch != ENSEMBLE]
     rows += [(f"{arch}-{short}", [f"model.name={arch}", f"model.encoder={enc}"]) for arch, enc, short in encoder_rows]
     rows += [(ENSEMBLE, [f"model.name={ENSEMBLE}"])] if ENSEMBLE in architectures else []
     return [(f"{prefix}-{name}-s{seed}", [*sets, f"seed={seed}"]) for name, sets in rows for seed in seeds]
+
+
+def quick_tag(extra: list[str]) -> str:
+    """A quick look's tag (its `--set` overrides, in any order): in its experiments' names and its report's folder."""
+    return hashlib.sha256(json.dumps(sorted(extra)).encode()).hexdigest()[:6]
+
+
+def report_paths(out: str | None, chart: str | None, extra: list[str]) -> tuple[Path, str]:
+    """The report and its chart: a quick look's in reports/quick-TAG/, so it never overwrites the full report."""
+    out_path = Path(out or (f"reports/quick-{quick_tag(extra)}/experiments.md" if extra else "reports/experiments.md"))
+    return out_path, chart or str(out_path.with_suffix(".png"))
+
+
+def kept_seeds(store: Path, names: set[str]) -> set[int]:
+    """The seeds of rows kept in `store` under any of `names` with its seed replaced: a report of seed 1 keeps the
+    finished rows of seed 0 (rows are never dropped because this invocation did not ask for them)."""
+    import re
+
+    seeds = set()
+    for row in read_store(store):
+        m = re.fullmatch(r"(.*)-s(\d+)", str(row.get("name")))
+        if m and any(n.rsplit("-s", 1)[0] == m.group(1) for n in names):
+            seeds.add(int(m.group(2)))
+    return seeds
 
 
 def my_share(runs: list, share: str | None) -> list:
@@ -238,8 +262,9 @@ def main(argv=None) -> None:
     ap.add_argument("--share", help="k/n: run every n-th experiment from the k-th (one of n machines)")
     ap.add_argument("--push", metavar="GIT_REMOTE", help="`dvc exp push` each finished experiment there")
     ap.add_argument("--report-only", action="store_true", help="no runs: the report over what has finished")
-    ap.add_argument("--out", default="reports/experiments.md")
-    ap.add_argument("--chart", default="reports/experiments.png")
+    ap.add_argument("--out", help="the report (default reports/experiments.md; a quick look's: "
+                                  "reports/quick-TAG/experiments.md, never the full report)")
+    ap.add_argument("--chart", help="its chart (default: beside --out, experiments.png)")
     args = ap.parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -257,17 +282,20 @@ def main(argv=None) -> None:
     encoders = ([e for e in ENCODERS if e != default] if args.encoders is None
                 else [e.strip() for e in args.encoders.split(",") if e.strip()])
     runs = plan(archs, seeds, args.prefix, args.set, encoder_rows(archs, encoders))
-    store = Path(args.out).with_suffix(".json")  # the report's kept rows (emotion-report --store)
+    out, chart = report_paths(args.out, args.chart, args.set)
+    store = out.with_suffix(".json")  # the report's kept rows (emotion-report --store)
     failed = [] if args.report_only else run_all(my_share(runs, args.share), args.set, args.push, store)
-    have = finished(runs, args.set, remove_stale=False, store=store)
-    present = [name for name, _ in runs if name in have]
+    more = kept_seeds(store, {name for name, _ in runs}) - set(seeds)
+    reported = runs + plan(archs, sorted(more), args.prefix, args.set, encoder_rows(archs, encoders))
+    have = finished(reported, args.set, remove_stale=False, store=store)
+    present = [name for name, _ in reported if name in have]
     missing = [name for name, _ in runs if name not in have]
     if missing:
         print(f"emotion-compare-all: not (yet) here: {', '.join(missing)}"
               + (" (another machine's share? `dvc exp pull <remote> <names>`)" if args.share or args.report_only
                  else ""))
     if present:
-        report.main([*present, "--out", args.out, "--chart", args.chart])
+        report.main([*present, "--out", str(out), "--chart", chart])
     if failed:
         raise UserError(f"emotion-compare-all: {len(failed)} failed: {', '.join(failed)}")
 
