@@ -417,6 +417,26 @@ def test_export_quantize_carries_the_int8_thresholds(untuned_ensemble, tmp_path)
                                                .read_text())
 
 
+def test_an_export_never_claims_thresholds_it_lacks(untuned_ensemble, tmp_path, capsys):
+    """Issue 49 (7): --quantize without an int8 section wrote the fp32 thresholds as thresholds_int8 (a warning
+    on stderr), and an untuned model's 0.5 everywhere was labelled per_label."""
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from emotion_classifier.export import export_onnx
+
+    shutil.rmtree(untuned_ensemble / "members")
+    tuned = {"weights_sha256": weights_hash(untuned_ensemble), "strategies": {"per_label": [0.3, 0.4, 0.5]}}
+    (untuned_ensemble / "thresholds.json").write_text(json.dumps(tuned))
+    config = json.loads((export_onnx(untuned_ensemble, tmp_path / "a", quantize=True) / "config.json").read_text())
+    assert "thresholds_int8" not in config and config["thresholds_strategy"] == "per_label"
+    assert "no per_label thresholds tuned for the int8 model" in capsys.readouterr().err
+    (untuned_ensemble / "thresholds.json").unlink()
+    config = json.loads((export_onnx(untuned_ensemble, tmp_path / "b", quantize=True) / "config.json").read_text())
+    assert config["thresholds"] == [0.5] * 3 and config["thresholds_strategy"] == "fixed"
+    assert "thresholds_int8" not in config
+
+
 # ---------------------------------------------------------------- emotion-cache
 
 

@@ -33,17 +33,31 @@ def _tuned(model_dir, labels: list[str]) -> dict | None:
         return None
 
 
-def _thresholds(tuned: dict | None, model_dir, strategy: str, n_labels: int, onnx_int8: bool = False) -> list[float]:
-    """The tuned thresholds (with `onnx_int8`, those tuned on the int8 model's own dev scores), or 0.5 each."""
+def _thresholds(tuned: dict | None, model_dir, strategy: str, n_labels: int) -> tuple[list[float], str]:
+    """(the tuned thresholds, `strategy`), or (0.5 each, "fixed"): an export never claims a tuning it lacks."""
     from .model_dir import ThresholdsError, strategy_thresholds
 
     if tuned is None:
-        return [0.5] * n_labels
+        return [0.5] * n_labels, "fixed"
     try:
-        return [float(t) for t in strategy_thresholds(tuned, strategy, model_dir, onnx_int8=onnx_int8)]
+        return [float(t) for t in strategy_thresholds(tuned, strategy, model_dir)], strategy
     except ThresholdsError as e:
         print(f"warning: {e}; exporting threshold 0.5 for every label", file=sys.stderr)
-        return [0.5] * n_labels
+        return [0.5] * n_labels, "fixed"
+
+
+def _int8_thresholds(tuned: dict | None, model_dir, strategy: str) -> list[float] | None:
+    """The thresholds tuned on the int8 model's own dev scores, or None (with a warning) where there are none:
+    the fp32 ones are never written as int8's."""
+    from .model_dir import ONNX_INT8, strategy_thresholds
+
+    section = (tuned or {}).get(ONNX_INT8)
+    if strategy == "fixed" or not isinstance(section, dict) or strategy not in section.get("strategies", {}):
+        print(f"warning: {Path(model_dir) / 'thresholds.json'}: no {strategy} thresholds tuned for the int8 model "
+              "(tune_thresholds.onnx_int8: true); config.json has no thresholds_int8, and the fp32 thresholds cost "
+              "~.02 dev macro F1 with model.int8.onnx", file=sys.stderr)
+        return None
+    return [float(t) for t in strategy_thresholds(tuned, strategy, model_dir, onnx_int8=True)]
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_label",
@@ -59,13 +73,15 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
     model, cfg, tok = load(model_dir)
     labels = cfg["labels"]
     tuned = _tuned(model_dir, labels)
+    thresholds, used = _thresholds(tuned, model_dir, strategy, len(labels))
     config = {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)},
               "num_labels": len(labels), "problem_type": "multi_label_classification",
-              "thresholds": _thresholds(tuned, model_dir, strategy, len(labels)), "thresholds_strategy": strategy,
+              "thresholds": thresholds, "thresholds_strategy": used,
               "max_length": cfg["max_length"], "emotion_classifier": {"name": cfg["name"], "arch": cfg["arch"]},
               "onnx": {"inputs": list(onnx_backend.INPUTS), "output": "logits", "opset": onnx_backend.OPSET}}
-    if quantize:  # int8 shifts scores: model.int8.onnx has thresholds of its own (~.02 dev macro F1 better)
-        config["thresholds_int8"] = _thresholds(tuned, model_dir, strategy, len(labels), onnx_int8=True)
+    int8 = _int8_thresholds(tuned, model_dir, used) if quantize else None
+    if int8 is not None:  # int8 shifts scores: model.int8.onnx has thresholds of its own (~.02 dev macro F1 better)
+        config["thresholds_int8"] = int8
     members = member_dirs(model_dir)
     if members:
         weights = (tuned or {}).get("member_weights")
@@ -108,13 +124,13 @@ def export(model_dir: str | Path, out_dir: str | Path, strategy: str = "per_labe
     ours = ("num_labels", "problem_type", "id2label", "label2id", "architectures")
     ec = {k: v for k, v in cfg["encoder_config"].items() if not k.startswith("_") and k not in ours}
     labels = cfg["labels"]
-    thresholds = _thresholds(_tuned(model_dir, labels), model_dir, strategy, len(labels))
+    thresholds, used = _thresholds(_tuned(model_dir, labels), model_dir, strategy, len(labels))
     conf = AutoConfig.for_model(
         ec.pop("model_type"), **ec, num_labels=len(labels), problem_type="multi_label_classification",
         id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
         architectures=None)
     conf.thresholds = thresholds
-    conf.thresholds_strategy = strategy
+    conf.thresholds_strategy = used
     hf = AutoModelForSequenceClassification.from_config(conf)
     base = hf.base_model_prefix  # "bert", "distilbert", ...
     state = {f"{base}.{k}": v for k, v in model.encoder.state_dict().items()}
