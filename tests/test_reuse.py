@@ -14,7 +14,7 @@ import torch
 from emotion_classifier import cache
 from emotion_classifier.data import load_prepared
 from emotion_classifier.errors import UserError
-from emotion_classifier.model_dir import MANIFEST, WEIGHTS, weights_hash
+from emotion_classifier.model_dir import MANIFEST, WEIGHTS, weights_hash, write_manifest
 from emotion_classifier.model_dir.model import build, save
 from emotion_classifier.params import resolve, with_overrides
 from emotion_classifier.stages.train import obtain_member
@@ -448,6 +448,7 @@ def test_the_cache_lists_prunes_by_age_and_size_and_clears_killed_writes(tmp_pat
         entry.mkdir(parents=True)
         (entry / "config.json").write_text(json.dumps({"name": "textcnn", "train": {"seed": i, "epochs_run": 3}}))
         (entry / "model.safetensors").write_bytes(b"x" * 1000)
+        write_manifest(entry, ["config.json", "model.safetensors"])
         os.utime(entry, (now - age_days * 86400,) * 2)
     feats = tmp_path / "features"
     feats.mkdir()
@@ -457,9 +458,10 @@ def test_the_cache_lists_prunes_by_age_and_size_and_clears_killed_writes(tmp_pat
     cache.main(["ls"])
     out = capsys.readouterr().out
     assert "4 entries" in out and "textcnn seed 1, 3 epochs" in out and "unreadable features file" in out
-    assert ".run9" not in out
-    cache.main(["prune", "--older-than", "30d"])
+    assert "temp     .run9.999999999.tmp" in out  # a killed write's leftover: visible, and pruned below
+    cache.main(["prune", "--older-than", "30d"])  # the unreadable features file is broken: it goes too
     assert not (tmp_path / "models/run0").exists() and not killed.exists() and (tmp_path / "models/run1").exists()
+    assert not (feats / "abc.safetensors").exists()
     cache.main(["prune", "--max-size", "1.5KB"])  # least recently used first: run1 goes, run2 (newest) stays
     assert [e.path.name for e in cache.entries() if e.kind == "model"] == ["run2"]
     with pytest.raises(SystemExit):
@@ -467,3 +469,34 @@ def test_the_cache_lists_prunes_by_age_and_size_and_clears_killed_writes(tmp_pat
     assert "'5 parsecs' is not a size" in capsys.readouterr().err
     cache.main(["prune", "--max-size", "0"])
     assert cache.entries() == []
+
+
+def test_the_cache_verifies_entries_and_prunes_broken_ones_and_half_assembled_encoders(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """Issue 49 (14, 17): an entry without config.json or with a truncated run.json was called healthy and never
+    replaced; a killed MPNet assembly's `.all-mpnet-base-v2.*` folder was invisible to ls and prune."""
+    monkeypatch.setenv("EMOTION_CLASSIFIER_CACHE", str(tmp_path))
+    for name in ("good", "no_config", "bad_run_json", "changed"):
+        entry = tmp_path / "models" / name
+        entry.mkdir(parents=True)
+        (entry / "config.json").write_text(json.dumps({"name": "textcnn", "train": {"seed": 0}}))
+        (entry / "model.safetensors").write_bytes(b"x" * 100)
+        write_manifest(entry, ["config.json", "model.safetensors"])
+        (entry / cache.TIMING).write_text('{"train_time_s": 1}\n')
+    (tmp_path / "models/no_config/config.json").unlink()
+    (tmp_path / "models/bad_run_json" / cache.TIMING).write_text('{"train_ti')
+    (tmp_path / "models/changed/model.safetensors").write_bytes(b"y" * 100)
+    enc = tmp_path / "encoders"
+    (enc / "all-mpnet-base-v2").mkdir(parents=True)
+    (enc / "all-mpnet-base-v2/.verified").write_text("ok\n")
+    (enc / ".all-mpnet-base-v2.k1ll3d").mkdir()  # a killed assembly's temp folder
+    old = time.time() - 2 * cache.STALE_TMP_S
+    os.utime(enc / ".all-mpnet-base-v2.k1ll3d", (old, old))
+    cache.main(["ls", "--verify"])
+    out = capsys.readouterr().out
+    assert "5 entries, 3 broken" in out and "BROKEN: config.json is missing" in out, out
+    assert "BROKEN: run.json is not valid JSON" in out and "BROKEN: model.safetensors differs" in out
+    assert "temp     .all-mpnet-base-v2.k1ll3d" in out and "encoder, verified" in out
+    cache.main(["prune", "--older-than", "3650d"])
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["good"]
+    assert sorted(p.name for p in enc.iterdir()) == ["all-mpnet-base-v2"]

