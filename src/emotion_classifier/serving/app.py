@@ -31,7 +31,9 @@ ROUTES = ("/", "/predict", "/classify", "/health", "/info", "/metrics")
 @dataclass(frozen=True)
 class Limits:
     max_batch_size: int = 32  # texts scored together (dynamic batching)
-    max_wait_ms: float = 5.0  # how long the first request of a batch waits for others
+    # how long the first request of a batch waits for others; 0: a batch takes what queued while the previous one
+    # was scored, never idling (measured: a 5 ms wait halved one client's throughput and gained nothing at 32)
+    max_wait_ms: float = 0.0
     max_client_batch_size: int = 64  # texts in one request
     max_body_bytes: int = 1_000_000
 

@@ -1,7 +1,8 @@
 """Dynamic batching for the server: texts of requests that arrive together are scored as one batch.
 
 The first waiting request opens a batch; it closes at `max_batch` texts or `max_wait_ms` later, whichever comes
-first. Batches are scored one at a time in a worker thread, so the event loop keeps taking requests meanwhile
+first (at 0, the default, it takes what is queued: under load, the requests that arrived while the previous batch
+was scored). Batches are scored one at a time in a worker thread, so the event loop keeps taking requests meanwhile
 (and those become the next batch). `max_batch=1, max_wait_ms=0` scores each request alone: batching off.
 """
 
