@@ -1,5 +1,6 @@
 """Past one machine, exercised on localhost: two torchrun nodes meeting through a real c10d rendezvous, and two
-clones sharing one comparison through a bare git origin and a local DVC remote, as two machines would."""
+clones sharing one comparison through a bare git origin and a local DVC remote, as two machines would; a third
+pulls their experiments, one experiment's outputs, and reports them."""
 
 import json
 import os
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from emotion_classifier.data import load_prepared
-from emotion_classifier.experiments.compare_all import plan
+from emotion_classifier.experiments.compare_all import plan, report_paths
 from emotion_classifier.params import dump, resolve, with_overrides
 from emotion_classifier.training.loop import fit
 
@@ -180,7 +181,7 @@ def test_two_machines_share_a_comparison_and_a_third_reports_it(tmp_path, tiny_e
                  ["remote", "add", "origin", str(origin)], ["push", "-q", "origin", "main"]):
         git(*args, cwd=seed)
     remote = tmp_path / "dvc-remote"
-    archs = ["textcnn", "bilstm_maxpool", "ensemble"]
+    archs = ["textcnn", "ensemble"]  # one each: b's ensemble trains both its members, bilstm_maxpool among them
     common = ["--seeds", "0", "--architectures", ",".join(archs), "--set", "train.epochs=1"]
     names = [n for n, _ in plan(archs, [0], "cmp", ["train.epochs=1"])]
 
@@ -191,9 +192,9 @@ def test_two_machines_share_a_comparison_and_a_third_reports_it(tmp_path, tiny_e
     for who, proc in running.items():
         assert proc.returncode == 0, logs[who][-4000:]
     ran = {who: re.findall(r"^=== \[\d+/\d+\] (\S+):", log, flags=re.M) for who, log in logs.items()}
-    assert ran == {"a": [names[0], names[2]], "b": [names[1]]}  # every 2nd from the 1st, the rest on b
-    ensemble = logs["a"].split(f"=== [2/2] {names[2]}")[1]  # its members: textcnn this machine's, max-pool not
-    assert "ensemble member 1/2: textcnn (seed 0): trained by an earlier run, copied from" in ensemble, ensemble
+    assert ran == {"a": [names[0]], "b": [names[1]]}  # every 2nd from the 1st, the rest on b
+    ensemble = logs["b"].split(f"=== [1/1] {names[1]}")[1]  # its members: in no cache of b's, so trained there
+    assert "ensemble member 1/2: textcnn (seed 0): trained;" in ensemble, ensemble
     assert "ensemble member 2/2: bilstm_maxpool (seed 0): trained;" in ensemble, ensemble
 
     c = machine(origin, remote, tmp_path / "c")
@@ -202,8 +203,20 @@ def test_two_machines_share_a_comparison_and_a_third_reports_it(tmp_path, tiny_e
     r = compare_all(c, tmp_path / "cache-c", *common, "--report-only")
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert "not (yet) here" not in r.stdout and "finished with other settings" not in r.stdout
-    report = (c / "reports/experiments.md").read_text()
+    report = (c / report_paths(None, None, ["train.epochs=1"])[0]).read_text()  # a quick look's own report
     rows = [line.split(" | ")[0][2:] for line in report.split("## Every experiment")[1].splitlines()
             if line.startswith("| cmp-")]
     assert sorted(rows) == sorted(names)  # each experiment once, from both machines
     assert "CPU kind" in report and "Base commit" in report
+
+    # c takes one experiment's outputs from the team's DVC remote, and reports two with the command a user runs
+    assert dvc(["exp", "apply", names[0]], c).returncode == 0
+    r = dvc(["pull", "models/model.safetensors", "models/config.json", "models/tokenizer"], c)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (c / "models/model.safetensors").stat().st_size > 0
+    assert json.loads((c / "metrics/train.json").read_text())["model"] == "textcnn"
+    report_cmd = os.path.join(os.path.dirname(sys.executable), "emotion-report")
+    r = subprocess.run([report_cmd, *names, "--out", "shared.md", "--chart", "shared.png"], cwd=c, env=dvc_env(),
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert all(n in (c / "shared.md").read_text() for n in names)
