@@ -13,6 +13,9 @@ def test_the_slurm_array_script_is_valid_bash_running_one_share():
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False).returncode == 0
     text = script.read_text()
     assert "#SBATCH" in text and 'SHARE="$k/$n" PUSH=origin' in text
+    # issue 49 (15): each task its own clone, venv, cache and report, never one shared clone
+    assert 'git clone -q "$ORIGIN" "$WORK"' in text and 'EMOTION_CLASSIFIER_CACHE="$WORK/.cache"' in text
+    assert "CLONE" not in text
 
 
 def test_the_kubernetes_job_is_an_indexed_job_running_one_share_per_completion():
