@@ -211,7 +211,7 @@ def test_the_command_serves_the_page_in_a_browser_and_stops_on_sigterm(tuned_mod
 
     browser = chromium()
     port = free_port()
-    proc = serve(tuned_model, port)  # backend auto: onnx int8, whose thresholds the model has
+    proc = serve(tuned_model, port, "--max-client-batch-size", "8000")  # backend auto: onnx int8, as tuned
     try:
         wait_http(port, proc)
         base = f"http://127.0.0.1:{port}"
@@ -240,12 +240,36 @@ def test_the_command_serves_the_page_in_a_browser_and_stops_on_sigterm(tuned_mod
             assert abs(float(width) - 100 * float(score)) < 0.1
         assert (shots / "serve-page.png").stat().st_size > 5_000
         assert 'route="/",status="200"' in httpx.get(f"{base}/metrics").text
+
+        # a slow client (half a request, then silence) and a vanished one hold up no one
+        import socket
+
+        head = b"POST /predict HTTP/1.1\r\nHost: t\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(head % 100 + b'{"inputs": ')
+        gone = socket.create_connection(("127.0.0.1", port))
+        gone.sendall(head % 16 + b'{"inputs": "hi"}')
+        gone.close()
+        t0 = time.time()
+        assert httpx.post(f"{base}/predict", json={"inputs": "so sad"}).status_code == 200 and time.time() - t0 < 5
+        slow.close()
+
+        # SIGTERM while a large request is scored: it is answered before the server stops
+        answer = {}
+        texts = ["so happy glad and the day was ok " * 3] * 8000  # ~0.6 s to score here
+        inflight = threading.Thread(target=lambda: answer.update(
+            r=httpx.post(f"{base}/predict", json={"inputs": texts}, timeout=120)))
+        inflight.start()
+        time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=40)
+    inflight.join(60)
+    assert answer["r"].status_code == 200 and len(answer["r"].json()) == 8000
+    assert answer["r"].elapsed.total_seconds() > 0.1  # still in flight when SIGTERM came
     # uvicorn finishes the requests in flight, shuts the app down, then dies of the signal it caught (or exits 0)
     assert proc.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in out, out[-3000:]
-    assert "Traceback" not in out and "Quantization parameters" not in out and "404" not in out
+    assert "Traceback" not in out and "Quantization parameters" not in out and "404 NotFound" not in out
 
 
 def test_the_command_refuses_a_model_without_thresholds_in_one_line(tuned_model, tmp_path):

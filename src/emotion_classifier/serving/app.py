@@ -21,6 +21,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from .batcher import Batcher
 
@@ -139,7 +140,8 @@ def create_app(load: Callable[[], Any], limits: Limits = Limits(), on_load_error
 
     def error(status: int, message: str, error_type: str) -> JSONResponse:
         metrics["errors"].labels(error_type).inc()
-        log.warning("%d %s: %s", status, error_type, message)
+        # one line per error; 503 while loading is the readiness probe's expected answer, not worth a warning
+        log.log(logging.DEBUG if status == 503 else logging.WARNING, "%d %s: %s", status, error_type, message)
         return JSONResponse({"error": message, "error_type": error_type}, status_code=status)
 
     @app.exception_handler(ApiError)
@@ -164,10 +166,14 @@ def create_app(load: Callable[[], Any], limits: Limits = Limits(), on_load_error
         if declared.isdigit() and int(declared) > limits.max_body_bytes:
             raise ApiError(413, f"the body is {declared} bytes; at most {limits.max_body_bytes}")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limits.max_body_bytes:
-                raise ApiError(413, f"the body is over {limits.max_body_bytes} bytes")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limits.max_body_bytes:
+                    raise ApiError(413, f"the body is over {limits.max_body_bytes} bytes")
+        except ClientDisconnect:  # gone before its body arrived: one line, nobody to answer
+            raise ApiError(499, "the client closed the connection before its request was read",
+                           "ClientClosed") from None
         try:
             return json.loads(body)
         except ValueError as e:
@@ -181,7 +187,11 @@ def create_app(load: Callable[[], Any], limits: Limits = Limits(), on_load_error
             if longest > clf.max_length:
                 raise ApiError(413, f"an input has {longest} tokens; this model reads at most {clf.max_length}: "
                                     "send \"truncate\": true or a shorter text")
-        return clf, await state["batcher"].submit(texts), single, options
+        try:
+            probs = await state["batcher"].submit(texts)
+        except Exception as e:  # a scoring failure: one line and a 500, not a traceback
+            raise ApiError(500, f"scoring failed ({type(e).__name__}: {e})", "Backend") from None
+        return clf, probs, single, options
 
     @app.post("/predict")
     async def predict(request: Request):
