@@ -39,9 +39,12 @@ repro: $(STAMP)
 	dvc pull data/raw/goemotions.dvc
 	dvc repro
 
-# --durations=15: the slowest tests on view, so the suite's time (<= 10 min on 2 cores) stays visible
+# Two workers (pytest-xdist), whole files each (module fixtures stay shared), one torch thread each: most of the
+# suite waits on DVC, git and process starts, single-threaded. --durations=15: the slowest tests on view, so the
+# suite's time (<= 10 min on 2 cores) stays visible. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	pytest -q --durations=15
+	pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=15
 
 # the whole suite in reverse order: no test depends on another's having run first
 test-reverse: $(STAMP)

@@ -1,3 +1,4 @@
+import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,13 @@ def write_raw(d: Path, rows=None, labels=None) -> Path:
     for split, lines in (rows or GOOD).items():
         (d / f"{split}.tsv").write_text("\n".join(lines) + "\n")
     return d
+
+
+# Under pytest-xdist (`make test` runs two workers on a 2-core machine) each worker and the processes it starts train
+# on one thread: two jobs of two threads each on two cores slow both (benchmarks/contention.py). A test of the thread
+# settings sets or clears these variables itself.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("EMOTION_CLASSIFIER_THREADS", "1")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -82,7 +82,10 @@ def test_scoring_defaults_to_fp32_training_to_auto():
 def fresh_threads(monkeypatch):
     """Each test chooses threads anew; torch's count is restored after it."""
     before = torch.get_num_threads()
-    monkeypatch.setattr(hardware, "_TORCH_DEFAULT", before)  # as if no caller had set it yet
+    # as if no caller had set it yet: torch's own choice, a count no test sets (under xdist `before` is already the
+    # worker's 1, which a test's "caller chose 1" could not be told from)
+    torch.set_num_threads(5)
+    monkeypatch.setattr(hardware, "_TORCH_DEFAULT", 5)
     for var in hardware.THREADS_ENV:
         monkeypatch.delenv(var, raising=False)
     yield monkeypatch
