@@ -21,6 +21,7 @@ from emotion_classifier.serving.app import Limits, create_app
 from emotion_classifier.serving.batcher import Batcher
 
 from .conftest import ROOT
+from .test_multi_machine import free_port
 
 TEXTS = ["so happy glad", "angry mad hate", "the day was ok"]
 
@@ -171,14 +172,6 @@ def serve(model_dir, port, *args):
            str(port), *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, EMOTION_CLASSIFIER_THREADS="1"))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(port, proc, timeout=60):
