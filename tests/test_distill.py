@@ -76,3 +76,51 @@ def _device_precision():
     import torch
 
     return torch.device("cpu"), "fp32"
+
+
+def test_a_cross_fitted_teacher_never_scores_an_example_with_a_model_that_trained_on_it(project, monkeypatch):
+    """Issue 48 (1): each member trains on the other folds and scores its own; the file holds the weighted
+    average, its provenance, and `train` reads it. Run again, every fold model is kept."""
+    import json
+
+    from emotion_classifier.experiments import teach
+    from emotion_classifier.stages import train as train_stage
+
+    d, p, splits, names = project
+    p = with_overrides(p, {"train.epochs": 1, "ensemble.members": [{"model.name": "bilstm_maxpool"},
+                                                                   {"model.name": "textcnn", "seed": 1}]})
+    trained_on = {}
+    real = train_stage.obtain_member
+
+    def recording(job, part, names_, out, **kw):
+        trained_on[out.name] = set(part["train"]["id"])
+        return real(job, part, names_, out, **kw)
+    monkeypatch.setattr(train_stage, "obtain_member", recording)
+    probs, provenance = teach.cross_fit(p, splits, names, 2, d / "work")
+
+    ids = splits["train"]["id"].to_numpy()
+    fold = teach.folds_of(len(ids), 2, p.seed)
+    assert sorted(trained_on) == ["fold0-member0", "fold0-member1", "fold1-member0", "fold1-member1"]
+    for run in provenance["runs"]:
+        scored = set(ids[fold == run["fold"]])
+        assert scored and not scored & trained_on[f"fold{run['fold']}-member{run['member']}"]
+        assert scored | trained_on[f"fold{run['fold']}-member{run['member']}"] == set(ids)
+    weights = provenance["member_weights"]
+    assert len(weights) == 2 and abs(sum(weights) - 1) < 1e-6
+    for k in (0, 1):  # every target is the weighted average of the fold-k models, which never saw fold k
+        rows = np.flatnonzero(fold == k)
+        texts = list(splits["train"]["text"].iloc[rows])
+        members = [EmotionClassifier.load(d / "work" / f"fold{k}-member{m}", "fixed").predict_proba(texts)
+                   for m in (0, 1)]
+        assert np.allclose(probs[rows], weights[0] * members[0] + weights[1] * members[1], atol=1e-5)
+
+    path = teach.save(d / "teachers/cf.npz", splits["train"]["id"], probs, provenance)
+    with np.load(path) as f:
+        kept = json.loads(str(f["provenance"]))
+    assert kept["kind"] == "cross-fitted" and kept["folds"] == 2 and kept["cpu_kind"] and len(kept["runs"]) == 4
+    job = resolve(with_overrides(p, {"train.teacher": "cf.npz", "train.distill_weight": 0.5}), d / "teachers")
+    y = data.label_matrix(splits["train"])
+    assert np.allclose(training_targets(job.teacher, 0.5, splits["train"], y), 0.5 * y + 0.5 * probs, atol=1e-3)
+
+    _, again = teach.cross_fit(p, splits, names, 2, d / "work")  # an interrupted or repeated run: kept
+    assert {r["how"] for r in again["runs"]} == {"trained already, kept"}

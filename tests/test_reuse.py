@@ -393,7 +393,7 @@ def test_an_ensemble_without_tuned_weights_is_refused_in_one_line(untuned_ensemb
     with pytest.raises(UserError, match="without member weights"):
         untuned.predict_proba(["so happy"])
     with pytest.raises(SystemExit):
-        teach.main([str(untuned_ensemble), str(tmp_path / "t.npz")])
+        teach.main([str(untuned_ensemble), str(tmp_path / "t.npz")])  # MODEL_DIR OUT: in-sample
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "no tuned thresholds" in err
 
