@@ -145,23 +145,22 @@ def write_store(rows: list[dict], path) -> None:
 
 
 def _read_raw(path) -> list[dict]:
+    """The store's rows as JSON holds them; none when the file is absent."""
     path = Path(path)
     try:
         rows = json.loads(path.read_text()) if path.exists() else []
-    except ValueError as e:
+        assert isinstance(rows, list)
+    except (ValueError, AssertionError) as e:
         raise UserError(f"{path}: not a store of experiment rows ({e}); delete it to run every experiment") from None
-    return rows if isinstance(rows, list) else []
+    return rows
 
 
 def read_store(path) -> list[dict]:
     """`write_store`'s rows, per-label scores as a DataFrame again; none when the file is absent."""
     import pandas as pd
 
-    path = Path(path)
-    if not path.exists():
-        return []
+    rows = _read_raw(path)
     try:
-        rows = json.loads(path.read_text())
         for r in rows:
             r["per_label"] = None if r["per_label"] is None else pd.DataFrame.from_records(r["per_label"])
             r["curves"] = r["curves"] or {}

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from ..ensemble import logit
 from .batcher import Batcher
 
 log = logging.getLogger("emotion_classifier.serve")
@@ -196,8 +197,7 @@ def create_app(load: Callable[[], Any], limits: Limits = Limits(), on_load_error
     @app.post("/predict")
     async def predict(request: Request):
         clf, probs, single, options = await scored(request)
-        values = np.log(np.clip(probs, 1e-7, 1)) - np.log1p(-np.clip(probs, 0, 1 - 1e-7)) \
-            if options["raw_scores"] else probs
+        values = logit(probs) if options["raw_scores"] else probs
         out = [[{"score": float(row[i]), "label": clf.labels[i]} for i in np.argsort(-row, kind="stable")]
                for row in values]
         return JSONResponse(out[0] if single else out)

@@ -42,16 +42,14 @@ def add_model_options(ap: argparse.ArgumentParser, backend: str = "torch") -> No
 
 
 def has_int8_thresholds(model_dir: str | Path) -> bool:
-    """Whether thresholds.json holds thresholds tuned on the onnxruntime int8 model's own dev scores."""
-    import json
-
-    from ..model_dir import ONNX_INT8, THRESHOLDS
+    """Whether thresholds.json, valid for these weights, holds thresholds tuned on the onnxruntime int8 model's own
+    dev scores (read_tuned's checks: a stale or damaged file has none)."""
+    from ..model_dir import ONNX_INT8, ThresholdsError, read_tuned
 
     try:
-        tuned = json.loads((Path(model_dir) / THRESHOLDS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return isinstance(read_tuned(model_dir).get(ONNX_INT8), dict)
+    except ThresholdsError:
         return False
-    return isinstance(tuned, dict) and isinstance(tuned.get(ONNX_INT8), dict)
 
 
 def chosen_backend(args: argparse.Namespace) -> tuple[str, bool]:
