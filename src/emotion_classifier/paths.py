@@ -1,6 +1,8 @@
-"""Every file and folder the stages write, in one place: `OUTS` is exactly what dvc.yaml declares as outs and metrics
-(tests/test_dvc_deps.py checks both directions); the rest name files inside those outs, or places that are not
-outs. Input locations are params: data.raw_dir, data.prepared_dir."""
+"""Every file and folder the stages write, in one place.
+
+`OUTS` is exactly what dvc.yaml declares as outs and metrics (tests/test_dvc_deps.py checks both directions); the
+rest name files inside those outs, or places that are not outs. Input locations are params: data.raw_dir,
+data.prepared_dir."""
 
 from .model_dir import CONFIG, MANIFEST, MEMBERS, THRESHOLDS, TOKENIZER, WEIGHTS
 

@@ -1,6 +1,7 @@
-"""`emotion-compare-all` (`make compare SEEDS=0,1,2`): every registered architecture and the ensemble, each with
-its own recipe, and each architecture that keeps its encoder once more with every other registered encoder (the
-base-size all-mpnet-base-v2: `--encoders ""` skips it), times seeds, as named DVC experiments; then `emotion-report`.
+"""`emotion-compare-all` (`make compare`): every architecture and the ensemble as DVC experiments, then the report.
+
+Each architecture runs with its own recipe, once per seed; each that keeps its encoder runs once more with every
+other registered encoder (the base-size all-mpnet-base-v2: `--encoders ""` skips it).
 
     emotion-compare-all --seeds 0,1,2                  # run what is missing, then the report
     emotion-compare-all --seeds 0 --set train.epochs=1 --set data.max_examples=300   # a quick look

@@ -1,6 +1,9 @@
-"""python -m emotion_classifier.experiments.ensemble_search EXP [EXP ...]: which experiments' models to ensemble,
-decided on dev only (weights fitted on dev, thresholds tuned and cross-validated on dev). An EXP may also be a model
-directory (e.g. `models/members/1`, or a model cache entry: `emotion-cache ls`)."""
+"""Which experiments' models to ensemble, decided on dev only.
+
+    python -m emotion_classifier.experiments.ensemble_search EXP [EXP ...]
+
+Weights are fitted on dev, thresholds tuned and cross-validated on dev. An EXP may also be a model directory (e.g.
+`models/members/1`, or a model cache entry: `emotion-cache ls`)."""
 
 from __future__ import annotations
 
