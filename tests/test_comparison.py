@@ -90,7 +90,7 @@ def test_the_comparison_runs_resumes_keeps_rows_and_sees_stale_ones(project):
     assert sorted(runs) == sorted(names)
     for arch in ARCHS[:2]:  # a single architecture trains itself alone, with its recipe but the explicit epochs
         assert "ensemble member" not in runs[name[arch]]
-        assert f"training {arch} (seed 0): epochs 1 (train.epochs), loss " in runs[name[arch]]
+        assert f"{arch} (seed 0): epochs 1 (train.epochs), loss " in runs[name[arch]]
     ensemble_log = runs[name["ensemble"]]
     assert ensemble_log.count("trained by an earlier run") == 2 and "epoch 1:" not in ensemble_log, ensemble_log
 

@@ -9,8 +9,8 @@ from emotion_classifier.errors import UserError
 from emotion_classifier.experiments.teach import write_teacher
 from emotion_classifier.inference import EmotionClassifier
 from emotion_classifier.params import resolve, with_overrides
-from emotion_classifier.training.checkpoint import run_id
-from emotion_classifier.training.distill import save_teacher, training_targets
+from emotion_classifier.training.distill import training_targets
+from emotion_classifier.training.identity import run_id
 from emotion_classifier.training.loop import fit
 
 from .conftest import tiny_params
@@ -23,7 +23,9 @@ def project(tmp_path, tiny_encoder, tiny_prepared):
 
 
 def _teacher(d, splits, probs, name="t.npz"):
-    save_teacher(d / "teachers" / name, splits["train"], probs)
+    from emotion_classifier.experiments import teach
+
+    return teach.save(d / "teachers" / name, splits["train"]["id"], probs, {"kind": "test"})
 
 
 def test_targets_blend_labels_and_teacher_and_refuse_other_data(project):
@@ -45,6 +47,29 @@ def test_targets_blend_labels_and_teacher_and_refuse_other_data(project):
         targets("missing.npz")
 
 
+def test_a_teacher_file_with_one_byte_changed_is_refused_in_one_line_naming_it(project):
+    """Issue 48: a byte changed anywhere in the stored probabilities (a CRC mismatch, or a deflate stream that no
+    longer decodes) is refused by train in one line naming the file, never a traceback."""
+    d, p, splits, _ = project
+    y = data.label_matrix(splits["train"])
+    path = _teacher(d, splits, np.random.default_rng(0).random(y.shape))
+    good = path.read_bytes()
+    with np.load(path) as f:
+        probs, ids = f["probs"], f["ids"]
+    job = resolve(with_overrides(p, {"train.teacher": "t.npz"}), d / "teachers")
+    for pos in range(60, len(good) - 100, max(1, (len(good) - 160) // 12)):  # local headers, data, directory
+        for byte in (good[pos] ^ 1, 0xFF):
+            path.write_bytes(good[:pos] + bytes([byte]) + good[pos + 1:])
+            try:
+                training_targets(job.teacher, 0.5, splits["train"], y)
+            except UserError as e:
+                assert str(path) in str(e) and "\n" not in str(e)
+                continue
+            with np.load(path) as f:  # not refused (a header's timestamp, say): the targets read are intact
+                assert np.array_equal(f["probs"], probs) and np.array_equal(f["ids"], ids)
+    path.write_bytes(good)
+
+
 def test_a_student_learns_the_teachers_probabilities(project):
     """With distill_weight 1 the labels are ignored: a teacher that says 0.05 everywhere is what the student
     learns towards (trained on the labels, the same model predicts ~1/3, each tiny label's share)."""
@@ -52,8 +77,7 @@ def test_a_student_learns_the_teachers_probabilities(project):
     y = data.label_matrix(splits["train"])
     _teacher(d, splits, np.full(y.shape, 0.05))
     student = resolve(with_overrides(p, {"train.teacher": "t.npz", "train.distill_weight": 1.0}), d / "teachers")
-    assert (run_id(student, splits, names, *_device_precision())
-            != run_id(resolve(p), splits, names, *_device_precision()))
+    assert run_id(student, splits, names) != run_id(resolve(p), splits, names)
     for job, out in ((student, "student"), (resolve(p), "labels")):
         fit(job, splits, names, model_dir=d / out, metrics_path=None, live_dir=None, checkpoint_root=d / "ckpt")
     student, labels = (EmotionClassifier.load(d / out, "fixed").predict_proba(splits["dev"]["text"]).mean()
@@ -70,12 +94,6 @@ def test_write_teacher_scores_the_training_split(project):
         expected = EmotionClassifier.load(d / "m", "fixed").predict_proba(splits["train"]["text"])
         assert np.allclose(f["probs"], expected, atol=1e-3)  # float16
         assert list(f["ids"]) == splits["train"]["id"].astype(str).tolist()
-
-
-def _device_precision():
-    import torch
-
-    return torch.device("cpu"), "fp32"
 
 
 def test_a_cross_fitted_teacher_never_scores_an_example_with_a_model_that_trained_on_it(project, monkeypatch):

@@ -32,47 +32,57 @@ def test_no_stage_depends_on_another_stages_code():
 
 def test_the_import_walk_follows_function_level_imports_subpackages_and_registries():
     train = codedeps.modules("stages.train")
-    assert {"training.loop", "training.losses.bce", "architectures.textcnn", "model_dir.model",
+    assert {"training.loop", "losses.bce", "architectures.textcnn", "model_dir.model",
             "training.distill"} <= train
     scoring = codedeps.modules("stages.evaluate")
     assert "batching" in scoring and not any(m.startswith("training") for m in scoring)  # no training code
     assert not any(m.startswith(("architectures", "model_dir.model")) for m in codedeps.modules("stages.compare"))
-    assert [m for m in train | scoring if codedeps.exempt(m)] == ["params"]  # train's settings: params.resolve
+    assert sorted(m for m in train | scoring if codedeps.exempt(m)) == [  # train's settings: params.resolve
+        "params", "params.jobs", "params.members", "params.sections", "params.tree"]
+    # the schema sits below the training code: params reads the registries of architectures and losses only
+    reach, todo = set(), ["params"]
+    while todo:
+        if (m := todo.pop()) not in reach:
+            reach.add(m)
+            todo += codedeps._imports(m)
+    assert {"losses", "architectures", "params.members"} <= reach
+    assert not any(m.startswith(("training", "stages")) for m in reach)
 
 
-def test_an_edit_of_params_py_reruns_train_and_keeps_its_reuse_unless_a_setting_changes(tmp_path, monkeypatch):
-    """params.py decides every effective train setting (recipes, auto, members): a train dep in dvc.yaml. The run id
-    holds what it decides by value (the whole TrainJob), not its source: an edit that changes no setting (a new
-    section, a message) keeps each cached model; one that does changes the run id through the settings."""
+def test_an_edit_of_the_params_package_reruns_train_and_keeps_its_reuse_unless_a_setting_changes(tmp_path,
+                                                                                                 monkeypatch):
+    """The params package decides every effective train setting (recipes, auto, members): a train dep in dvc.yaml.
+    The run id holds what it decides by value (the whole TrainJob), not its source: an edit that changes no setting
+    (a new section, a message) keeps each cached model; one that does changes the run id through the settings."""
     from emotion_classifier.params import ModelSpec, TrainJob
-    from emotion_classifier.training import checkpoint
+    from emotion_classifier.training import identity
 
-    assert "src/emotion_classifier/params.py" in code_deps("train")
-    assert all("params.py" not in d for d in code_deps("evaluate"))
+    assert "src/emotion_classifier/params" in code_deps("train")
+    assert all("params" not in d for d in code_deps("evaluate"))
     pkg = tmp_path / "emotion_classifier"
     shutil.copytree(codedeps.PKG, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(codedeps, "PKG", pkg)
-    before = checkpoint.code_version()
-    params = pkg / "params.py"
+    before = identity.code_version()
+    params = pkg / "params/sections.py"
     params.write_text(params.read_text() + "\n# a new section's schema, say\n")
-    assert checkpoint.code_version() == before
+    assert identity.code_version() == before
     # run_identity hashes these fields, each (a field added here must be added there: this list fails first)
     assert [f.name for f in dataclasses.fields(TrainJob)] == ["seed", "model", "train", "loss", "policy", "teacher"]
     assert [f.name for f in dataclasses.fields(ModelSpec)] == ["name", "arch", "encoder", "max_length", "mask_words"]
 
 
 def test_the_run_id_code_version_covers_a_subpackage_edit(tmp_path, monkeypatch):
-    from emotion_classifier.training import checkpoint
+    from emotion_classifier.training import identity
 
     pkg = tmp_path / "emotion_classifier"
     shutil.copytree(codedeps.PKG, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(codedeps, "PKG", pkg)
-    before = checkpoint.code_version()
+    before = identity.code_version()
     (pkg / "stages/compare.py").write_text("# compare's code is not the training's\n")
-    assert checkpoint.code_version() == before
+    assert identity.code_version() == before
     arch = pkg / "architectures/textcnn.py"
     arch.write_text(arch.read_text() + "\n# edited\n")
-    assert checkpoint.code_version() != before
+    assert identity.code_version() != before
 
 
 def test_paths_py_names_exactly_the_outs_dvc_yaml_declares():

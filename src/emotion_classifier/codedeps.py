@@ -1,6 +1,6 @@
 """Which of the package's source files a module runs: its relative imports (at any depth of its code, inside
 functions too) followed to the end. One definition serves two checks that must agree: a DVC stage's code deps in
-dvc.yaml (tests/test_dvc_deps.py) and a training run's code version (training.checkpoint), so a cached output
+dvc.yaml (tests/test_dvc_deps.py) and a training run's code version (training.identity), so a cached output
 depends on exactly the code that DVC reruns its stage for.
 """
 
@@ -56,14 +56,17 @@ def exempt(name: str) -> bool:
 
 def modules(start: str, runs_also: bool = True) -> set[str]:
     """`start` and every module of ours it imports, directly or not; an exempt module is neither listed nor followed
-    (params, say, imports the registries only to validate), unless RUNS_ALSO names it for `start` (and `runs_also`)."""
-    seen, todo = set(), sorted(_with_parents(start) | set(RUNS_ALSO.get(start, ()) if runs_also else ()))
+    (params, say, imports the registries only to validate), unless RUNS_ALSO names it (a package: all of it) for
+    `start` (and `runs_also`)."""
+    also = set(RUNS_ALSO.get(start, ()) if runs_also else ())
+    seen, todo = set(), sorted(_with_parents(start) | also)
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        todo += [m for imported in _imports(name) for m in _with_parents(imported) if not exempt(m) and m not in seen]
+        todo += [m for imported in _imports(name) for m in _with_parents(imported)
+                 if (not exempt(m) or m.split(".")[0] in also) and m not in seen]
     return seen
 
 

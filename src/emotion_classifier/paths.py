@@ -15,6 +15,7 @@ MEMBERS_DIR = f"{MODEL_DIR}/{MEMBERS}"  # an ensemble's further models (only a n
 LIVE_DIR = "dvclive"
 LIVE_OUTS = (f"{LIVE_DIR}/plots", f"{LIVE_DIR}/metrics.json", f"{LIVE_DIR}/params.yaml")  # DVCLive writes these
 TRAIN_METRICS = "metrics/train.json"
+RUN_ENVIRONMENT = "metrics/environment.json"  # each model's libraries, machine kind, teacher and encoder content
 
 # tune_thresholds
 TUNED_THRESHOLDS = f"{MODEL_DIR}/{THRESHOLDS}"
@@ -48,9 +49,9 @@ COMPARE_REPORT = "reports/compare.md"
 COMPARE_PER_LABEL = "plots/compare/per_label_f1.csv"
 
 OUTS = (PARAMS_CHECKED, *COOCCURRENCE.values(), LABEL_DISTRIBUTION, DATASET_STATISTICS, DATASET_METRICS,
-        *MODEL_FILES, MEMBERS_DIR, *LIVE_OUTS, TRAIN_METRICS, TUNED_THRESHOLDS, THRESHOLDS_CURVE, THRESHOLDS_METRICS,
-        EVAL_PLOTS, TEST_PREDICTIONS, EVAL_METRICS, INFERENCE_METRICS, COMPARE_REPORT, COMPARE_PER_LABEL,
-        COMPARE_METRICS)
+        *MODEL_FILES, MEMBERS_DIR, *LIVE_OUTS, TRAIN_METRICS, RUN_ENVIRONMENT, TUNED_THRESHOLDS, THRESHOLDS_CURVE,
+        THRESHOLDS_METRICS, EVAL_PLOTS, TEST_PREDICTIONS, EVAL_METRICS, INFERENCE_METRICS, COMPARE_REPORT,
+        COMPARE_PER_LABEL, COMPARE_METRICS)
 
 # not outs
 CHECKPOINTS = ".checkpoints"  # a killed run's state, until it finishes

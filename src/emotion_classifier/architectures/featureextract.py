@@ -70,5 +70,5 @@ register(Architecture(
     needs_encoder=lambda arch: True,
     keeps_encoder=True,
     head_on_features=True,
-    feature_params=("pooling", "feature_layers"),
+    feature_params=("pooling", "feature_layers", "feature_batch_size"),  # batch padding moves low bits
 ))

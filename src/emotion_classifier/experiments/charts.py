@@ -58,7 +58,7 @@ def chart(groups: dict[str, list[dict]], path: str | Path, targets: dict | None 
         ax.set(title=title, xlabel=title.replace("test ", "test split, "))
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-    minutes = [np.mean([(metric(r, TRAIN_METRICS, "train_time_s") or 0) / 60 for r in groups[c]]) for c in order]
+    minutes = [_mean_minutes([metric(r, TRAIN_METRICS, "train_time_s") for r in groups[c]]) for c in order]
     axes[2].barh(y, minutes, color=colours, alpha=0.8)
     axes[2].set(title="train time per run (min)", xlabel="minutes (reused work counted)")
     axes[2].grid(axis="x", alpha=0.3)
@@ -124,3 +124,9 @@ def per_label_chart(rows: list[dict], path: str | Path) -> None:
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _mean_minutes(seconds: list) -> float:
+    """The mean of the known train times, in minutes; NaN (no bar) when none is known: unknown is not 0."""
+    known = [s for s in seconds if s is not None]
+    return float(np.mean(known)) / 60 if known else float("nan")

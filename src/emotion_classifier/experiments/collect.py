@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
-from ..paths import EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL, TRAIN_METRICS
+from ..paths import EVAL_METRICS, INFERENCE_METRICS, LIVE_DIR, PER_LABEL, RUN_ENVIRONMENT, TRAIN_METRICS
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -106,12 +106,14 @@ def git_reader(rev: str, path: str) -> str | None:
 
 
 def attach_artifacts(rows: list[dict], read: Callable[[str, str], str | None]) -> None:
-    """Per row: `curves` {metric: [per-epoch values]} from dvclive, `per_label` (DataFrame) from evaluate."""
+    """Per row: `curves` {metric: [per-epoch values]} from dvclive, `per_label` (DataFrame) from evaluate, and the
+    `environment` its train stage recorded (None for a run older than that record)."""
     import pandas as pd
 
     for r in rows:
         if "curves" in r:  # a stored row: read with its artifacts
             continue
+        r["environment"] = run_environment(r["rev"], read)
         r["curves"] = {}
         for k in CURVES:
             tsv = read(r["rev"], f"{LIVE_DIR}/plots/metrics/{k}.tsv")
@@ -121,20 +123,26 @@ def attach_artifacts(rows: list[dict], read: Callable[[str, str], str | None]) -
         r["per_label"] = pd.read_csv(io.StringIO(csv)) if csv else None
 
 
-STORED = ("name", "rev", "base", "params", "metrics", "deps", "curves")  # and libraries, per_label
+def run_environment(rev: str, read: Callable[[str, str], str | None]) -> dict | None:
+    """The environment an experiment's train stage recorded (training.identity.environment, per model)."""
+    text = read(rev, RUN_ENVIRONMENT)
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+STORED = ("name", "rev", "base", "params", "metrics", "deps", "curves", "environment")  # and per_label
 
 
 def write_store(rows: list[dict], path) -> None:
     """The rows a report rendered, with their curves and per-label scores, as JSON kept in git beside the report:
     the experiments' refs and commits may not outlive the machine, and a later comparison reuses the rows whose
-    code, params, data, library versions and CPU kind still match (`emotion-compare-all`). A row of `dvc exp show`
-    gets the versions of this environment: the one `emotion-compare-all` ran it in just before (its run id and the
-    model cache hold them too, but `dvc exp show` does not)."""
+    code, params, data and environment (libraries, machine kind, teacher, encoder: each run's own record) still
+    match (`emotion-compare-all`)."""
     from ..files import write_json
-    from ..training.checkpoint import library_versions
 
-    here = library_versions()
-    new = [{**{k: r.get(k) for k in STORED}, "libraries": r.get("libraries") or here,
+    new = [{**{k: r.get(k) for k in STORED},
             "per_label": None if r.get("per_label") is None else r["per_label"].to_dict(orient="records")}
            for r in rows]
     # merged by name: a row this report did not render stays (another seed's, another share's); a rendered one

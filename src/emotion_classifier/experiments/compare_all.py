@@ -12,8 +12,8 @@ One experiment at a time (`dvc exp run --temp`: outside the workspace, which sta
 named `<prefix>-<architecture>[-<encoder>]-s<seed>` (with `--set`, `<prefix>-<tag>-...`: a quick look never stands
 in for the full run). Resumable, keyed on content: an experiment of that name whose recorded params, data and code
 (every code dep's hash) equal what this invocation runs is finished and skipped, whether `dvc exp show` has it at
-this commit or the report's kept rows do (reports/experiments.json, from an earlier commit or session: then it must
-also have run with these library versions and on this CPU kind, or the report could not put it beside the new rows).
+this commit or the report's kept rows do (reports/experiments.json, from an earlier commit or session), and whose
+own record of its environment (library versions, machine kind, teacher and encoder content) is this one's.
 One that differs is removed (kept: left) and runs again, and the log says why. The ensembles run last: their
 members are the architectures' own runs, copied from the model cache.
 """
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError, one_line_errors
-from ..paths import EVAL_METRICS, TRAIN_METRICS
+from ..paths import EVAL_METRICS
 from .collect import CODE, code_deps, collect, flatten, read_store
 
 ENSEMBLE = "ensemble"
@@ -141,19 +141,48 @@ def workspace_code() -> dict[str, str]:
                 if str(dep.def_path).startswith(CODE)}
 
 
-def machine_kind() -> str:
-    """What a run here records as its hardware: the GPU's name, else the CPU kind (as train.json's gpu/cpu_kind)."""
-    import torch
+def expected_environment(sets: list[str]) -> dict:
+    """The environment (training.identity.environment, per model) the run `sets` asks for would record here."""
+    from ..params import ENSEMBLE as ENSEMBLE_NAME
+    from ..params import from_tree, member_params, resolve
+    from ..paths import TEACHERS_DIR
+    from ..training.identity import environment
 
-    from ..hardware import cpu_kind
+    params = from_tree(unflatten(expected_params(sets)))
+    if params.model.name != ENSEMBLE_NAME:
+        return {"models": [environment(resolve(params, TEACHERS_DIR))]}
+    return {"models": [environment(resolve(member_params(params, i), TEACHERS_DIR))
+                       for i in range(len(params.ensemble.members))]}
 
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_kind()
+
+def unflatten(flat: dict) -> dict:
+    """{"a.b": 1} -> {"a": {"b": 1}}: expected_params' keys back into params.yaml's tree."""
+    tree: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
 
 
-def libraries_differ(row: dict, mine: dict[str, str]) -> str | None:
-    theirs = row.get("libraries") or {}
-    changed = [f"{k} {theirs.get(k)} -> {v}" for k, v in mine.items() if theirs.get(k) != v]
-    return f"libraries {', '.join(changed)}" if changed else None
+def environment_differs(recorded: dict | None, expected: dict) -> str | None:
+    """Why a finished run's recorded environment is not what this run would stand on, or None."""
+    if not recorded or len(recorded.get("models", [])) != len(expected["models"]):
+        return "environment not recorded (a run older than metrics/environment.json)" if not recorded else \
+            "environment of another number of models"
+    for theirs, mine in zip(recorded["models"], expected["models"]):
+        libs = [f"{k} {theirs.get('libraries', {}).get(k)} -> {v}" for k, v in mine["libraries"].items()
+                if theirs.get("libraries", {}).get(k) != v]
+        if libs:
+            return f"libraries {', '.join(libs)}"
+        if theirs.get("machine") != mine["machine"]:
+            return f"ran on {theirs.get('machine')}, this machine is {mine['machine']}"
+        for part in ("teacher", "encoder"):
+            if theirs.get(part) != mine[part]:
+                return f"{part} file content {str(theirs.get(part))[:8]} -> {str(mine[part])[:8]}"
+    return None
 
 
 def code_differs(row: dict, code: dict[str, str]) -> str | None:
@@ -163,19 +192,20 @@ def code_differs(row: dict, code: dict[str, str]) -> str | None:
 
 
 def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: bool, store: Path) -> set[str]:
-    """The names in `runs` finished with exactly these params, data and code: at this commit (`dvc exp show`), or
-    kept in `store` by an earlier report and run on this CPU kind. One that differs says so; with `remove_stale`, an
-    experiment is removed (it runs again under its name)."""
+    """The names in `runs` finished with exactly these params, data, code and environment (each run's own record of
+    its libraries, machine kind, teacher and encoder: what the run id holds besides): at this commit (`dvc exp
+    show`), or kept in `store` by an earlier report. One that differs says so; with `remove_stale`, an experiment
+    is removed (it runs again under its name)."""
+    from .collect import git_reader, run_environment
+
     found, workspace = experiments()
     kept = {r["name"]: r for r in read_store(store)}
-    from ..training.checkpoint import library_versions
-
-    code, kind, libraries = workspace_code(), (machine_kind() if kept else None), library_versions()
-    done = set()
+    code, done = workspace_code(), set()
     for name, sets in runs:
         head = found.get(name)  # a queued or failed one has no eval metrics: it runs again
         if head is not None and head["metrics"].get(EVAL_METRICS):
-            why = differs(head, sets + extra, workspace) or code_differs(head, code)
+            why = (differs(head, sets + extra, workspace) or code_differs(head, code)
+                   or environment_differs(run_environment(head["rev"], git_reader), expected_environment(sets + extra)))
             if why is None:
                 done.add(name)
                 continue
@@ -186,11 +216,8 @@ def finished(runs: list[tuple[str, list[str]]], extra: list[str], remove_stale: 
                     raise UserError(f"emotion-compare-all: `dvc exp remove {name}` failed; remove it by hand")
                 head = None
         if name in kept and head is None:  # the report reads `dvc exp show` first: only a name it lacks is kept's
-            train = kept[name]["metrics"].get(TRAIN_METRICS, {})
-            ran_on = train.get("gpu") or train.get("cpu_kind")
             why = (differs(kept[name], sets + extra, workspace) or code_differs(kept[name], code)
-                   or libraries_differ(kept[name], libraries)
-                   or (f"ran on {ran_on}, this machine is {kind}" if ran_on != kind else None))
+                   or environment_differs(kept[name].get("environment"), expected_environment(sets + extra)))
             if why is None:
                 done.add(name)
             else:

@@ -106,14 +106,14 @@ def seed_table(groups: dict[str, list[dict]], targets: dict) -> list[str]:
     for cmd, rows in groups.items():
         micro, macro = spread(rows, "test_micro_f1"), spread(rows, "test_macro_f1")
         dev = spread(rows, "dev_macro_f1")
-        times = [metric(r, TRAIN_METRICS, "train_time_s") or 0 for r in rows]
+        times = [t for r in rows if (t := metric(r, TRAIN_METRICS, "train_time_s")) is not None]
         t = targets.get(rows[0]["params"].get("model.name"))
         target = "" if not t or micro is None else (
             f"{t['micro_f1']:.3f} / {t['macro_f1']:.3f}: "
             + " / ".join(status(sp["mean"], sp["lo"], sp["hi"], t[k]) for k, sp in (("micro_f1", micro),
                                                                                    ("macro_f1", macro))))
         lines.append(f"| `{cmd}` | {len(rows)} | {_spread_cell(micro)} | {_spread_cell(macro)} | {_spread_cell(dev)} "
-                     f"| {np.mean(times):.0f} | {target} |")
+                     f"| {f'{np.mean(times):.0f}' if times else 'unknown'} | {target} |")
     return lines + ranking(groups)
 
 
@@ -148,8 +148,9 @@ def render(rows: list[dict], defaults: dict, targets: dict | None = None, search
         lines.append(f"| {r['name']} | {r['params'].get('model.name', '')} | " + " | ".join(_cells(r, COLUMNS))
                      + f" | {target_cell(r, targets)} |")
     single = [r for r in rows if r["params"].get("model.name") != "ensemble"]
-    total = sum(r["metrics"].get(TRAIN_METRICS, {}).get("train_time_s") or 0 for r in single)
-    lines += ["", f"Train time of the {len(single)} single-architecture runs together: {total / 60:.1f} min (epochs "
+    known = [t for r in single if (t := r["metrics"].get(TRAIN_METRICS, {}).get("train_time_s")) is not None]
+    lines += ["", f"Train time of the {len(known)} single-architecture runs whose time is known (of {len(single)}) "
+                  f"together: {sum(known) / 60:.1f} min (epochs "
                   "and frozen-encoder features, reused ones counted; dev scoring and the other stages are not). An "
                   "ensemble's train time is its members' training, which the runs of their architectures may have "
                   "done already (the model cache): it is not added again."]

@@ -11,10 +11,11 @@ from ..files import write_json
 from ..model_dir import member_dir
 from ..model_dir.model import read_config
 from ..params import ENSEMBLE, TRAIN_KEYS, Params, TrainJob, dump, member_params, recipe_sources, resolve
-from ..paths import CHECKPOINTS, LIVE_DIR, MEMBERS_DIR, MODEL_DIR, TEACHERS_DIR, TRAIN_METRICS
+from ..paths import CHECKPOINTS, LIVE_DIR, MEMBERS_DIR, MODEL_DIR, RUN_ENVIRONMENT, TEACHERS_DIR, TRAIN_METRICS
 from ..training import distributed
-from ..training.checkpoint import cached_model, cached_timing, copy_model, planned_run_id, reuse_problem
+from ..training.identity import environment, run_id
 from ..training.loop import fit, replay_live, summary
+from ..training.reuse import cached_model, cached_timing, copy_model, reuse_problem
 
 MEMBERS_NOTE = "README.txt"  # keeps models/members/ a non-empty DVC out when it holds no member
 MEMBERS_TEXT = "An ensemble's further models, one directory each (1, 2, ...); none for a single model.\n"
@@ -49,12 +50,13 @@ def train_single(params: Params, splits: dict, names: list[str], root: Path) -> 
     job = resolve(params, root / TEACHERS_DIR)
     writer, model_dir, live_dir = distributed.is_writer(), root / MODEL_DIR, root / LIVE_DIR
     how = obtain_member(job, splits, names, model_dir, checkpoints=root / CHECKPOINTS, live_dir=live_dir, first=True,
-                        announce=f"training {job.model.name} (seed {job.seed}): {settings_line(params, job)}"
+                        announce=f"{job.model.name} (seed {job.seed}): {settings_line(params, job)}"
                         if writer else None)
     if not writer:
         return
     record = obtained_record(model_dir, how, live_dir)
     write_json(root / TRAIN_METRICS, summary(record))
+    write_json(root / RUN_ENVIRONMENT, {"models": [environment(job)]})
     clear_members(root / MEMBERS_DIR, 0)  # a DVC out, without members for a single model
     print(f"{job.model.name} (seed {job.seed}): {how}; best epoch {record['best_epoch']}/{record['epochs_run']}, "
           f"dev macro F1 {record['dev_macro_f1']:.4f} (threshold 0.5) -> {MODEL_DIR}/, {TRAIN_METRICS}")
@@ -78,7 +80,7 @@ def train_ensemble(params: Params, splits: dict, names: list[str], root: Path) -
     model_dir, live_dir = root / MODEL_DIR, root / LIVE_DIR
     if writer:
         clear_members(root / MEMBERS_DIR, n)
-    records = []
+    records, environments = [], []
     for index in range(n):
         as_written = member_params(params, index)
         member = resolve(as_written, root / TEACHERS_DIR)
@@ -89,24 +91,33 @@ def train_ensemble(params: Params, splits: dict, names: list[str], root: Path) -
                             announce=f"{head}: {settings_line(as_written, member)}" if writer else None)
         if writer:
             records.append(obtained_record(out, how, live_dir if index == 0 else None))
+            environments.append(environment(member))
             print(f"{head}: {how}; dev macro F1 {records[-1]['dev_tuned_macro_f1']:.4f} (tuned) -> {out}/")
     if not writer:
         return
     write_json(root / TRAIN_METRICS, {
         "model": ENSEMBLE,
         "members": " + ".join(r["model"] for r in records),
-        "train_time_s": round(sum(r.get("train_time_s", 0.0) for r in records), 2),  # reused members counted too
+        "train_time_s": total_time(records),  # reused members counted too
         "params_total": sum(r["params_total"] for r in records),
         **{k: records[0][k] for k in ("device", "precision", "cpu_kind", "gpu") if k in records[0]},
     })
+    write_json(root / RUN_ENVIRONMENT, {"models": environments})
     print(f"trained an ensemble of {n}: {' + '.join(r['model'] for r in records)} -> {MODEL_DIR}/, {TRAIN_METRICS}")
+
+
+def total_time(records: list[dict]) -> float | None:
+    """The members' train times summed; None (unknown, never 0) when any member's is unknown."""
+    times = [r["train_time_s"] for r in records]
+    return None if None in times else round(sum(times), 2)
 
 
 def obtained_record(model_dir: Path, how: str, live_dir: Path | None) -> dict:
     """The training record of the model in `model_dir`, with the timings of the run that trained it (the model
     cache's record); its epochs replayed into `live_dir` (DVCLive) when it was copied, not trained here."""
     config = read_config(model_dir)
-    record = {**config["train"], **cached_timing(config["train"]["run_id"])}
+    # a model copied after its cache entry went (pruned, a fresh clone) has no timings left: unknown, never 0
+    record = {**config["train"], "train_time_s": None, **cached_timing(config["train"]["run_id"])}
     if live_dir is not None and how != "trained":
         replay_live(live_dir, record.get("history", []), config)
     return record
@@ -116,21 +127,32 @@ def obtain_member(member: TrainJob, splits: dict, names: list[str], out: Path, c
                   live_dir: Path | None = None, first: bool = False, announce: str | None = None) -> str:
     """The member's model in `out`: kept if there already (whole), copied from the model cache (verified), else
     trained. How, in words; a model found there and not kept says why. `first`: `out` is models/ itself, which holds
-    the ensemble's other outputs too (a copy replaces the model's files only)."""
-    planned = planned_run_id(member, splits, names)
-    problem = reuse_problem(out, planned)
-    if problem is None:
-        return "trained already, kept"
-    if problem != "no model" and distributed.is_writer():
-        print(f"{out}: not kept: {problem}")
-    if (cached := cached_model(planned)) is not None:
-        if distributed.is_writer():
-            if not first:  # a member's own directory: nothing else lives there
-                shutil.rmtree(out, ignore_errors=True)
-            copy_model(cached, out)
-        return f"trained by an earlier run, copied from {cached}"
-    if announce:
-        print(announce)
+    the ensemble's other outputs too (a copy replaces the model's files only). Rank 0 decides for every rank: on
+    several machines only its disk and cache count (the others' may differ)."""
+    distributed.setup(member.train.device)  # the process group, so rank 0's decision reaches every rank
+    writer, how = distributed.is_writer(), None
+    if writer:
+        if announce:
+            print(announce)  # the settings and where each came from, for a kept or copied model too
+        how = reuse_or_copy(run_id(member, splits, names), out, first)
+    how = distributed.broadcast(how)
+    if how is not None:
+        return how
     # the first member's epochs are the ensemble's DVCLive curves (models/ holds it)
     fit(member, splits, names, model_dir=out, metrics_path=None, live_dir=live_dir, checkpoint_root=checkpoints)
     return "trained"
+
+
+def reuse_or_copy(run: str, out: Path, first: bool) -> str | None:
+    """How run `run`'s model came to be in `out` without training (kept, or copied from the cache); None: train."""
+    problem = reuse_problem(out, run)
+    if problem is None:
+        return "trained already, kept"
+    if problem != "no model":
+        print(f"{out}: not kept: {problem}")
+    if (cached := cached_model(run)) is None:
+        return None
+    if not first:  # a member's own directory: nothing else lives there
+        shutil.rmtree(out, ignore_errors=True)
+    copy_model(cached, out)
+    return f"trained by an earlier run, copied from {cached}"

@@ -1,5 +1,5 @@
 """Frozen-encoder features (feature-extract): computed once per encoder content, settings, code, machine and token
-ids (training.loop.feature_key), cached on disk outside the workspace so queued experiments share them."""
+ids (training.identity.feature_key), cached on disk outside the workspace so queued experiments share them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .. import cache
 from ..batching import TokenData, sorted_batches
 from ..files import atomic_path
 from ..hardware import autocast
-from .checkpoint import fingerprint
+from .identity import fingerprint
 
 
 def default_feature_cache() -> Path:

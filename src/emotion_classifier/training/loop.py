@@ -17,31 +17,24 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import architectures, codedeps, hardware
+from .. import architectures, hardware, losses
 from .. import metrics as M
 from ..architectures.layers import decay_groups
 from ..batching import FeatureData, TokenData, bucket_batches, call, predict_logits
 from ..data import label_matrix
-from ..encoder import encoder_hash, load_tokenizer, tokenize
+from ..encoder import load_tokenizer, tokenize
 from ..fields import as_tree
 from ..files import atomic_path
 from ..hardware import autocast
 from ..model_dir.model import build, n_params, save
-from ..params import ModelSpec, TrainJob
+from ..params import TrainJob
 from ..thresholds import Policy, apply
-from . import distributed, losses
-from .checkpoint import (
-    cache_model,
-    code_version,
-    library_versions,
-    machine,
-    resume,
-    run_id,
-    save_checkpoint,
-    save_state,
-)
+from . import distributed
+from .checkpoint import resume, save_checkpoint, save_state
 from .distill import training_targets
 from .features import default_feature_cache, encoder_features
+from .identity import feature_key, run_id
+from .reuse import cache_model
 
 
 def set_seed(seed: int) -> None:
@@ -170,16 +163,6 @@ class Run:
         return distributed.broadcast(feats)
 
 
-def feature_key(spec: ModelSpec, entry, device, precision: str) -> dict:
-    """What decides frozen-encoder features besides the token ids: the encoder's files, the settings and code that
-    compute them (the architecture's module and training.features, with what they import), libraries, machine."""
-    module = entry.build.__module__.removeprefix(f"{codedeps.PKG.name}.")
-    return {"encoder": encoder_hash(spec.encoder), "max_length": spec.max_length,
-            "mask_words": as_tree(spec.mask_words), **{k: getattr(spec.arch, k) for k in entry.feature_params},
-            "code": code_version(module, "training.features"), "libraries": library_versions(spec.encoder),
-            "machine": machine(device, precision)}
-
-
 def train_epoch(run: Run, epoch: int) -> tuple[float, float]:
     """One pass over the training data; returns (mean loss, seconds)."""
     train_params = run.train_params
@@ -235,7 +218,7 @@ def fit(job: TrainJob, splits: dict, labels: list[str], *, model_dir: str | Path
         print(f"{run.name}: {n_params(run.model):,} parameters ({n_params(run.trainable, True):,} "
               f"trained) on {len(run.y['train']):,} examples, up to {train_params.epochs} epochs, device "
               f"{run.device}, precision {run.precision}", flush=True)
-    ckpt_dir = Path(checkpoint_root) / run_id(job, splits, labels, run.device, run.precision)
+    ckpt_dir = Path(checkpoint_root) / run_id(job, splits, labels)
     state = resume(ckpt_dir / "last.pt", run) or {"epoch": 0, "history": [], "best": None, "best_epoch": 0,
                                                   "bad_epochs": 0, "train_time": 0.0}
     writer = distributed.is_writer()
@@ -256,7 +239,8 @@ def fit(job: TrainJob, splits: dict, labels: list[str], *, model_dir: str | Path
             print(f"early stop: {monitor} has not improved for {state['bad_epochs']} epochs")
     result = finish(run, state, monitor, time.time() - t_run, model_dir, metrics_path, ckpt_dir) if writer else None
     if writer:
-        cache_model(model_dir, result)
+        cache_model(model_dir, result)  # a cache fault is a warning: model_dir holds the result
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # only now: the model is saved, and cached where it could be
     if live is not None:
         live.end()
     return distributed.broadcast(result)
@@ -286,7 +270,7 @@ def end_epoch(state: dict, rec: dict, monitor: str, ckpt_dir: Path, run: Run, li
 
 
 def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, metrics_path, ckpt_dir: Path) -> dict:
-    """Restore the best epoch, save the model directory and metrics/train.json, drop the checkpoint.
+    """Restore the best epoch, save the model directory and metrics/train.json (fit drops the checkpoint after).
     Returns the whole run record (config.json's `train`); train.json keeps the figures runs are compared on."""
     best = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=True)
     run.trainable.load_state_dict(best["model"])
@@ -327,7 +311,6 @@ def finish(run: Run, state: dict, monitor: str, wall_time: float, model_dir, met
     if metrics_path:
         with atomic_path(metrics_path) as tmp:
             tmp.write_text(json.dumps(summary(result), indent=2) + "\n")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the model directory is the result
     return {**record, **timing, "run_wall_time_s": round(wall_time, 2), "history": state["history"]}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...fields import number, param
+from ..fields import number, param
 from . import Loss, label_counts, register
 
 

@@ -8,7 +8,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from ...fields import number, param
+from ..fields import number, param
 from . import Loss, label_counts, register
 
 
