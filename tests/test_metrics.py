@@ -81,3 +81,27 @@ def test_threshold_tuning_finds_known_optimum():
     assert res["strategies"]["fixed"] == [0.5] * 3
     curves = res["curves"]
     assert curves["micro_f1"].shape == (99,) and curves["macro_f1"].max() <= 2 / 3 + 1e-9
+
+
+def test_tune_thresholds_names_the_labels_that_take_the_global_threshold(tuned_model, tiny_encoder, tiny_prepared,
+                                                                         tmp_path, capsys):
+    """Issue 49 (8): a label with fewer than min_positives dev positives takes the global threshold; the stage
+    says which, where it happens (at 300 dev examples most labels do)."""
+    import json
+    import shutil
+
+    from emotion_classifier.params import with_overrides
+    from emotion_classifier.stages import tune_thresholds
+
+    from .conftest import tiny_params
+
+    shutil.copytree(tuned_model, tmp_path / "models")
+    p = with_overrides(tiny_params(tiny_encoder, "transformer_finetune", epochs=2), {
+        "data.prepared_dir": str(tiny_prepared), "model.transformer_finetune.pooling": "pooler",
+        "tune_thresholds.onnx_int8": False, "thresholds.min_positives": 1000})
+    capsys.readouterr()
+    tune_thresholds.run(p, tmp_path)
+    fallback = json.loads((tmp_path / "models/thresholds.json").read_text())["fallback_labels"]
+    out = capsys.readouterr().out
+    assert fallback and f"{len(fallback)} of {len(fallback)} labels have fewer than 1000 dev positives" in out, out
+    assert ", ".join(fallback) in out

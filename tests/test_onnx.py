@@ -110,3 +110,42 @@ def test_a_transformer_is_served_as_a_fused_graph_that_scores_like_torch(tiny_en
     nodes = onnx.load(str(int8)).graph.node
     assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "QAttention") for n in nodes)
     assert all("classifier" not in n.name or n.op_type in ("Gemm", "MatMul", "Add") for n in nodes)
+
+
+def test_int8_thresholds_say_where_they_were_tuned_and_are_refused_elsewhere(tuned_model, tmp_path, capsys):
+    """Issue 49 (7): int8 scores move with onnxruntime's version, the quantization policy and the CPU kind; the
+    thresholds tuned on them record all three, and a model whose record differs from here is refused in one line
+    (`--backend auto` then serves torch fp32, and says why)."""
+    import shutil
+
+    from emotion_classifier.inference import StaleInt8Thresholds
+    from emotion_classifier.model_dir import ONNX_INT8, THRESHOLDS, read_tuned, write_tuned
+    from emotion_classifier.onnx_backend import int8_record
+    from emotion_classifier.serving.options import has_int8_thresholds
+
+    d = shutil.copytree(tuned_model, tmp_path / "models")
+    tuned = read_tuned(d)
+    assert tuned[ONNX_INT8]["tuned_with"] == int8_record()
+    assert has_int8_thresholds(d)
+    elsewhere = {**tuned[ONNX_INT8], "tuned_with": {**int8_record(), "cpu_kind": "a-cpu-of-another-kind"}}
+    write_tuned(d, {k: v for k, v in {**tuned, ONNX_INT8: elsewhere}.items() if k != "weights_sha256"})
+    with pytest.raises(StaleInt8Thresholds) as e:
+        EmotionClassifier.load(d, backend="onnx", quantize=True)
+    assert f"{d / THRESHOLDS}" in str(e.value) and "cpu_kind a-cpu-of-another-kind ->" in str(e.value)
+    assert "\n" not in str(e.value)
+    capsys.readouterr()
+    assert not has_int8_thresholds(d) and "cpu_kind a-cpu-of-another-kind" in capsys.readouterr().err
+    EmotionClassifier.load(d)  # the fp32 thresholds are not int8's: torch still loads
+
+
+def test_the_onnx_backend_runs_where_its_device_says(monkeypatch):
+    """Issue 49 (8): onnxruntime took CUDA whenever the package had it, whatever `device` said."""
+    from emotion_classifier import onnx_backend
+    from emotion_classifier.errors import UserError
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert onnx_backend.providers("cpu") == ["CPUExecutionProvider"]
+    assert onnx_backend.providers("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(UserError, match="needs onnxruntime-gpu"):
+        onnx_backend.providers("cuda")

@@ -82,6 +82,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, strategy: str = "per
     int8 = _int8_thresholds(tuned, model_dir, used) if quantize else None
     if int8 is not None:  # int8 shifts scores: model.int8.onnx has thresholds of its own (~.02 dev macro F1 better)
         config["thresholds_int8"] = int8
+        # where they were tuned (onnxruntime, policy, CPU kind): a runtime elsewhere can tell they may not fit
+        config["thresholds_int8_tuned_with"] = tuned["onnx_int8"].get("tuned_with")
     members = member_dirs(model_dir)
     if members:
         weights = (tuned or {}).get("member_weights")

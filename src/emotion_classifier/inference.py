@@ -3,7 +3,7 @@
     from emotion_classifier import EmotionClassifier
     clf = EmotionClassifier.load("models")
     clf.predict(["Thank you so much!"])      # labels above their tuned thresholds, with scores
-    clf.predict_proba(texts)                 # (n, 28) numpy array
+    clf.predict_proba(texts)                 # (n, labels) numpy array: one column per label of the model
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from . import hardware
 from .batching import TokenData, predict_logits
 from .encoder import bounded
 from .errors import UserError
-from .model_dir import ThresholdsError, member_dirs, read_tuned, strategy_thresholds
+from .model_dir import ONNX_INT8, THRESHOLDS, ThresholdsError, member_dirs, read_tuned, strategy_thresholds
 from .model_dir.model import load
 
 BACKENDS = ("torch", "onnx")
@@ -69,7 +69,8 @@ class EmotionClassifier:
         if self.backend == "onnx":
             from .onnx_backend import session_for
 
-            return session_for(model, tokenizer, int8=quantize, threads=hardware.use_threads())
+            return session_for(model, tokenizer, int8=quantize, threads=hardware.use_threads(),
+                               device_type=self.device.type)
         if quantize:
             import warnings
 
@@ -99,10 +100,14 @@ class EmotionClassifier:
         model, cfg, tok = load(model_dir, device_type)
         members = [load(d, device_type) for d in member_dirs(model_dir)]
         tuned = th = None
+        onnx_int8 = bool(kw.get("quantize")) and kw.get("backend") == "onnx"
         try:  # one read of thresholds.json: the weights hash covers every member
             tuned = read_tuned(model_dir, cfg["labels"])
-            th = strategy_thresholds(tuned, strategy, model_dir,
-                                     onnx_int8=bool(kw.get("quantize")) and kw.get("backend") == "onnx")
+            if onnx_int8 and strategy != "fixed" and isinstance(tuned.get(ONNX_INT8), dict):
+                stale_int8(tuned[ONNX_INT8], model_dir)
+            th = strategy_thresholds(tuned, strategy, model_dir, onnx_int8=onnx_int8)
+        except StaleInt8Thresholds:
+            raise
         except ThresholdsError as e:
             if require_thresholds or (members and not untuned):
                 raise ThresholdsError(f"{e}" + ("" if require_thresholds else
@@ -161,7 +166,7 @@ class EmotionClassifier:
         return probs[0] if len(probs) == 1 else average(probs, self.member_weights)
 
     def predict(self, texts, all_scores: bool = False) -> list[list[tuple[str, float]]]:
-        """Per text, (label, score) pairs above the tuned thresholds (all 28 with `all_scores`), best first."""
+        """Per text, (label, score) pairs above the tuned thresholds (every label with `all_scores`), best first."""
         return self.decide(self.predict_proba(texts), all_scores)
 
     def decide(self, probs: np.ndarray, all_scores: bool = False) -> list[list[tuple[str, float]]]:
@@ -170,3 +175,19 @@ class EmotionClassifier:
             keep = range(len(p)) if all_scores else np.flatnonzero(p >= self.thresholds)
             out.append(sorted(((self.labels[i], float(p[i])) for i in keep), key=lambda x: -x[1]))
         return out
+
+
+class StaleInt8Thresholds(ThresholdsError):
+    """Thresholds tuned for the int8 model under another onnxruntime, quantization policy or CPU kind."""
+
+
+def stale_int8(section: dict, model_dir) -> None:
+    """Refuse int8 thresholds tuned where the int8 scores differ (onnxruntime, policy, CPU kind), in one line."""
+    from .onnx_backend import int8_record_problem
+
+    problem = int8_record_problem(section)
+    if problem:
+        raise StaleInt8Thresholds(f"{Path(model_dir) / THRESHOLDS}: its thresholds for the onnxruntime int8 model do "
+                                  f"not fit here: {problem}; re-tune them (`dvc repro tune_thresholds`) or use "
+                                  "--backend torch")
+

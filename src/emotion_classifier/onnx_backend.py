@@ -78,7 +78,7 @@ class Int8:
     """What int8 quantizes: weights per output channel or per tensor, and which layers stay fp32."""
 
     per_channel: bool = True
-    keep_classifier: bool = True  # the last Linear: 28 outputs whose rounding moves every label's score
+    keep_classifier: bool = True  # the last Linear: one output per label, whose rounding moves that score
     keep_last_blocks: int = 0  # the encoder's last N transformer blocks
 
     def kept(self, onnx_path: str | Path, n_blocks: int) -> list[str]:
@@ -113,20 +113,44 @@ def quantize(src: str | Path, dst: str | Path, model: nn.Module | None = None, p
     return Path(dst)
 
 
-def providers() -> list[str]:
+def providers(device_type: str = "cpu") -> list[str]:
+    """onnxruntime's providers for `device_type` (the model's device): CUDA only where the device asked is cuda."""
     available = _onnxruntime().get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    if device_type == "cuda" and "CUDAExecutionProvider" not in available:
+        raise UserError("device cuda with --backend onnx needs onnxruntime-gpu (CUDAExecutionProvider); "
+                        "this onnxruntime has " + ", ".join(available))
+    wanted = ("CUDAExecutionProvider", "CPUExecutionProvider") if device_type == "cuda" else ("CPUExecutionProvider",)
+    return [p for p in wanted if p in available]
+
+
+def int8_record() -> dict:
+    """What int8 thresholds are tuned under (tune_thresholds writes it beside them): onnxruntime's version, the
+    quantization policy and the CPU kind, each of which moves the int8 scores."""
+    from dataclasses import asdict
+
+    from .hardware import cpu_kind
+
+    return {"onnxruntime": _onnxruntime().__version__, "policy": asdict(INT8), "cpu_kind": cpu_kind()}
+
+
+def int8_record_problem(section: dict) -> str | None:
+    """Why int8 thresholds (thresholds.json's onnx_int8 section) do not fit the int8 model here, or None."""
+    recorded, here = section.get("tuned_with"), int8_record()
+    if not isinstance(recorded, dict):
+        return "they record no onnxruntime version, quantization policy or CPU kind (tuned before these were kept)"
+    changed = [f"{k} {recorded.get(k)} -> {v}" for k, v in here.items() if recorded.get(k) != v]
+    return f"they were tuned under another {'; '.join(changed)}" if changed else None
 
 
 class OrtModel:
     """An onnxruntime session that scores like the torch model: called with torch tensors, returns logits."""
 
-    def __init__(self, onnx_path: str | Path, threads: int | None = None):
+    def __init__(self, onnx_path: str | Path, threads: int | None = None, device_type: str = "cpu"):
         ort = _onnxruntime()
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers())
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers(device_type))
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, input_ids, attention_mask):
@@ -154,7 +178,8 @@ def inference_graph(model: nn.Module, tokenizer, path: str | Path, int8: bool = 
 
 
 def session_for(model: nn.Module, tokenizer, int8: bool = False, threads: int | None = None,
-                policy: Int8 = INT8) -> OrtModel:
+                policy: Int8 = INT8, device_type: str = "cpu") -> OrtModel:
     """Export `model` to a temp file as it is served (fused; int8 when asked), then open it with onnxruntime."""
     with tempfile.TemporaryDirectory(prefix="emotion-onnx-") as tmp:
-        return OrtModel(inference_graph(model, tokenizer, Path(tmp) / "model.onnx", int8, policy), threads)
+        return OrtModel(inference_graph(model, tokenizer, Path(tmp) / "model.onnx", int8, policy), threads,
+                        device_type)

@@ -44,11 +44,18 @@ def add_model_options(ap: argparse.ArgumentParser, backend: str = "torch") -> No
 def has_int8_thresholds(model_dir: str | Path) -> bool:
     """Whether thresholds.json, valid for these weights, holds thresholds tuned on the onnxruntime int8 model's own
     dev scores (read_tuned's checks: a stale or damaged file has none)."""
+    from ..inference import stale_int8
     from ..model_dir import ONNX_INT8, ThresholdsError, read_tuned
 
     try:
-        return isinstance(read_tuned(model_dir).get(ONNX_INT8), dict)
-    except ThresholdsError:
+        section = read_tuned(model_dir).get(ONNX_INT8)
+        if not isinstance(section, dict):
+            return False
+        stale_int8(section, model_dir)
+        return True
+    except ThresholdsError as e:
+        if "onnxruntime int8" in str(e):  # tuned elsewhere: say why auto does not take them
+            print(f"{e}", file=sys.stderr)
         return False
 
 

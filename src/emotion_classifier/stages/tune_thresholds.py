@@ -14,6 +14,7 @@ from ..ensemble import average, fit_weights
 from ..files import write_csv, write_json
 from ..inference import EmotionClassifier
 from ..model_dir import ONNX_INT8, write_tuned
+from ..onnx_backend import int8_record
 from ..params import Params
 from ..paths import MODEL_DIR, THRESHOLDS_CURVE, THRESHOLDS_METRICS
 
@@ -42,7 +43,8 @@ def run(params: Params, root: Path = Path()) -> None:
         "fallback_labels": [names[i] for i in tuned["fallback_labels"]],
         "strategies": tuned["strategies"],
         **({"member_weights": [float(w) for w in weights]} if weights is not None else {}),
-        **({ONNX_INT8: {"global_threshold": int8["global_threshold"], "strategies": int8["strategies"]}}
+        **({ONNX_INT8: {"global_threshold": int8["global_threshold"], "strategies": int8["strategies"],
+                        "tuned_with": int8_record()}}  # onnxruntime, policy and CPU kind: each moves int8 scores
            if int8 is not None else {}),
     })
     scores = {"global_threshold": tuned["global_threshold"]}
@@ -59,6 +61,11 @@ def run(params: Params, root: Path = Path()) -> None:
     curves = tuned["curves"]
     write_csv(pd.DataFrame({"threshold": T.GRID, "micro_f1": curves["micro_f1"], "macro_f1": curves["macro_f1"]}),
               root / THRESHOLDS_CURVE)
+    if tuned["fallback_labels"]:  # too few dev positives to tune alone: said where it happens
+        fallback = [names[i] for i in tuned["fallback_labels"]]
+        print(f"{len(fallback)} of {len(names)} labels have fewer than {policy.min_positives} dev positives "
+              f"(thresholds.min_positives) and take the global threshold {tuned['global_threshold']:.2f}: "
+              f"{', '.join(fallback)}")
     print(f"tuned on dev: global {tuned['global_threshold']:.2f}; dev macro F1 global "
           f"{scores['global_dev_macro_f1']:.4f}, per-label {scores['per_label_dev_macro_f1']:.4f}")
 
