@@ -33,16 +33,18 @@ def test_report_table_chart_and_commands(tmp_path):
     (tmp_path / "exp.json").write_text(json.dumps(EXP_SHOW))
     (tmp_path / "params.yaml").write_text("model:\n  name: bilstm_maxpool\ntrain:\n  epochs: 8\n")
     out, chart = tmp_path / "r.md", tmp_path / "r.png"
-    (tmp_path / "ref.yaml").write_text("reference_project:\n"
-                                       "  transformer_finetune: {micro_f1: 0.599, macro_f1: 0.504}\n"
-                                       "  bilstm_maxpool: {micro_f1: 0.548, macro_f1: 0.440}\n")
+    (tmp_path / "ref.yaml").write_text("goemotions:\n  reference_project:\n"
+                                       "    transformer_finetune: {micro_f1: 0.599, macro_f1: 0.504}\n"
+                                       "    bilstm_maxpool: {micro_f1: 0.548, macro_f1: 0.440}\n"
+                                       "ekman:\n  reference_project:\n"
+                                       "    transformer_finetune: {micro_f1: 0.7, macro_f1: 0.64}\n")
     main(["--json", str(tmp_path / "exp.json"), "--params", str(tmp_path / "params.yaml"), "--out", str(out),
           "--chart", str(chart), "--reference", str(tmp_path / "ref.yaml")])
     md = out.read_text()
     assert "| ft | transformer_finetune | 0.6000 | 0.5000 |" in md
     assert "| 0.548 / 0.440: met (no interval) / met (no interval) |" in md  # older rows: no interval
     assert "| 0.599 / 0.504: met (no interval) / **not met** (no interval) |" in md  # ft: macro 0.50 < 0.504
-    assert "Train time of the 2 single-architecture runs together: 30.0 min" in md
+    assert "Train time of the 1 single-architecture runs whose time is known (of 2) together: 30.0 min" in md
     assert "`dvc exp run -S model.name=transformer_finetune -S train.epochs=3`" in md
     assert "- **main**: `dvc exp run -S model.name=bilstm_maxpool`" in md  # the defaults: the model named
     assert chart.stat().st_size > 5000
@@ -139,6 +141,32 @@ def _exp(name, seed, micro, macro, dev, half=0.01, model="bilstm_maxpool"):
         "metrics": {"metrics/eval.json": {"data": ev}, "metrics/train.json": {"data": {"train_time_s": 100}}}}}
 
 
+def test_each_taxonomy_is_reported_against_its_own_references_and_never_mixed(tmp_path, capsys):
+    """Issue 51: rows of different taxonomies are not put side by side; an Ekman row's target is the Ekman one."""
+    def ekman(run):
+        run["data"]["params"]["params.yaml"]["data"]["data"] = {"taxonomy": "ekman"}
+        return run
+
+    (tmp_path / "params.yaml").write_text("seed: 0\nmodel:\n  name: transformer_finetune\n")
+    (tmp_path / "ref.yaml").write_text("goemotions:\n  reference_project:\n"
+                                       "    transformer_finetune: {micro_f1: 0.599, macro_f1: 0.504}\n"
+                                       "ekman:\n  reference_project:\n"
+                                       "    transformer_finetune: {micro_f1: 0.70, macro_f1: 0.66}\n")
+    args = ["--json", str(tmp_path / "exp.json"), "--params", str(tmp_path / "params.yaml"), "--out",
+            str(tmp_path / "r.md"), "--chart", str(tmp_path / "r.png"), "--reference", str(tmp_path / "ref.yaml")]
+    runs = [ekman(_exp("ek", 0, 0.72, 0.65, 0.6, model="transformer_finetune")),
+            _exp("ft", 0, 0.62, 0.52, 0.55, model="transformer_finetune")]
+    exp = [{"rev": "abc", "name": "main", "data": {}, "experiments": [{"name": r["name"], "revs": [r]} for r in runs]}]
+    (tmp_path / "exp.json").write_text(json.dumps(exp))
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "differ in taxonomy (ekman vs goemotions)" in capsys.readouterr().err
+    exp[0]["experiments"] = exp[0]["experiments"][:1]
+    (tmp_path / "exp.json").write_text(json.dumps(exp))
+    main(args, reader=lambda rev, path: None)
+    assert "| 0.700 / 0.660: " in (tmp_path / "r.md").read_text()  # Ekman's target, not the 28 labels'
+
+
 def test_seeds_are_grouped_with_spread_noise_and_honest_target_states(tmp_path):
     runs = [_exp("mp-s0", 0, 0.560, 0.460, 0.50), _exp("mp-s1", 1, 0.556, 0.450, 0.52),
             _exp("mp-s2", 2, 0.552, 0.455, 0.49), _exp("lt", 0, 0.53, 0.445, 0.42, model="bilstm_lasttoken"),
@@ -146,8 +174,9 @@ def test_seeds_are_grouped_with_spread_noise_and_honest_target_states(tmp_path):
     exp = [{"rev": "abc", "name": "main", "data": {}, "experiments": [{"name": r["name"], "revs": [r]} for r in runs]}]
     (tmp_path / "exp.json").write_text(json.dumps(exp))
     (tmp_path / "params.yaml").write_text("seed: 42\nmodel:\n  name: transformer_finetune\n")
-    (tmp_path / "ref.yaml").write_text("reference_project:\n  bilstm_maxpool: {micro_f1: 0.548, macro_f1: 0.440}\n"
-                                       "  transformer_finetune: {micro_f1: 0.599, macro_f1: 0.504}\n")
+    (tmp_path / "ref.yaml").write_text("goemotions:\n  reference_project:\n"
+                                       "    bilstm_maxpool: {micro_f1: 0.548, macro_f1: 0.440}\n"
+                                       "    transformer_finetune: {micro_f1: 0.599, macro_f1: 0.504}\n")
     out = tmp_path / "r.md"
     files = {(f"r-{n}", "plots/eval/per_label.csv"): f"label,support,f1\njoy,10,{f}\n"
              for n, f in (("mp-s0", 0.1), ("mp-s1", 0.2), ("mp-s2", 0.3), ("lt", 0.4), ("ft", 0.5))}

@@ -72,18 +72,24 @@ def code_deps(r: dict) -> dict[str, str]:
 
 def provenance(r: dict) -> dict:
     """What must agree for rows to be compared: the code (every code dep's hash), the data (data.raw_dir's hash),
-    the CPU kind (or GPU) and the training precision."""
+    the taxonomy (its labels), the CPU kind (or GPU) and the training precision."""
     import hashlib
 
     code = sorted(code_deps(r).items())
     train = r["metrics"].get(TRAIN_METRICS, {})
     return {"code": hashlib.sha256(json.dumps(code).encode()).hexdigest()[:12] if code else None,
             "data": r.get("deps", {}).get(str(r["params"].get("data.raw_dir"))),
-            "cpu_kind": train.get("gpu") or train.get("cpu_kind"), "precision": train.get("precision")}
+            "taxonomy": taxonomy_of(r), "cpu_kind": train.get("gpu") or train.get("cpu_kind"),
+            "precision": train.get("precision")}
 
 
-def check_like_with_like(rows: list[dict], keys=("code", "data", "cpu_kind", "precision")) -> None:
-    """Refuse (one line) to put rows side by side whose code, data, CPU kind or precision differ."""
+def taxonomy_of(r: dict) -> str:
+    """A row's taxonomy (data.taxonomy; a run from before the param has the 28 labels)."""
+    return r["params"].get("data.taxonomy") or "goemotions"
+
+
+def check_like_with_like(rows: list[dict], keys=("code", "data", "taxonomy", "cpu_kind", "precision")) -> None:
+    """Refuse (one line) to put rows side by side whose code, data, taxonomy, CPU kind or precision differ."""
     seen: dict[str, tuple] = {}
     for r in rows:
         for key, value in provenance(r).items():

@@ -44,6 +44,7 @@ from .collect import (
     git_reader,
     read_store,
     seed_groups,
+    taxonomy_of,
     write_store,
 )
 from .render import render
@@ -89,12 +90,12 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     defaults = flatten(load_yaml(args.params) or {})  # DVC's YAML 1.2 reader, as `dvc exp show` read the rows
     groups = seed_groups(rows, defaults)
     if not args.allow_mixed:
-        check_like_with_like(rows + search, ("code", "data", "cpu_kind"))
+        check_like_with_like(rows + search, ("code", "data", "taxonomy", "cpu_kind"))
         for group in groups.values():
             check_like_with_like(group, ("precision",))
     attach_artifacts(rows, reader or git_reader)
     ref = Path(args.reference)
-    targets = (yaml.safe_load(ref.read_text()) or {}).get("reference_project", {}) if ref.exists() else {}
+    targets = reference_targets(ref, taxonomy_of(rows[0]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:
         tmp.write_text(render(rows, defaults, targets, search))
@@ -106,6 +107,12 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     per_label_chart(best, f"{stem}_per_label.png")
     print(f"{len(rows)} experiments -> {args.out} (rows kept in {store}), {args.chart}, {stem}_curves.png, "
           f"{stem}_per_label.png")
+
+
+def reference_targets(path: Path, taxonomy: str) -> dict:
+    """The reference implementation's figures per architecture for `taxonomy` (none where it published none)."""
+    references = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    return (references.get(taxonomy) or {}).get("reference_project", {})
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from ..fields import (
     param,
     section,
 )
+from ..taxonomy import GOEMOTIONS, TAXONOMIES
 from ..thresholds import STRATEGIES, Policy
 
 MONITORS = ("dev_tuned_macro_f1", "dev_tuned_micro_f1", "dev_macro_f1", "dev_micro_f1", "dev_loss")
@@ -33,6 +34,7 @@ class DataParams:
     raw_dir: str = param(Field(str), "data/raw/goemotions")
     prepared_dir: str = param(Field(str), "data/prepared")
     max_examples: int = param(integer(0), 0)  # per split; 0 = all (a seeded subset otherwise, for quick runs)
+    taxonomy: str = param(choice(*TAXONOMIES), GOEMOTIONS)  # the 28 labels | ekman (6 + neutral) | sentiment (3 + 1)
 
 
 @dataclass(frozen=True)
