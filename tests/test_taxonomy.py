@@ -80,8 +80,8 @@ def test_roll_up_takes_each_groups_max_or_noisy_or():
 
 
 def test_the_rollup_table_sets_a_rolled_up_model_beside_one_trained_on_the_groups(tiny_encoder, tiny_raw, tmp_path):
-    from emotion_classifier.experiments.rollup import dev_table
     from emotion_classifier.errors import UserError
+    from emotion_classifier.experiments.rollup import dev_table
 
     def trained(taxonomy: str):
         d = tmp_path / taxonomy
