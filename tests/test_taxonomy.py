@@ -33,8 +33,9 @@ def test_prepare_maps_each_examples_labels_and_leaves_the_default_byte_for_byte(
                                                                                    taxonomy):
     from emotion_classifier import data
 
-    p = with_overrides(None, {"model.name": "textcnn", "data.raw_dir": str(shared_goemotions), "data.prepared_dir": str(tmp_path / "out"),
-                              "data.max_examples": 300, "data.taxonomy": taxonomy})
+    p = with_overrides(None, {"model.name": "textcnn", "data.raw_dir": str(shared_goemotions),
+                              "data.prepared_dir": str(tmp_path / "out"), "data.max_examples": 300,
+                              "data.taxonomy": taxonomy})
     run_stage("prepare", p, tmp_path)
     splits, names = data.load_prepared(tmp_path / "out")
     if taxonomy == "goemotions":
