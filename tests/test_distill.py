@@ -140,5 +140,10 @@ def test_a_cross_fitted_teacher_never_scores_an_example_with_a_model_that_traine
     y = data.label_matrix(splits["train"])
     assert np.allclose(training_targets(job.teacher, 0.5, splits["train"], y), 0.5 * y + 0.5 * probs, atol=1e-3)
 
-    _, again = teach.cross_fit(p, splits, names, 2, d / "work")  # an interrupted or repeated run: kept
-    assert {r["how"] for r in again["runs"]} == {"trained already, kept"}
+    # an interrupted or repeated run: kept; and main as the student of this very teacher (params.yaml's
+    # train.teacher set) does not turn the teacher's members into students
+    student_params = with_overrides(p, {"train.teacher": "cf.npz"})
+    monkeypatch.setattr(train_stage, "obtain_member", lambda job, *a, **kw: (
+        trained_on.update(teacher=job.teacher), real(job, *a, **kw))[1])
+    _, again = teach.cross_fit(student_params, splits, names, 2, d / "work")
+    assert {r["how"] for r in again["runs"]} == {"trained already, kept"} and trained_on["teacher"] is None

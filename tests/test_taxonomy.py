@@ -98,3 +98,33 @@ def test_the_rollup_table_sets_a_rolled_up_model_beside_one_trained_on_the_group
     assert "rolled up (max)" in lines[2] and "rolled up (noisy_or)" in lines[3] and "(trained on sentiment)" in lines[4]
     with pytest.raises(UserError, match="labels are not the ekman taxonomy's"):
         dev_table(fine / "models", "ekman", fine / "prepared", [str(coarse / "models")])
+
+
+def test_a_28_label_model_serves_a_coarse_taxonomy_rolled_up_at_thresholds_tuned_for_it(tuned_model, capsys):
+    """Issue 51 (4): tune_thresholds tunes a roll-up of the 28 labels to each coarse taxonomy on dev (max or
+    noisy-or, whichever the CV protocol prefers); the API and emotion-predict serve it from the one model."""
+    from emotion_classifier import predict
+    from emotion_classifier.model_dir import ThresholdsError
+
+    tuned = json.loads((tuned_model / "thresholds.json").read_text())
+    section = tuned["taxonomies"]["sentiment"]
+    assert section["labels"] == TX.label_names("sentiment") and section["how"] in ("max", "noisy_or")
+    assert set(tuned["onnx_int8"]["taxonomies"]) == {"ekman", "sentiment"}  # the int8 model's own, too
+    texts = ["so happy", "I hate this", "", "love it"]
+    fine = EmotionClassifier.load(tuned_model)
+    coarse = EmotionClassifier.load(tuned_model, taxonomy="sentiment")
+    assert coarse.labels == TX.label_names("sentiment")
+    assert np.allclose(coarse.predict_proba(texts), TX.roll_up(fine.predict_proba(texts), fine.labels, "sentiment",
+                                                               section["how"]), atol=1e-6)
+    assert coarse.thresholds.tolist() == pytest.approx(section["strategies"]["per_label"])
+    assert all(label in coarse.labels for row in coarse.predict(texts) for label, _ in row)
+    capsys.readouterr()
+    predict.main(["--model-dir", str(tuned_model), "--taxonomy", "ekman", "--text", "so happy", "--json",
+                  "--all-scores"])
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert sorted(row["scores"]) == sorted(TX.label_names("ekman")), row
+    del tuned["taxonomies"]
+    with pytest.raises(ThresholdsError, match="no roll-up to ekman tuned"):
+        from emotion_classifier.inference import rollup_section
+
+        rollup_section(tuned, "ekman", tuned_model)

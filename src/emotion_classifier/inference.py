@@ -53,6 +53,7 @@ class EmotionClassifier:
         self.member_weights = (np.ones(1) if n_models == 1 else None if member_weights is None
                                else np.asarray(member_weights, dtype=np.float64))
         self.labels: list[str] = config["labels"]
+        self.rollup: tuple[str, str, list[str]] | None = None  # (taxonomy, how, the model's labels): roll_up_to
         n_weights = n_models if self.member_weights is None else len(self.member_weights)
         if any(cfg["labels"] != self.labels for _, cfg, _ in members) or n_weights != n_models:
             raise UserError(f"an ensemble needs the same labels in every member and one weight per model "
@@ -92,10 +93,11 @@ class EmotionClassifier:
 
     @classmethod
     def load(cls, model_dir: str | Path = "models", strategy: str = "per_label", require_thresholds: bool = False,
-             device: str = "auto", untuned: bool = False, **kw) -> EmotionClassifier:
+             device: str = "auto", untuned: bool = False, taxonomy: str | None = None, **kw) -> EmotionClassifier:
         """A model directory, or an ensemble's (its further models in members/1, members/2, ...). An ensemble needs
         thresholds.json's member weights tuned for these models (never silently equal ones), unless `untuned`: its
-        members' own scores only, to tune them on."""
+        members' own scores only, to tune them on. `taxonomy` (ekman, sentiment): a 28-label model's scores rolled up
+        to that taxonomy's groups, with the thresholds tune_thresholds fitted on dev for them."""
         device_type = hardware.resolve_device(device).type
         model, cfg, tok = load(model_dir, device_type)
         members = [load(d, device_type) for d in member_dirs(model_dir)]
@@ -119,7 +121,17 @@ class EmotionClassifier:
 
                 warnings.warn(f"{e}; predicting at 0.5 (strategy='fixed' says so on purpose)", stacklevel=2)
         weights = tuned.get("member_weights") if tuned and members and not untuned else None
-        return cls(model, cfg, tok, th, device=device, members=members, member_weights=weights, **kw)
+        clf = cls(model, cfg, tok, th, device=device, members=members, member_weights=weights, **kw)
+        if taxonomy is not None:
+            clf.roll_up_to(taxonomy, rollup_section(tuned, taxonomy, model_dir, onnx_int8), strategy)
+        return clf
+
+    def roll_up_to(self, taxonomy: str, section: dict, strategy: str) -> None:
+        """Score `taxonomy`'s groups from this model's labels (taxonomy.roll_up, as tuned: max or noisy-or), at the
+        thresholds `section` holds for them."""
+        self.rollup = (taxonomy, section["how"], self.labels)
+        self.labels = list(section["labels"])
+        self.thresholds = np.asarray(section["strategies"][strategy], dtype=np.float32)
 
     def describe(self) -> dict:
         """Device, precision, threads and CPU kind (or GPU) that produce these scores."""
@@ -145,11 +157,12 @@ class EmotionClassifier:
         """Each model's own probabilities (one array for a single model)."""
         texts = self._texts(texts)
         if not texts:
-            return [np.zeros((0, len(self.labels)), dtype=np.float32) for _ in self.parts]
+            n_labels = len(self.rollup[2] if self.rollup else self.labels)
+            return [np.zeros((0, n_labels), dtype=np.float32) for _ in self.parts]
         return [1.0 / (1.0 + np.exp(-self._logits(k, texts, progress))) for k in range(len(self.parts))]
 
     def logits(self, texts, progress: bool = False) -> np.ndarray:
-        if len(self.parts) > 1:  # an ensemble averages probabilities: its logits are theirs
+        if len(self.parts) > 1 or self.rollup is not None:  # averaged or rolled-up probabilities: their logits
             from .ensemble import logit
 
             return logit(self.predict_proba(texts, progress)).astype(np.float32)
@@ -163,7 +176,13 @@ class EmotionClassifier:
             raise UserError(f"an ensemble of {len(self.parts)} models without member weights: tune them "
                             "(`dvc repro tune_thresholds`) or pass member_weights; member_probas gives each model's")
         probs = self.member_probas(texts, progress)
-        return probs[0] if len(probs) == 1 else average(probs, self.member_weights)
+        probs = probs[0] if len(probs) == 1 else average(probs, self.member_weights)
+        if self.rollup is not None:
+            from .taxonomy import roll_up
+
+            taxonomy, how, fine_labels = self.rollup
+            probs = roll_up(probs, fine_labels, taxonomy, how).astype(np.float32)
+        return probs
 
     def predict(self, texts, all_scores: bool = False) -> list[list[tuple[str, float]]]:
         """Per text, (label, score) pairs above the tuned thresholds (every label with `all_scores`), best first."""
@@ -190,4 +209,25 @@ def stale_int8(section: dict, model_dir) -> None:
         raise StaleInt8Thresholds(f"{Path(model_dir) / THRESHOLDS}: its thresholds for the onnxruntime int8 model do "
                                   f"not fit here: {problem}; re-tune them (`dvc repro tune_thresholds`) or use "
                                   "--backend torch")
+
+
+TAXONOMIES = "taxonomies"  # thresholds.json's section: per coarse taxonomy, how to roll up and its thresholds
+
+
+def rollup_section(tuned: dict | None, taxonomy: str, model_dir, onnx_int8: bool = False) -> dict:
+    """thresholds.json's roll-up to `taxonomy` (the int8 model's own where it is served), checked: one threshold in
+    [0, 1] per group; a one-line error where none was tuned."""
+    path = Path(model_dir) / THRESHOLDS
+    source = (tuned or {}).get(ONNX_INT8) if onnx_int8 and isinstance((tuned or {}).get(ONNX_INT8), dict) else tuned
+    section = ((source or {}).get(TAXONOMIES) or {}).get(taxonomy)
+    if not isinstance(section, dict):
+        raise ThresholdsError(f"{path}: no roll-up to {taxonomy} tuned (tune_thresholds tunes one for a model of "
+                              "the 28 GoEmotions labels); a model trained with data.taxonomy set has its labels "
+                              "already")
+    n = len(section.get("labels", []))
+    for name, values in section.get("strategies", {}).items():
+        if not (isinstance(values, list) and len(values) == n and all(0 <= v <= 1 for v in values)):
+            raise ThresholdsError(f"{path}: the {taxonomy} roll-up's {name!r} thresholds are not one number in "
+                                  f"[0, 1] per group; re-tune them: `dvc repro tune_thresholds`")
+    return section
 

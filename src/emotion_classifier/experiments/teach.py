@@ -57,6 +57,8 @@ def folds_of(n: int, k: int, seed: int) -> np.ndarray:
 
 def cross_fit(params, splits: dict, names: list[str], folds: int, work: Path) -> tuple[np.ndarray, dict]:
     """Out-of-fold probabilities of the weighted members for every training example, and their provenance."""
+    import dataclasses
+
     from ..data import multi_hot
     from ..ensemble import average, fit_weights
     from ..hardware import cpu_kind
@@ -64,6 +66,8 @@ def cross_fit(params, splits: dict, names: list[str], folds: int, work: Path) ->
     from ..params import member_params, resolve
     from ..stages.train import obtain_member
 
+    # a teacher learns from the labels alone, whatever params.yaml's train.teacher says (main may be its student)
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, teacher=""))
     train, dev = splits["train"], splits["dev"]
     fold = folds_of(len(train), folds, params.seed)
     jobs = [resolve(member_params(params, i), TEACHERS_DIR) for i in range(len(params.ensemble.members))]

@@ -21,8 +21,8 @@ def positive(value: str) -> int:
 
 
 def add_model_options(ap: argparse.ArgumentParser, backend: str = "torch") -> None:
-    """--model-dir, --thresholds, --precision, --device, --quantize, --backend (default `backend`), --batch-size,
-    --threads."""
+    """--model-dir, --thresholds, --precision, --device, --quantize, --backend (default `backend`), --taxonomy,
+    --batch-size, --threads."""
     ap.add_argument("--model-dir", default="models", help="a trained model directory (default: models)")
     ap.add_argument("--thresholds", default="per_label", choices=["per_label", "global", "fixed"],
                     help="tuned per label or globally on dev (needs models/thresholds.json), or fixed 0.5")
@@ -36,6 +36,9 @@ def add_model_options(ap: argparse.ArgumentParser, backend: str = "torch") -> No
     ap.add_argument("--backend", default=backend, choices=BACKENDS,
                     help=f"torch | onnx (the model exported to ONNX, run by onnxruntime) | auto (onnx int8 where "
                          f"the model has thresholds tuned for it, else torch) (default: {backend})")
+    ap.add_argument("--taxonomy", choices=["ekman", "sentiment"],
+                    help="a 28-label model's scores rolled up to Ekman's six + neutral or the sentiment groups, with "
+                         "thresholds tuned for them on dev (thresholds.json's `taxonomies`)")
     ap.add_argument("--batch-size", type=positive, default=64, help="texts per forward pass (default 64)")
     ap.add_argument("--threads", type=positive, help="CPU threads (default: $EMOTION_CLASSIFIER_THREADS, else "
                     "$OMP_NUM_THREADS, else the cores other jobs leave idle now)")
@@ -84,4 +87,5 @@ def load_classifier(args: argparse.Namespace, threads: int | None = None):
     backend, quantize = chosen_backend(args)
     return EmotionClassifier.load(args.model_dir, strategy=args.thresholds, precision=args.precision,
                                   batch_size=args.batch_size, quantize=quantize, device=args.device,
-                                  backend=backend, require_thresholds=args.thresholds != "fixed")
+                                  backend=backend, require_thresholds=args.thresholds != "fixed",
+                                  taxonomy=getattr(args, "taxonomy", None))

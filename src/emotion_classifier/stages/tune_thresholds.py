@@ -12,11 +12,12 @@ from .. import metrics as M
 from .. import thresholds as T
 from ..ensemble import average, fit_weights
 from ..files import write_csv, write_json
-from ..inference import EmotionClassifier
+from ..inference import TAXONOMIES, EmotionClassifier
 from ..model_dir import ONNX_INT8, write_tuned
 from ..onnx_backend import int8_record
 from ..params import Params
 from ..paths import MODEL_DIR, THRESHOLDS_CURVE, THRESHOLDS_METRICS
+from ..taxonomy import GOEMOTIONS
 
 
 def run(params: Params, root: Path = Path()) -> None:
@@ -34,6 +35,9 @@ def run(params: Params, root: Path = Path()) -> None:
     tuned = policy.tune(y, probs)
     int8_probs = onnx_int8_probs(model_dir, dev["text"], weights) if params.tune_thresholds.onnx_int8 else None
     int8 = policy.tune(y, int8_probs) if int8_probs is not None else None
+    fine = params.data.taxonomy == GOEMOTIONS  # the 28 labels: roll-ups to the coarser taxonomies are tuned too
+    rollups = {p: rollup_thresholds(dev["label_ids"], names, p_probs, policy) if fine else {}
+               for p, p_probs in (("fp32", probs), ("int8", int8_probs)) if p_probs is not None}
     write_tuned(model_dir, {
         "tuned_on": "dev",
         "metric": policy.metric,
@@ -43,8 +47,10 @@ def run(params: Params, root: Path = Path()) -> None:
         "fallback_labels": [names[i] for i in tuned["fallback_labels"]],
         "strategies": tuned["strategies"],
         **({"member_weights": [float(w) for w in weights]} if weights is not None else {}),
+        **({TAXONOMIES: rollups["fp32"]} if rollups["fp32"] else {}),
         **({ONNX_INT8: {"global_threshold": int8["global_threshold"], "strategies": int8["strategies"],
-                        "tuned_with": int8_record()}}  # onnxruntime, policy and CPU kind: each moves int8 scores
+                        "tuned_with": int8_record(),  # onnxruntime, policy and CPU kind: each moves int8 scores
+                        **({TAXONOMIES: rollups["int8"]} if rollups.get("int8") else {})}}
            if int8 is not None else {}),
     })
     scores = {"global_threshold": tuned["global_threshold"]}
@@ -66,8 +72,30 @@ def run(params: Params, root: Path = Path()) -> None:
         print(f"{len(fallback)} of {len(names)} labels have fewer than {policy.min_positives} dev positives "
               f"(thresholds.min_positives) and take the global threshold {tuned['global_threshold']:.2f}: "
               f"{', '.join(fallback)}")
+    for taxonomy, r in rollups["fp32"].items():
+        print(f"rolled up to {taxonomy} ({r['how']}; dev CV macro F1 max {r['dev_cv_macro_f1']['max']:.4f}, noisy-or "
+              f"{r['dev_cv_macro_f1']['noisy_or']:.4f}): thresholds for {len(r['labels'])} groups")
     print(f"tuned on dev: global {tuned['global_threshold']:.2f}; dev macro F1 global "
           f"{scores['global_dev_macro_f1']:.4f}, per-label {scores['per_label_dev_macro_f1']:.4f}")
+
+
+def rollup_thresholds(label_ids, names: list[str], probs, policy) -> dict:
+    """Per coarse taxonomy: the 28 labels' dev probabilities rolled up (max or noisy-or, whichever gives the higher
+    dev macro F1 with thresholds tuned on held-out folds: the CV protocol), thresholds tuned on dev for its groups."""
+    from .. import taxonomy as TX
+    from ..ensemble import cross_validated_f1
+
+    out = {}
+    for taxonomy in TX.GROUPS:
+        groups = TX.label_names(taxonomy)
+        y = data.multi_hot(TX.map_label_ids(label_ids, names, taxonomy), len(groups))
+        scored = {how: TX.roll_up(probs, names, taxonomy, how) for how in ("max", "noisy_or")}
+        cv = {how: cross_validated_f1(y, p, policy.metric, policy.min_positives)[0] for how, p in scored.items()}
+        how = max(cv, key=cv.get)
+        tuned = policy.tune(y, scored[how])
+        out[taxonomy] = {"how": how, "labels": groups, "dev_cv_macro_f1": {k: round(v, 4) for k, v in cv.items()},
+                         "global_threshold": tuned["global_threshold"], "strategies": tuned["strategies"]}
+    return out
 
 
 def onnx_int8_probs(model_dir: Path, texts, weights):
