@@ -128,3 +128,25 @@ def test_a_28_label_model_serves_a_coarse_taxonomy_rolled_up_at_thresholds_tuned
         from emotion_classifier.inference import rollup_section
 
         rollup_section(tuned, "ekman", tuned_model)
+
+
+def test_evaluate_scores_each_roll_up_on_test_from_the_same_scores(tuned_model, tiny_encoder, tiny_prepared,
+                                                                    tmp_path):
+    import shutil
+
+    from emotion_classifier import data
+    from emotion_classifier import metrics as M
+    from emotion_classifier import thresholds as T
+
+    shutil.copytree(tuned_model, tmp_path / "models")
+    p = with_overrides(tiny_params(tiny_encoder, "transformer_finetune", epochs=2), {
+        "data.prepared_dir": str(tiny_prepared), "model.transformer_finetune.pooling": "pooler"})
+    run_stage("evaluate", p, tmp_path)
+    scores = json.loads((tmp_path / "metrics/eval.json").read_text())
+    splits, names = data.load_prepared(tiny_prepared)
+    section = json.loads((tuned_model / "thresholds.json").read_text())["taxonomies"]["ekman"]
+    probs = EmotionClassifier.load(tuned_model).predict_proba(splits["test"]["text"])
+    y = data.multi_hot(TX.map_label_ids(splits["test"]["label_ids"], names, "ekman"), 7)
+    pred = T.apply(TX.roll_up(probs, names, "ekman", section["how"]), section["strategies"]["per_label"])
+    assert scores["test_ekman_rollup_macro_f1"] == pytest.approx(M.macro_f1(y, pred))
+    assert "test_sentiment_rollup_micro_f1" in scores

@@ -28,6 +28,7 @@ from ..paths import (
     ROC,
     TEST_PREDICTIONS,
 )
+from ..taxonomy import GOEMOTIONS
 
 ERROR_HEATMAPS = {
     "counts": ("examples with true label i and a false positive j", ".0f"),
@@ -56,6 +57,8 @@ def run(params: Params, root: Path = Path()) -> None:
         out |= {f"test_{k}": scores[k], f"test_{k}_lo": float(lo), f"test_{k}_hi": float(hi)}
     out |= {f"test_{f.key}": scores[f.key] for f in FIGURES if not f.interval}
     out |= {"dev_micro_f1": dev_scores["micro_f1"], "dev_macro_f1": dev_scores["macro_f1"]}
+    if params.data.taxonomy == GOEMOTIONS:  # the roll-ups to the coarser taxonomies, from these same test scores
+        out |= rollup_scores(root / MODEL_DIR, splits["test"]["label_ids"], names, probs, eval_params.thresholds)
     write_json(root / EVAL_METRICS, out)
     every_score = {**{f"test_{k}": v for k, v in scores.items()}, **{f"dev_{k}": v for k, v in dev_scores.items()}}
     write_json(root / ALL_SCORES, {"ci_level": level, **out, **every_score})
@@ -74,6 +77,23 @@ def run(params: Params, root: Path = Path()) -> None:
     print(f"test ({eval_params.thresholds} thresholds): micro F1 {out['test_micro_f1']:.4f} {ci('micro_f1')}, "
           f"macro F1 {out['test_macro_f1']:.4f} {ci('macro_f1')} ({level:.0%} bootstrap intervals) | "
           f"dev micro F1 {out['dev_micro_f1']:.4f}, macro F1 {out['dev_macro_f1']:.4f}")
+
+
+def rollup_scores(model_dir: Path, label_ids, names: list[str], probs: np.ndarray, strategy: str) -> dict:
+    """Test micro and macro F1 of each roll-up tune_thresholds tuned (thresholds.json's taxonomies): the 28 labels'
+    probabilities rolled up to a coarse taxonomy, at the thresholds tuned on dev for its groups."""
+    from .. import taxonomy as TX
+    from ..inference import TAXONOMIES, rollup_section
+    from ..model_dir import read_tuned
+
+    out = {}
+    for taxonomy in read_tuned(model_dir).get(TAXONOMIES, {}):
+        section = rollup_section(read_tuned(model_dir), taxonomy, model_dir)
+        y = data.multi_hot(TX.map_label_ids(label_ids, names, taxonomy), len(section["labels"]))
+        pred = T.apply(TX.roll_up(probs, names, taxonomy, section["how"]), section["strategies"][strategy])
+        out |= {f"test_{taxonomy}_rollup_micro_f1": M.micro_f1(y, pred),
+                f"test_{taxonomy}_rollup_macro_f1": M.macro_f1(y, pred)}
+    return out
 
 
 def thinned(x, y, n=300) -> tuple[np.ndarray, np.ndarray]:
