@@ -495,6 +495,8 @@ def test_an_export_never_claims_thresholds_it_lacks(untuned_ensemble, tmp_path, 
 
 
 def test_the_cache_lists_prunes_by_age_and_size_and_clears_killed_writes(tmp_path, monkeypatch, capsys):
+    """Issue 49 (15): a killed write's temp dir is named by host and pid; another host's copy in progress is judged
+    by age only, never by a local pid."""
     monkeypatch.setenv("EMOTION_CLASSIFIER_CACHE", str(tmp_path))
     now = time.time()
     for i, age_days in enumerate((40, 2, 1)):
