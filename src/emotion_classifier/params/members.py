@@ -45,21 +45,18 @@ def override(params: Params, key: str, value: Any, where: str) -> Params:
     """`params` with `key` ("train.epochs", "model.textcnn.filters", "loss.focal.gamma") set to `value`, checked."""
     parts = key.split(".")
     if parts[0] == "model" and len(parts) > 2 and parts[1] in params.model.archs:
-        model = _override_arch(params.model, parts[1], parts[2:], value, key, where)
-    elif parts[0] == "loss" and len(parts) > 2 and parts[1] in params.loss:
-        configs = dict(params.loss)
-        configs[parts[1]] = _set(configs[parts[1]], parts[2:], value, key, where)
-        return dataclasses.replace(params, loss=MappingProxyType(configs))
+        params = dataclasses.replace(params, model=_override_arch(params.model, parts[1], parts[2:], value, key,
+                                                                  where))
     elif parts[0] == "model" and len(parts) > 1:
-        model = _set(params.model, parts[1:], value, key, where)
+        params = dataclasses.replace(params, model=_set(params.model, parts[1:], value, key, where))
+        choice(*arch_registry(), ENSEMBLE).check("model.name", params.model.name)
+    elif parts[0] == "loss" and len(parts) > 2 and parts[1] in params.loss:
+        configs = {**params.loss, parts[1]: _set(params.loss[parts[1]], parts[2:], value, key, where)}
+        params = dataclasses.replace(params, loss=MappingProxyType(configs))
     elif parts[0] in ("seed", "train"):
-        model = None
         params = _set(params, parts, value, key, where)
     else:
         raise _unknown(key, where)
-    if model is not None:
-        params = dataclasses.replace(params, model=model)
-    choice(*arch_registry(), ENSEMBLE).check("model.name", params.model.name)
     return params
 
 

@@ -86,9 +86,9 @@ def rollup_scores(model_dir: Path, label_ids, names: list[str], probs: np.ndarra
     from ..inference import TAXONOMIES, rollup_section
     from ..model_dir import read_tuned
 
-    out = {}
-    for taxonomy in read_tuned(model_dir).get(TAXONOMIES, {}):
-        section = rollup_section(read_tuned(model_dir), taxonomy, model_dir)
+    out, tuned = {}, read_tuned(model_dir)  # once: reading it hashes the weights
+    for taxonomy in tuned.get(TAXONOMIES, {}):
+        section = rollup_section(tuned, taxonomy, model_dir)
         y = data.multi_hot(TX.map_label_ids(label_ids, names, taxonomy), len(section["labels"]))
         pred = T.apply(TX.roll_up(probs, names, taxonomy, section["how"]), section["strategies"][strategy])
         out |= {f"test_{taxonomy}_rollup_micro_f1": M.micro_f1(y, pred),
