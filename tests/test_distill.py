@@ -147,3 +147,17 @@ def test_a_cross_fitted_teacher_never_scores_an_example_with_a_model_that_traine
         trained_on.update(teacher=job.teacher), real(job, *a, **kw))[1])
     _, again = teach.cross_fit(student_params, splits, names, 2, d / "work")
     assert {r["how"] for r in again["runs"]} == {"trained already, kept"} and trained_on["teacher"] is None
+
+
+def test_a_teacher_file_is_scored_against_the_training_labels_as_train_reads_it(project):
+    """The teacher's quality the reports quote (out-of-fold CV F1 on the training split) comes from one command."""
+    from emotion_classifier.experiments.teach import score
+
+    d, p, splits, _ = project
+    y = data.label_matrix(splits["train"])
+    assert score(_teacher(d, splits, y.astype(np.float32), "labels.npz"), p.data.prepared_dir) == (1.0, 1.0)
+    macro, micro = score(_teacher(d, splits, np.random.default_rng(0).random(y.shape)), p.data.prepared_dir)
+    assert macro < 0.9 and micro < 0.9
+    _teacher(d, {"train": splits["train"].iloc[::-1]}, y, "reversed.npz")
+    with pytest.raises(UserError, match="the teacher scored other training data"):
+        score(d / "teachers" / "reversed.npz", p.data.prepared_dir)

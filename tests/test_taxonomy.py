@@ -2,6 +2,7 @@
 stage, and rolling a 28-label model's probabilities up."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -94,8 +95,11 @@ def test_the_rollup_table_sets_a_rolled_up_model_beside_one_trained_on_the_group
 
     fine, coarse = trained("goemotions"), trained("sentiment")
     lines = dev_table(fine / "models", "sentiment", fine / "prepared", [str(coarse / "models")])
-    assert lines[0].startswith("| sentiment: dev, CV protocol |") and len(lines) == 2 + 3
+    assert lines[0].startswith("| sentiment: dev, CV protocol |") and len(lines) == 2 + 5
     assert "rolled up (max)" in lines[2] and "rolled up (noisy_or)" in lines[3] and "(trained on sentiment)" in lines[4]
+    for line, how in zip(lines[5:], ("max", "noisy_or")):  # each roll-up averaged with the direct model
+        w = re.search(r"weights (\d\.\d+) / (\d\.\d+) \|", line)
+        assert f"rolled up ({how}) and " in line and w and float(w[1]) + float(w[2]) == pytest.approx(1, abs=2e-3)
     with pytest.raises(UserError, match="labels are not the ekman taxonomy's"):
         dev_table(fine / "models", "ekman", fine / "prepared", [str(coarse / "models")])
 

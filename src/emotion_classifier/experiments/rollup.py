@@ -5,7 +5,8 @@ reports/ensembles.md (per-label thresholds tuned on held-out folds of dev).
     python -m emotion_classifier.experiments.rollup models --taxonomy ekman [--direct DIR ...]
 
 MODEL_DIR is a 28-label model (an ensemble with its tuned weights); each --direct DIR a model trained with
-`data.taxonomy` set (its own labels must be the taxonomy's)."""
+`data.taxonomy` set (its own labels must be the taxonomy's). Each direct model is also scored averaged with each
+roll-up, the two weights fitted on dev's labels as an ensemble's members are."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def dev_table(model_dir: str | Path, taxonomy: str, prepared_dir: str | Path, di
     """Markdown lines: CV macro and micro F1 on dev of each way to the taxonomy's labels."""
     from .. import data
     from .. import taxonomy as TX
-    from ..ensemble import cross_validated_f1
+    from ..ensemble import average, cross_validated_f1, fit_weights
     from ..inference import EmotionClassifier
 
     splits, names = data.load_prepared(prepared_dir)
@@ -32,11 +33,15 @@ def dev_table(model_dir: str | Path, taxonomy: str, prepared_dir: str | Path, di
                         f"data's {len(names)} (prepare with data.taxonomy: goemotions)")
     probs = fine.predict_proba(list(dev["text"]), progress=True)
     rows = {f"{model_dir} rolled up ({how})": TX.roll_up(probs, names, taxonomy, how) for how in ("max", "noisy_or")}
+    rolled = dict(rows)
     for d in direct:
         clf = EmotionClassifier.load(d, "fixed", precision="fp32")
         if clf.labels != groups:
             raise UserError(f"{d}: its labels are not the {taxonomy} taxonomy's ({', '.join(groups)})")
-        rows[f"{d} (trained on {taxonomy})"] = clf.predict_proba(list(dev["text"]), progress=True)
+        rows[f"{d} (trained on {taxonomy})"] = own = clf.predict_proba(list(dev["text"]), progress=True)
+        for name, up in rolled.items():  # both ways in one ensemble, weighted as tune_thresholds weighs members
+            w = fit_weights([up, own], y)
+            rows[f"{name} and {d}, weights {w[0]:.3f} / {w[1]:.3f}"] = average([up, own], w)
     metric, min_positives = (policy.metric, policy.min_positives) if policy else ("micro_f1", 5)
     lines = [f"| {taxonomy}: dev, CV protocol | CV macro F1 | CV micro F1 |", "| --- | ---: | ---: |"]
     for name, p in rows.items():

@@ -3,6 +3,7 @@ split, one row per example, in its order.
 
     python -m emotion_classifier.experiments.teach --folds 2 teachers/F.npz   # cross-fitted (`make teacher`)
     python -m emotion_classifier.experiments.teach models teachers/F.npz      # one trained model's (in-sample)
+    python -m emotion_classifier.experiments.teach --score teachers/F.npz     # its CV F1 against the train labels
 
 Cross-fitted: the training split is cut into K folds; each member of `ensemble.members` (or --members) trains on
 the other folds and scores its fold, so no example's target comes from a model that saw it. Each fold's members also
@@ -102,6 +103,20 @@ def cross_fit(params, splits: dict, names: list[str], folds: int, work: Path) ->
         "commit": _commit(), "seconds": round(sum(r["seconds"] for r in runs), 1)}
 
 
+def score(path: str | Path, prepared_dir: str | Path, metric: str = "micro_f1", min_positives: int = 5
+          ) -> tuple[float, float]:
+    """A teacher file's CV macro and micro F1 against the training labels (thresholds tuned on held-out folds, the
+    protocol of reports/ensembles.md): how good the targets are that a student learns from."""
+    from .. import data
+    from ..ensemble import cross_validated_f1
+    from ..training.distill import training_targets
+
+    splits, _ = data.load_prepared(prepared_dir)
+    y = data.label_matrix(splits["train"])
+    probs = training_targets(Path(path), 1.0, splits["train"], y)  # read and checked as train reads it
+    return cross_validated_f1(y, probs, metric, min_positives)
+
+
 def _commit() -> str | None:
     import subprocess
 
@@ -120,7 +135,8 @@ def main(argv=None) -> None:
     from ..params import load_params, with_overrides
 
     ap = argparse.ArgumentParser(prog="python -m emotion_classifier.experiments.teach", description=main.__doc__)
-    ap.add_argument("paths", nargs="+", metavar="[MODEL_DIR] OUT",
+    ap.add_argument("--score", metavar="FILE", help="print FILE's CV macro / micro F1 against the training labels")
+    ap.add_argument("paths", nargs="*", metavar="[MODEL_DIR] OUT",
                     help=f"OUT: the file to write, under {TEACHERS_DIR}/ for train.teacher; with MODEL_DIR first, that "
                          "trained model's probabilities instead (it saw every example)")
     ap.add_argument("--folds", type=int, default=2, help="K: each member trains K times, on K-1 folds (default 2)")
@@ -128,9 +144,13 @@ def main(argv=None) -> None:
                     "'[{model.name: transformer_finetune}, {model.name: bilstm_lasttoken}]' (default: params.yaml's)")
     ap.add_argument("--work", default="build/teacher", help="where the fold models are kept (default build/teacher)")
     args = ap.parse_args(argv)
-    if len(args.paths) > 2:
-        ap.error("give OUT, or MODEL_DIR OUT")
+    if not (len(args.paths) in (1, 2)) ^ bool(args.score):
+        ap.error("give OUT, or MODEL_DIR OUT, or --score FILE")
     params = load_params()
+    if args.score:
+        macro, micro = score(args.score, params.data.prepared_dir, params.policy.metric, params.policy.min_positives)
+        print(f"{args.score}: CV macro F1 {macro:.4f}, micro F1 {micro:.4f} against the training labels")
+        return
     if len(args.paths) == 2:
         path = write_teacher(args.paths[0], args.paths[1], params.data.prepared_dir)
         print(f"in-sample teacher probabilities on the training split -> {path}")
