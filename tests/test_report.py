@@ -53,9 +53,11 @@ def test_report_table_chart_and_commands(tmp_path):
 def test_search_runs_get_a_dev_only_table(tmp_path):
     (tmp_path / "exp.json").write_text(json.dumps(EXP_SHOW))
     (tmp_path / "params.yaml").write_text("model:\n  name: bilstm_maxpool\ntrain:\n  epochs: 8\n")
-    out = tmp_path / "r.md"
+    out = tmp_path / "taxonomies" / "r.md"
     main(["--json", str(tmp_path / "exp.json"), "--params", str(tmp_path / "params.yaml"), "--out", str(out),
-          "--chart", str(tmp_path / "r.png"), "--reference", str(tmp_path / "none.yaml"), "main", "--search", "ft"])
+          "--reference", str(tmp_path / "none.yaml"), "main", "--search", "ft"])
+    # no --chart: the charts go beside --out, never over reports/experiments.png
+    assert {"r.png", "r_curves.png"} <= {p.name for p in out.parent.glob("*.png")}
     table, search = out.read_text().split("## Search")
     assert "| ft |" not in table and "| main |" in table
     assert "| ft | transformer_finetune |" in search and "`dvc exp run -S model.name=transformer_finetune" in search

@@ -56,7 +56,7 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     ap.add_argument("experiments", nargs="*", help="experiment names or revs (default: all of this commit)")
     ap.add_argument("--json", help="read this `dvc exp show --json` output instead of running it")
     ap.add_argument("--out", default="reports/experiments.md")
-    ap.add_argument("--chart", default="reports/experiments.png")
+    ap.add_argument("--chart", help="the chart (default: --out with .png; _curves and _per_label beside it)")
     ap.add_argument("--search", nargs="*", default=[], help="experiments tried and not chosen: a dev-only table")
     ap.add_argument("--params", default="params.yaml", help="defaults the rows are compared with")
     ap.add_argument("--reference", default="reference/results.yaml", help="targets per architecture")
@@ -80,6 +80,7 @@ def main(argv=None, reader: Callable[[str, str], str | None] | None = None) -> N
     base = next((e["rev"] for e in exp if e.get("rev") != "workspace" and str(e.get("rev")).startswith(args.rev or "")),
                 args.rev)  # HEAD's full sha (dvc exp show lists it first), or --rev's
     store = Path(args.store or Path(args.out).with_suffix(".json"))
+    args.chart = args.chart or str(Path(args.out).with_suffix(".png"))
     rows = collect(exp, args.experiments, base, stored=read_store(store) if args.experiments else ())
     search = collect(exp, args.search, base) if args.search else []
     rows = [r for r in rows if r not in search]
