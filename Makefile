@@ -47,8 +47,8 @@ teacher: $(STAMP)
 	dvc repro prepare
 	python -m emotion_classifier.experiments.teach --folds $(TEACHER_FOLDS) teachers/crossfit-main-k$(TEACHER_FOLDS).npz
 
-# The same with the MPNet preset's members (MPNET_ENSEMBLE), the best ensemble on dev: about one training of the
-# preset (~85 min on a 2-core AMX Xeon); not run at full size yet.
+# The same with the MPNet preset's members (MPNET_ENSEMBLE), the best ensemble on dev: about 2 h on a 2-core AMD
+# EPYC (AVX512-BF16; each MPNet fold model ~42 min, each MiniLM one ~8 min). Stopped, it resumes from the last epoch.
 teacher-mpnet: mpnet
 	dvc pull data/raw/goemotions.dvc
 	dvc repro prepare
