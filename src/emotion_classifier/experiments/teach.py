@@ -144,7 +144,7 @@ def main(argv=None) -> None:
                     "'[{model.name: transformer_finetune}, {model.name: bilstm_lasttoken}]' (default: params.yaml's)")
     ap.add_argument("--work", default="build/teacher", help="where the fold models are kept (default build/teacher)")
     args = ap.parse_args(argv)
-    if not (len(args.paths) in (1, 2)) ^ bool(args.score):
+    if (args.score and args.paths) or not (args.score or len(args.paths) in (1, 2)):
         ap.error("give OUT, or MODEL_DIR OUT, or --score FILE")
     params = load_params()
     if args.score:
